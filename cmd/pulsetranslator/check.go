@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+func builtinSchemas() (*schemas.Set, error) {
+	sch, err := schemas.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("embedded schemas: %w", err)
+	}
+	return sch, nil
+}
+
+func checkCommand(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	configPath := fs.String("config", "", "config file (default: the embedded default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
+		return 1
+	}
+	sch, err := builtinSchemas()
+	if err != nil {
+		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "config: %s\n", cfg.Source())
+	fmt.Fprintf(stdout, "client id: %s\nconnection: %s\n", cfg.ClientID, pipeline.RedactURL(cfg.Connection))
+	fmt.Fprintf(stdout, "translators: %s\nschemas: %s\n", strings.Join(translator.Default.Names(), ", "), strings.Join(sch.Names(), ", "))
+	failed := false
+	for _, p := range cfg.Pipelines {
+		proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+		if err != nil {
+			fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(stdout, "pipeline %s: translator %s\n", p.Name, p.Translator)
+		fmt.Fprintf(stdout, "  input queue %s (max %d, %s), dead queue %s\n", pipeline.InputQueue(cfg.ClientID, p.Name), p.Queue.MaxLength, p.Queue.Type, pipeline.DeadQueue(cfg.ClientID, p.Name))
+		for _, b := range p.Bindings {
+			fmt.Fprintf(stdout, "  binding %s %s\n", b.Exchange, strings.Join(b.RoutingKeys, " "))
+		}
+		for _, o := range p.Outputs {
+			fmt.Fprintf(stdout, "  output %s -> %s (%s)\n", o.Name, o.Exchange, o.Envelope)
+		}
+		fmt.Fprintf(stdout, "  rules: %d from %s: %s\n", proc.Rules().Len(), strings.Join(p.Rules, ", "), strings.Join(proc.Rules().Names(), ", "))
+	}
+	if failed {
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}

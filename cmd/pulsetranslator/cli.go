@@ -1,0 +1,58 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+const usage = `usage: pulsetranslator <command> [flags]
+
+commands:
+  run       [--config FILE]                          run the pipelines on RabbitMQ
+  translate [--config FILE] [--pipeline NAME] PATH...  translate raw messages offline, one JSON line per outcome
+  check     [--config FILE]                          load and compile config, rules and schemas; no broker
+
+Without --config the embedded default config is used (see README.md).
+Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
+`
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCommand(rest, stdout, stderr)
+	case "translate":
+		return translateCommand(rest, stdout, stderr)
+	case "check":
+		return checkCommand(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "pulsetranslator: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// newFlags makes a flag set that prints errors to stderr.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// loadConfig loads --config, or the embedded default when it is empty.
+func loadConfig(path string) (*pipeline.Config, error) {
+	if strings.TrimSpace(path) == "" {
+		return pipeline.LoadDefault()
+	}
+	return pipeline.Load(path)
+}

@@ -1,0 +1,159 @@
+// Package pipeline is the pulsetranslator framework: configuration, Pulse
+// naming, the per-message processing steps (decode, translate, rules,
+// validate, envelope) and the broker wiring that runs them on RabbitMQ.
+//
+// A message's path, one file per step:
+//
+//	decode.go    raw delivery body  -> translator.Message, or a refusal
+//	process.go   translator.Message -> translate, rules, validate -> Routed outputs
+//	envelope.go  Routed output      -> the published body
+//	run.go       the Watermill router that consumes, publishes and acks
+package pipeline
+
+import (
+	"time"
+)
+
+// Config is the whole configuration of one translator process.
+type Config struct {
+	// ClientID is the Pulse client id: every exchange and queue the process
+	// declares is named exchange/<ClientID>/… or queue/<ClientID>/….
+	// Required; PULSE_CLIENT_ID overrides it.
+	ClientID string `yaml:"client_id"`
+	// Connection is the AMQP URL (amqp:// or amqps://, with user, password
+	// and vhost). Optional, default amqp://guest:guest@127.0.0.1:5672/;
+	// PULSE_CONNECTION_STRING overrides it. Never logged with its password.
+	Connection string `yaml:"connection"`
+	// PublishTimeout bounds how long a publish waits for the broker's
+	// confirms before the input is returned to its queue. Optional, default 30s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// Pipelines are the pipelines to run. At least one is required.
+	Pipelines []PipelineConfig `yaml:"pipelines"`
+
+	// source names where the config came from, for messages.
+	source string
+}
+
+// PipelineConfig is one pipeline: upstream bindings, a translator, rules,
+// and normalized output exchanges.
+type PipelineConfig struct {
+	// Name names the pipeline and its queues: queue/<client>/<name> and
+	// queue/<client>/<name>/dead. Required; letters, digits, '.', '_' and '-'.
+	Name string `yaml:"name"`
+	// Translator names a registered translator plugin. Required.
+	Translator string `yaml:"translator"`
+	// Bindings are the upstream exchanges and routing-key patterns the input
+	// queue is bound to. At least one is required.
+	Bindings []BindingConfig `yaml:"bindings"`
+	// Outputs are the exchanges the pipeline publishes to; a translator
+	// output goes to the one its To field names, or to the first. At least
+	// one is required.
+	Outputs []OutputConfig `yaml:"outputs"`
+	// Rules are rule files, applied in order: paths relative to the config
+	// file, or builtin:NAME for a file shipped in rules/. Optional.
+	Rules []string `yaml:"rules"`
+	// Prefetch is the consumer prefetch of each consumer. Optional, default 16.
+	Prefetch int `yaml:"prefetch"`
+	// Consumers is how many consumers (each with its own channel) this
+	// process runs on the input queue; each handles one message at a time.
+	// Optional, default 4.
+	Consumers int `yaml:"consumers"`
+	// Queue configures the input queue.
+	Queue QueueConfig `yaml:"queue"`
+}
+
+// BindingConfig binds the input queue to an upstream exchange.
+type BindingConfig struct {
+	// Exchange is the upstream exchange, for example "exchange/build/".
+	// Required; Pulse lets a client read only exchanges named exchange/….
+	Exchange string `yaml:"exchange"`
+	// RoutingKeys are topic patterns, for example "#.finished". At least one
+	// is required.
+	RoutingKeys []string `yaml:"routing_keys"`
+}
+
+// Envelope names how an output's body is shaped.
+type Envelope string
+
+// Envelopes.
+const (
+	// EnvelopeMozillaPulse wraps the payload as mozillapulse consumers read
+	// it: {"payload": …, "_meta": {"exchange", "routing_key", "serializer", "sent"}}.
+	EnvelopeMozillaPulse Envelope = "mozillapulse"
+	// EnvelopeBare publishes the payload alone, as taskcluster consumers read it.
+	EnvelopeBare Envelope = "bare"
+)
+
+// OutputConfig is one normalized output exchange.
+type OutputConfig struct {
+	// Name is what a translator output's To field names. Optional, default
+	// the exchange's name without the exchange/<client>/ prefix.
+	Name string `yaml:"name"`
+	// Exchange is exchange/<client>/<name>, or just <name>, which is
+	// prefixed. Required. Declared as a durable topic exchange.
+	Exchange string `yaml:"exchange"`
+	// Envelope is mozillapulse or bare. Optional, default mozillapulse.
+	Envelope Envelope `yaml:"envelope"`
+}
+
+// QueueConfig configures the input and dead queues of a pipeline.
+type QueueConfig struct {
+	// MaxLength caps the input queue; past it the oldest messages are
+	// dead-lettered into the dead queue (reason "maxlen"). Optional,
+	// default 10000 (Pulse deletes queues that grow past its own limit).
+	MaxLength int `yaml:"max_length"`
+	// DeadMaxLength caps the dead queue. Optional, default 10000.
+	DeadMaxLength int `yaml:"dead_max_length"`
+	// Type is classic or quorum. Optional, default classic.
+	Type string `yaml:"type"`
+}
+
+// Defaults.
+const (
+	DefaultConnection     = "amqp://guest:guest@127.0.0.1:5672/"
+	DefaultPublishTimeout = 30 * time.Second
+	DefaultPrefetch       = 16
+	DefaultConsumers      = 4
+	DefaultMaxLength      = 10000
+)
+
+// setDefaults fills every optional field left empty.
+func (c *Config) setDefaults() {
+	if c.Connection == "" {
+		c.Connection = DefaultConnection
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.Prefetch == 0 {
+			p.Prefetch = DefaultPrefetch
+		}
+		if p.Consumers == 0 {
+			p.Consumers = DefaultConsumers
+		}
+		if p.Queue.MaxLength == 0 {
+			p.Queue.MaxLength = DefaultMaxLength
+		}
+		if p.Queue.DeadMaxLength == 0 {
+			p.Queue.DeadMaxLength = DefaultMaxLength
+		}
+		if p.Queue.Type == "" {
+			p.Queue.Type = "classic"
+		}
+		for j := range p.Outputs {
+			o := &p.Outputs[j]
+			if o.Envelope == "" {
+				o.Envelope = EnvelopeMozillaPulse
+			}
+			o.Exchange = ExchangeName(c.ClientID, o.Exchange)
+			if o.Name == "" {
+				o.Name = ShortName(c.ClientID, o.Exchange)
+			}
+		}
+	}
+}
+
+// Source names where the config came from: a file path, or "embedded default".
+func (c *Config) Source() string { return c.source }

@@ -1,0 +1,239 @@
+package pipeline
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pulsetranslator/pulsetranslator/rules"
+)
+
+// Environment variables that override the config.
+const (
+	EnvClientID   = "PULSE_CLIENT_ID"
+	EnvConnection = "PULSE_CONNECTION_STRING"
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// DefaultSource is the Source of the embedded default config.
+const DefaultSource = "embedded default config"
+
+// LoadDefault returns the embedded default config, with the environment
+// applied.
+func LoadDefault() (*Config, error) { return Parse(DefaultSource, defaultConfig) }
+
+// DefaultYAML returns the text of the embedded default config.
+func DefaultYAML() []byte { return bytes.Clone(defaultConfig) }
+
+// Load reads, checks and completes the config file at path, with the
+// environment applied. Every error names the file, the line and the field.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	// Rule files are relative to the config file.
+	dir := filepath.Dir(path)
+	for i := range cfg.Pipelines {
+		for j, r := range cfg.Pipelines[i].Rules {
+			if !strings.HasPrefix(r, rules.BuiltinPrefix) && !filepath.IsAbs(r) {
+				cfg.Pipelines[i].Rules[j] = filepath.Join(dir, r)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// Parse checks and completes a config; source names it in errors.
+func Parse(source string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	cfg := &Config{source: source}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(msg, "yaml: "))
+	}
+	if v := os.Getenv(EnvClientID); v != "" {
+		cfg.ClientID = v
+	}
+	if v := os.Getenv(EnvConnection); v != "" {
+		cfg.Connection = v
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(&root); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the config and returns every problem at once.
+func (c *Config) Validate() error { return c.validate(nil) }
+
+func (c *Config) validate(root *yaml.Node) error {
+	var errs []error
+	fail := func(path string, format string, args ...any) {
+		where := c.source
+		if line := lineOf(root, path); line > 0 {
+			where += ":" + strconv.Itoa(line)
+		}
+		errs = append(errs, fmt.Errorf("%s: %s: %s", where, path, fmt.Sprintf(format, args...)))
+	}
+	if c.ClientID == "" {
+		fail("client_id", "required: set client_id or %s to your Pulse client id", EnvClientID)
+	} else if !namePattern.MatchString(c.ClientID) {
+		fail("client_id", "%q is not a Pulse client id (letters, digits, '.', '_', '-')", c.ClientID)
+	}
+	if err := checkConnection(c.Connection); err != nil {
+		fail("connection", "%v", err)
+	}
+	if c.PublishTimeout < 0 {
+		fail("publish_timeout", "must be positive, for example 30s")
+	}
+	if len(c.Pipelines) == 0 {
+		fail("pipelines", "at least one pipeline is required")
+	}
+	names := map[string]bool{}
+	for i, p := range c.Pipelines {
+		at := fmt.Sprintf("pipelines[%d]", i)
+		switch {
+		case p.Name == "":
+			fail(at+".name", "required")
+		case !namePattern.MatchString(p.Name):
+			fail(at+".name", "%q: use letters, digits, '.', '_' and '-'", p.Name)
+		case names[p.Name]:
+			fail(at+".name", "%q is used by an earlier pipeline; names must be unique", p.Name)
+		}
+		names[p.Name] = true
+		if p.Translator == "" {
+			fail(at+".translator", "required: name a translator plugin")
+		}
+		if len(p.Bindings) == 0 {
+			fail(at+".bindings", "at least one binding (exchange and routing_keys) is required")
+		}
+		for j, b := range p.Bindings {
+			bat := fmt.Sprintf("%s.bindings[%d]", at, j)
+			if !strings.HasPrefix(b.Exchange, "exchange/") {
+				fail(bat+".exchange", "%q: Pulse lets a client read only exchanges named exchange/…", b.Exchange)
+			}
+			if len(b.RoutingKeys) == 0 {
+				fail(bat+".routing_keys", "at least one routing-key pattern is required, for example '#'")
+			}
+			for k, key := range b.RoutingKeys {
+				if key == "" || len(key) > 255 {
+					fail(fmt.Sprintf("%s.routing_keys[%d]", bat, k), "a pattern must have 1 to 255 characters")
+				}
+			}
+		}
+		if len(p.Outputs) == 0 {
+			fail(at+".outputs", "at least one output exchange is required")
+		}
+		outs := map[string]bool{}
+		for j, o := range p.Outputs {
+			oat := fmt.Sprintf("%s.outputs[%d]", at, j)
+			if c.ClientID != "" {
+				if err := checkOwnExchange(c.ClientID, o.Exchange); err != nil {
+					fail(oat+".exchange", "%v", err)
+				}
+			}
+			if o.Envelope != EnvelopeMozillaPulse && o.Envelope != EnvelopeBare {
+				fail(oat+".envelope", "%q: use %s or %s", o.Envelope, EnvelopeMozillaPulse, EnvelopeBare)
+			}
+			if outs[o.Name] {
+				fail(oat+".name", "%q is used by an earlier output of this pipeline", o.Name)
+			}
+			outs[o.Name] = true
+		}
+		if p.Prefetch < 0 || p.Prefetch > 65535 {
+			fail(at+".prefetch", "%d: use 1 to 65535", p.Prefetch)
+		}
+		if p.Consumers < 0 || p.Consumers > 256 {
+			fail(at+".consumers", "%d: use 1 to 256", p.Consumers)
+		}
+		if p.Queue.MaxLength < 0 {
+			fail(at+".queue.max_length", "must be positive")
+		}
+		if p.Queue.DeadMaxLength < 0 {
+			fail(at+".queue.dead_max_length", "must be positive")
+		}
+		if p.Queue.Type != "classic" && p.Queue.Type != "quorum" {
+			fail(at+".queue.type", "%q: use classic or quorum", p.Queue.Type)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkConnection checks an AMQP URL without ever echoing its password.
+func checkConnection(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL; use amqp://user:password@host:port/vhost (URL-encode '/' and '@' in the password)")
+	}
+	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+		return fmt.Errorf("scheme %q: use amqps:// (or amqp:// for a local broker)", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host; use amqp://user:password@host:port/vhost")
+	}
+	return nil
+}
+
+// lineOf finds the line of a dotted path such as pipelines[0].outputs[1].name
+// in a YAML document, or of the nearest parent that exists; 0 if unknown.
+func lineOf(root *yaml.Node, path string) int {
+	if root == nil || len(root.Content) == 0 {
+		return 0
+	}
+	node := root.Content[0]
+	line := node.Line
+	for _, part := range strings.Split(path, ".") {
+		name, index := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			name = part[:i]
+			index, _ = strconv.Atoi(strings.TrimSuffix(part[i+1:], "]"))
+		}
+		next := mappingValue(node, name)
+		if next == nil {
+			return line
+		}
+		node, line = next, next.Line
+		if index >= 0 {
+			if node.Kind != yaml.SequenceNode || index >= len(node.Content) {
+				return line
+			}
+			node = node.Content[index]
+			line = node.Line
+		}
+	}
+	return line
+}
+
+func mappingValue(node *yaml.Node, key string) *yaml.Node {
+	if node.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == key {
+			return node.Content[i+1]
+		}
+	}
+	return nil
+}

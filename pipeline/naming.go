@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Pulse names. A client may configure and write only
+// ^(exchange|queue)/<clientId>/.* and read ^exchange/.* and its own queues.
+
+// namePattern is what a client id or pipeline name may look like.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ExchangeName returns the full name of a client's exchange: name itself
+// when it already starts with "exchange/", else exchange/<client>/<name>.
+func ExchangeName(client, name string) string {
+	if strings.HasPrefix(name, "exchange/") {
+		return name
+	}
+	return "exchange/" + client + "/" + name
+}
+
+// ShortName strips exchange/<client>/ from an exchange name.
+func ShortName(client, exchange string) string {
+	return strings.TrimPrefix(exchange, "exchange/"+client+"/")
+}
+
+// InputQueue names a pipeline's input queue: queue/<client>/<pipeline>.
+func InputQueue(client, pipeline string) string { return "queue/" + client + "/" + pipeline }
+
+// DeadQueue names a pipeline's dead queue: queue/<client>/<pipeline>/dead.
+func DeadQueue(client, pipeline string) string { return InputQueue(client, pipeline) + "/dead" }
+
+// DeadExchange names the exchange that routes into the dead queue. Pulse
+// lets a client publish only to its own exchanges, so parked messages and
+// dead-lettered overflow reach the dead queue through it.
+func DeadExchange(client, pipeline string) string {
+	return "exchange/" + client + "/" + pipeline + "/dead"
+}
+
+// checkOwnExchange reports an exchange outside the client's namespace.
+func checkOwnExchange(client, exchange string) error {
+	prefix := "exchange/" + client + "/"
+	if !strings.HasPrefix(exchange, prefix) || len(exchange) == len(prefix) {
+		return fmt.Errorf("%q is outside this client's namespace: Pulse lets client %q declare and publish only to %s<name>", exchange, client, prefix)
+	}
+	return nil
+}
+
+// RedactURL returns an AMQP URL with its password replaced, fit for logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable connection string)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,224 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// MaxCC caps the CC routing keys of one output, so that the header always
+// fits a frame (taskcluster caps routes at 64 for the same reason).
+const MaxCC = 64
+
+// maxRoutingKey is AMQP's limit on a routing key (a short string).
+const maxRoutingKey = 255
+
+// Processor runs the pure steps of one pipeline on a decoded message:
+// translate, rules, schema validation, output naming. It does no I/O and is
+// safe for concurrent use.
+type Processor struct {
+	name       string
+	translator translator.Translator
+	rules      *rules.Set
+	schemas    *schemas.Set
+	outputs    []OutputConfig
+}
+
+// Routed is one output ready to publish.
+type Routed struct {
+	// Output is the exchange it goes to.
+	Output *OutputConfig
+	// RoutingKey and CC route it.
+	RoutingKey string
+	CC         []string
+	// Payload is the validated normalized message.
+	Payload map[string]any
+	// ID is the deterministic message id: the same input always gives the
+	// same ids, so consumers can de-duplicate redeliveries.
+	ID string
+}
+
+// Drop is one output (or a whole message) that was deliberately not
+// published.
+type Drop struct {
+	// Reason says why; Rule names the rule that dropped it ("" when the
+	// translator did).
+	Reason string
+	Rule   string
+}
+
+// Outcome is what became of one message that was not refused.
+type Outcome struct {
+	Published []Routed
+	Dropped   []Drop
+}
+
+// NewProcessor builds the processor of one pipeline: it loads and compiles
+// the rule files, builds the translator from the registry and checks the
+// pieces fit. Any error stops start-up.
+func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set) (*Processor, error) {
+	spec, ok := reg.Lookup(cfg.Translator)
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q: translator %q is not registered (registered: %v)", cfg.Name, cfg.Translator, reg.Names())
+	}
+	var files []*rules.File
+	for _, path := range cfg.Rules {
+		f, err := rules.Load(path)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
+		}
+		files = append(files, f)
+	}
+	set, err := rules.Compile(files...)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
+	}
+	tr, err := spec.New(translator.Params{Pipeline: cfg.Name, Tables: set.Tables()})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
+	}
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs}, nil
+}
+
+// Rules returns the pipeline's compiled rules.
+func (p *Processor) Rules() *rules.Set { return p.rules }
+
+// Process translates msg and runs the rules and schema checks on every
+// output. A refused message returns a *translator.Refusal (and never a
+// partial outcome): a translator refusal as it is, a failing rule as class
+// "rule", a schema violation as class "schema", anything else as
+// "internal".
+func (p *Processor) Process(msg translator.Message) (Outcome, error) {
+	outs, err := p.translator.Translate(msg)
+	var dropped *translator.Dropped
+	switch {
+	case errors.As(err, &dropped):
+		return Outcome{Dropped: []Drop{{Reason: dropped.Reason}}}, nil
+	case err != nil:
+		return Outcome{}, asRefusal(err)
+	case len(outs) == 0:
+		return Outcome{}, translator.Refuse(ClassEmptyResult, "the %s translator returned no outputs and no reason; this is a bug in the translator", p.name)
+	}
+	digest := inputDigest(msg)
+	var result Outcome
+	for i := range outs {
+		out := &outs[i]
+		subj := rules.Subject{
+			Payload:    out.Payload,
+			RoutingKey: out.RoutingKey,
+			CC:         slices.Clone(out.CC),
+			Input:      rules.Input{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey},
+		}
+		rule, err := p.rules.Apply(&subj)
+		if err != nil {
+			return Outcome{}, translator.Refuse(ClassRule, "%v", err)
+		}
+		if rule != "" {
+			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule})
+			continue
+		}
+		routed, err := p.route(out, subj, digest, i)
+		if err != nil {
+			return Outcome{}, err
+		}
+		result.Published = append(result.Published, routed)
+	}
+	return result, nil
+}
+
+// route checks one output and names its exchange and id.
+func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32]byte, index int) (Routed, error) {
+	target := p.output(out.To)
+	if target == nil {
+		return Routed{}, translator.Refuse(ClassUnknownTo, "the translator sent an output to %q, which pipeline %q does not have", out.To, p.name)
+	}
+	if err := checkRoutingKey(out.RoutingKey); err != nil {
+		return Routed{}, err
+	}
+	cc := subj.CC
+	if len(cc) > MaxCC {
+		return Routed{}, translator.Refuse(ClassBadRoute, "%s has %d CC routes; the limit is %d", out.RoutingKey, len(cc), MaxCC)
+	}
+	for _, route := range cc {
+		if err := checkRoutingKey(route); err != nil {
+			return Routed{}, err
+		}
+	}
+	if err := p.schemas.Validate(out.Schema, subj.Payload); err != nil {
+		return Routed{}, translator.Refuse(ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
+	}
+	return Routed{
+		Output:     target,
+		RoutingKey: out.RoutingKey,
+		CC:         cc,
+		Payload:    subj.Payload,
+		ID:         outputID(digest, p.name, target.Exchange, out.RoutingKey, index),
+	}, nil
+}
+
+func (p *Processor) output(name string) *OutputConfig {
+	if name == "" {
+		return &p.outputs[0]
+	}
+	for i := range p.outputs {
+		if p.outputs[i].Name == name {
+			return &p.outputs[i]
+		}
+	}
+	return nil
+}
+
+func checkRoutingKey(key string) error {
+	if key == "" || len(key) > maxRoutingKey {
+		return translator.Refuse(ClassBadRoute, "routing key %.80q has %d bytes; it needs 1 to %d", key, len(key), maxRoutingKey)
+	}
+	return nil
+}
+
+// asRefusal turns any error into a *translator.Refusal.
+func asRefusal(err error) error {
+	var r *translator.Refusal
+	if errors.As(err, &r) {
+		return r
+	}
+	return translator.Refuse(ClassInternal, "%v", err)
+}
+
+// inputDigest identifies a raw message by its exchange, routing key and body.
+func inputDigest(msg translator.Message) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(msg.Exchange))
+	h.Write([]byte{0})
+	h.Write([]byte(msg.RoutingKey))
+	h.Write([]byte{0})
+	h.Write(msg.Body)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// outputID derives an output's message id, formatted as a UUID (version 8,
+// custom), from the input digest and the output's place.
+func outputID(digest [32]byte, pipeline, exchange, routingKey string, index int) string {
+	h := sha256.New()
+	h.Write(digest[:])
+	for _, s := range []string{pipeline, exchange, routingKey} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(index))
+	h.Write(n[:])
+	sum := h.Sum(nil)
+	sum[6] = sum[6]&0x0f | 0x80 // version 8
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 9562 variant
+	s := hex.EncodeToString(sum[:16])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+}

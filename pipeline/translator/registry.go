@@ -1,0 +1,88 @@
+package translator
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Params is what a Factory gets to build a Translator. New fields may be
+// added; factories must ignore what they do not use.
+type Params struct {
+	// Pipeline is the name of the pipeline the translator serves.
+	Pipeline string
+	// Tables holds the named data tables of the pipeline's rule files
+	// (platform lists, tags, ...), merged in file order.
+	Tables map[string]any
+}
+
+// Factory builds a Translator. It is called once per pipeline at start-up;
+// expensive preparation (compiling, validating tables) belongs here, and an
+// error stops start-up.
+type Factory func(Params) (Translator, error)
+
+// Spec describes a translator plugin.
+type Spec struct {
+	// Name is what a pipeline's "translator" field names. Required.
+	Name string
+	// Summary is one line shown by "pulsetranslator check". Optional.
+	Summary string
+	// New builds the translator. Required.
+	New Factory
+}
+
+// Registry maps translator names to their specs. The zero value is empty and
+// ready to use; it is safe for concurrent use.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]Spec
+}
+
+// Register adds spec. It returns an error if the name is empty, taken, or
+// the factory is nil.
+func (r *Registry) Register(spec Spec) error {
+	if spec.Name == "" || spec.New == nil {
+		return fmt.Errorf("translator spec %q needs a name and a factory", spec.Name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, taken := r.specs[spec.Name]; taken {
+		return fmt.Errorf("translator %q is registered twice", spec.Name)
+	}
+	if r.specs == nil {
+		r.specs = make(map[string]Spec)
+	}
+	r.specs[spec.Name] = spec
+	return nil
+}
+
+// Lookup returns the spec registered under name.
+func (r *Registry) Lookup(name string) (Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	spec, ok := r.specs[name]
+	return spec, ok
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.specs))
+	for name := range r.specs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Default is the registry plugins register into from their init().
+var Default = &Registry{}
+
+// MustRegister registers spec in Default and panics on error. It is meant for
+// a plugin's init(), where a duplicate name is a programming error.
+func MustRegister(spec Spec) {
+	if err := Default.Register(spec); err != nil {
+		panic(err)
+	}
+}

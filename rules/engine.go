@@ -1,0 +1,278 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Env is what an expression can read.
+type Env struct {
+	// Payload is the output's normalized payload, as the translator and the
+	// earlier rules left it.
+	Payload map[string]any `expr:"payload"`
+	// RoutingKey is the output's routing key.
+	RoutingKey string `expr:"routing_key"`
+	// CC is the output's CC routing keys so far.
+	CC []string `expr:"cc"`
+	// Input describes the raw message the output came from.
+	Input Input `expr:"input"`
+	// Tables are the named data tables of the pipeline's rule files.
+	Tables map[string]any `expr:"tables"`
+}
+
+// Input describes the raw message an output came from.
+type Input struct {
+	Exchange   string `expr:"exchange"`
+	RoutingKey string `expr:"routing_key"`
+}
+
+// maxNodes bounds the size of one expression.
+const maxNodes = 10000
+
+// Set is a compiled, ordered list of rules. It is safe for concurrent use.
+type Set struct {
+	rules  []compiledRule
+	tables map[string]any
+	vms    sync.Pool
+}
+
+type compiledRule struct {
+	name     string
+	where    string // "file:line", for errors
+	when     *vm.Program
+	dropWhen *vm.Program
+	set      []setField
+	cc       []*vm.Program
+}
+
+type setField struct {
+	path    []string
+	program *vm.Program
+}
+
+// Compile compiles the rules of files, in order, into a Set. Every problem
+// is reported, each with its file, line and rule name.
+func Compile(files ...*File) (*Set, error) {
+	s := &Set{tables: map[string]any{}}
+	s.vms.New = func() any { return &vm.VM{} }
+	var errs []error
+	for _, f := range files {
+		for name, table := range f.Tables {
+			if _, dup := s.tables[name]; dup {
+				errs = append(errs, fmt.Errorf("%s: table %q is defined in an earlier rule file too; rename one", f.Path, name))
+			}
+			s.tables[name] = table
+		}
+	}
+	env := Env{Tables: s.tables}
+	seen := map[string]string{}
+	for _, f := range files {
+		for i, r := range f.Rules {
+			where := fmt.Sprintf("%s:%d", f.Path, r.line)
+			cr, err := compileRule(r, i, where, env)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if prev, dup := seen[cr.name]; dup {
+				errs = append(errs, fmt.Errorf("%s: rule %q: the name is already used at %s; rule names must be unique", where, cr.name, prev))
+				continue
+			}
+			seen[cr.name] = where
+			s.rules = append(s.rules, cr)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func compileRule(r Rule, index int, where string, env Env) (compiledRule, error) {
+	cr := compiledRule{name: r.Name, where: where}
+	if r.Name == "" {
+		return cr, fmt.Errorf("%s: rule #%d has no name; give every rule a unique name", where, index+1)
+	}
+	actions := 0
+	for _, present := range []bool{!r.DropWhen.IsZero(), len(r.Set) > 0, len(r.CC) > 0} {
+		if present {
+			actions++
+		}
+	}
+	if actions != 1 {
+		return cr, fmt.Errorf("%s: rule %q: give exactly one of drop_when, set or cc", where, r.Name)
+	}
+	if !r.DropWhen.IsZero() && !r.When.IsZero() {
+		return cr, fmt.Errorf("%s: rule %q: drop_when takes no when; fold the guard into drop_when with &&", where, r.Name)
+	}
+	var errs []error
+	compile := func(field string, e Expression, opts ...expr.Option) *vm.Program {
+		opts = append([]expr.Option{expr.Env(env), expr.MaxNodes(maxNodes)}, opts...)
+		p, err := expr.Compile(e.Source, opts...)
+		if err != nil {
+			errs = append(errs, compileError(where, r.Name, field, e, err))
+		}
+		return p
+	}
+	if !r.When.IsZero() {
+		cr.when = compile("when", r.When, expr.AsBool())
+	}
+	if !r.DropWhen.IsZero() {
+		cr.dropWhen = compile("drop_when", r.DropWhen, expr.AsBool())
+	}
+	for _, field := range slices.Sorted(maps.Keys(r.Set)) {
+		path := strings.Split(field, ".")
+		if slices.Contains(path, "") {
+			errs = append(errs, fmt.Errorf("%s: rule %q: set: %q is not a field path (use names joined by dots)", where, r.Name, field))
+			continue
+		}
+		cr.set = append(cr.set, setField{path: path, program: compile("set."+field, r.Set[field])})
+	}
+	for i, e := range r.CC {
+		cr.cc = append(cr.cc, compile(fmt.Sprintf("cc[%d]", i), e, expr.AsKind(reflect.String)))
+	}
+	return cr, errors.Join(errs...)
+}
+
+// compileError places an expr compile error at its line in the rule file.
+func compileError(where, rule, field string, e Expression, err error) error {
+	line := e.Line
+	var fe *file.Error
+	if errors.As(err, &fe) && fe.Line > 1 {
+		line += fe.Line - 1
+	}
+	file := where[:strings.LastIndexByte(where, ':')]
+	return fmt.Errorf("%s:%d: rule %q: %s: %w", file, line, rule, field, err)
+}
+
+// Tables returns the merged tables of the compiled files. The map is shared;
+// do not modify it.
+func (s *Set) Tables() map[string]any { return s.tables }
+
+// Names returns the rule names, in order.
+func (s *Set) Names() []string {
+	names := make([]string, len(s.rules))
+	for i, r := range s.rules {
+		names[i] = r.name
+	}
+	return names
+}
+
+// Len returns the number of rules.
+func (s *Set) Len() int { return len(s.rules) }
+
+// Subject is the output the rules act on.
+type Subject struct {
+	// Payload is read and, by set rules, written.
+	Payload map[string]any
+	// RoutingKey is read.
+	RoutingKey string
+	// CC is read and, by cc rules, appended to.
+	CC []string
+	// Input describes the raw message.
+	Input Input
+}
+
+// Error is a rule that failed while it ran on a message.
+type Error struct {
+	// Rule is the rule's name; Where is its "file:line".
+	Rule, Where string
+	Err         error
+}
+
+// Error returns a message that names the rule and its place.
+func (e *Error) Error() string {
+	return fmt.Sprintf("rule %q (%s) failed: %v", e.Rule, e.Where, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Apply runs every rule on subj, in order. It returns the name of the rule
+// that dropped the output ("" when it was kept), or an *Error.
+func (s *Set) Apply(subj *Subject) (droppedBy string, err error) {
+	if len(s.rules) == 0 {
+		return "", nil
+	}
+	machine := s.vms.Get().(*vm.VM)
+	defer s.vms.Put(machine)
+	env := Env{Payload: subj.Payload, RoutingKey: subj.RoutingKey, CC: subj.CC, Input: subj.Input, Tables: s.tables}
+	for i := range s.rules {
+		r := &s.rules[i]
+		env.CC = subj.CC
+		if r.when != nil {
+			ok, err := machine.Run(r.when, env)
+			if err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+			if ok != true {
+				continue
+			}
+		}
+		if r.dropWhen != nil {
+			drop, err := machine.Run(r.dropWhen, env)
+			if err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+			if drop == true {
+				return r.name, nil
+			}
+		}
+		for _, f := range r.set {
+			v, err := machine.Run(f.program, env)
+			if err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+			if err := setPath(subj.Payload, f.path, v); err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+		}
+		for _, p := range r.cc {
+			v, err := machine.Run(p, env)
+			if err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+			if route, _ := v.(string); route != "" && !slices.Contains(subj.CC, route) {
+				subj.CC = append(subj.CC, route)
+			}
+		}
+	}
+	return "", nil
+}
+
+// setPath stores v at path in m, creating objects on the way.
+func setPath(m map[string]any, path []string, v any) error {
+	for i, name := range path[:len(path)-1] {
+		next, ok := m[name].(map[string]any)
+		if !ok {
+			if m[name] != nil {
+				return fmt.Errorf("set %s: %s is a %T, not an object", strings.Join(path, "."), strings.Join(path[:i+1], "."), m[name])
+			}
+			next = map[string]any{}
+			m[name] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+	return nil
+}
+
+// sortedTableNames lists table names for messages.
+func sortedTableNames(tables map[string]any) []string {
+	names := make([]string, 0, len(tables))
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

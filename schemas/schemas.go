@@ -1,0 +1,133 @@
+// Package schemas holds the JSON Schemas (draft 2020-12) of the normalized
+// messages, embedded in the binary, and validates outputs against them.
+//
+// A schema is named by its path under this folder, for example
+// "buildbot/build.json"; translators put that name in Output.Schema.
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+// Files holds every schema of this folder.
+//
+//go:embed */*.json
+var Files embed.FS
+
+// Set is a compiled set of schemas. It is safe for concurrent use.
+type Set struct {
+	byName map[string]*jsonschema.Schema
+}
+
+// Compile compiles every schema in fsys (a tree of *.json files). A schema
+// that does not compile stops with its file name and the reason.
+func Compile(fsys fs.FS) (*Set, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	var names []string
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		if err := c.AddResource(resourceURL(path), bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("schemas/%s: %w", path, err)
+		}
+		names = append(names, path)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names))}
+	var errs []error
+	for _, name := range names {
+		schema, err := c.Compile(resourceURL(name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("schemas/%s: %w", name, err))
+			continue
+		}
+		s.byName[name] = schema
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Builtin compiles the embedded schemas.
+func Builtin() (*Set, error) { return Compile(Files) }
+
+func resourceURL(path string) string { return "mem:///schemas/" + path }
+
+// Names returns the schema names, sorted.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.byName))
+	for n := range s.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Has reports whether a schema of that name exists.
+func (s *Set) Has(name string) bool { _, ok := s.byName[name]; return ok }
+
+// ErrUnknownSchema is returned by Validate for a name the set does not hold.
+var ErrUnknownSchema = errors.New("unknown schema")
+
+// Validate checks v (a JSON value as encoding/json decodes it, or built of
+// the same types) against the named schema. The error lists every
+// violation by its place in the document.
+func (s *Set) Validate(name string, v any) (err error) {
+	schema, ok := s.byName[name]
+	if !ok {
+		return fmt.Errorf("%w %q (known: %s)", ErrUnknownSchema, name, strings.Join(s.Names(), ", "))
+	}
+	defer func() {
+		// The validator panics on a Go type that is not a JSON value.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: the payload holds a value that is not JSON: %v", name, r)
+		}
+	}()
+	if err := schema.Validate(v); err != nil {
+		var ve *jsonschema.ValidationError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("%s: %s", name, describe(ve))
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// describe lists the leaf violations of a validation error on one line.
+func describe(ve *jsonschema.ValidationError) string {
+	var parts []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			place := e.InstanceLocation
+			if place == "" {
+				place = "/"
+			}
+			parts = append(parts, place+": "+e.Message)
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,9 @@
+// Package all pulls every translator plugin of this repository into a
+// binary. Its only job is blank imports, one per plugin; a new plugin adds
+// one line here and nothing else outside its own folder.
+package all
+
+import (
+	// buildbot: raw Buildbot pulse messages to normalized build and test messages.
+	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
+)

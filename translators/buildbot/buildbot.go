@@ -1,0 +1,115 @@
+// Package buildbot is the translator plugin that normalizes raw Buildbot
+// pulse messages (exchange/build/) the way Mozilla's pulsetranslator did:
+// one normalized build or unit-test message per job, or per locale for l10n
+// and release repacks. Its data tables and extra CC routes live in
+// rules/buildbot.yaml; see README.md in this folder for the message formats
+// and where it deliberately differs from the original.
+package buildbot
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+)
+
+// Name is the name pipelines use for this translator.
+const Name = "buildbot"
+
+// Schemas of the outputs, under schemas/.
+const (
+	BuildSchema = "buildbot/build.json"
+	TestSchema  = "buildbot/test.json"
+)
+
+func init() {
+	translator.MustRegister(translator.Spec{
+		Name:    Name,
+		Summary: "raw Buildbot pulse messages to normalized build and unit-test messages",
+		New:     New,
+	})
+}
+
+// Translator translates raw Buildbot messages. It is safe for concurrent use.
+type Translator struct {
+	tables *compiledTables
+
+	// Routing-key patterns depend on the tree and platform of the message;
+	// they are compiled once per pair and kept, up to maxCachedPatterns.
+	patterns     sync.Map // string -> *regexp.Regexp
+	patternCount int
+	patternMu    sync.Mutex
+}
+
+// maxCachedPatterns bounds the pattern cache against a stream of made-up
+// tree names.
+const maxCachedPatterns = 4096
+
+// New builds a Translator from the tables of rules/buildbot.yaml.
+func New(p translator.Params) (translator.Translator, error) {
+	tables, err := loadTables(p.Tables)
+	if err != nil {
+		return nil, err
+	}
+	return &Translator{tables: tables}, nil
+}
+
+// Translate implements translator.Translator.
+func (t *Translator) Translate(msg translator.Message) ([]translator.Output, error) {
+	var raw rawMessage
+	if err := json.Unmarshal(msg.Body, &raw); err != nil {
+		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
+	}
+	key := raw.Meta.RoutingKey
+	if key == "" {
+		key = msg.RoutingKey
+	}
+	if key == "" {
+		return nil, translator.Refuse("malformed", "the message has no routing key (neither _meta.routing_key nor the delivery's)")
+	}
+	if raw.Payload.Build.Properties == nil {
+		return nil, translator.Refuse("malformed", "%s has no payload.build.properties; is it a Buildbot message?", key)
+	}
+	j := t.read(key, &raw, msg.Received)
+	tree := text(j.payload["tree"])
+	if tree == "" {
+		return nil, translator.Refuse("no_branch", "%s has no 'branch' property, so its tree is unknown", key)
+	}
+	if err := setBuilddate(j.payload); err != nil {
+		return nil, translator.Refuse("bad_buildid", "%s: %v", key, err)
+	}
+
+	if m := t.pattern(unitTestPattern, tree, "").FindStringSubmatch(key); m != nil {
+		return t.unitTest(j, m, msg)
+	}
+	if word := t.tables.internalBuilder(key); word != "" {
+		return nil, translator.Drop("internal builder (%q in %s)", word, key)
+	}
+	return t.build(j)
+}
+
+// Routing-key patterns of the original. %[1]s is the tree, %[2]s the platform.
+const (
+	unitTestPattern = `^build\.((%[1]s)[-|_](.*?)(-debug|-o-debug|-pgo|_pgo|_test)?[-|_](test|unittest|pgo)-(.*?))\.(\d+)\.(log_uploaded|finished)`
+	buildPattern    = `^build\.((release-|jetpack-|b2g_)?(%[1]s)[-|_](xulrunner[-|_])?(%[2]s)([-|_]?)(.*?))\.(\d+)\.(log_uploaded|finished)`
+)
+
+// pattern returns the compiled routing-key pattern for a tree and platform.
+func (t *Translator) pattern(layout, tree, platform string) *regexp.Regexp {
+	id := layout + "\x00" + tree + "\x00" + platform
+	if re, ok := t.patterns.Load(id); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := regexp.MustCompile(fmt.Sprintf(layout, regexp.QuoteMeta(tree), regexp.QuoteMeta(platform)))
+	t.patternMu.Lock()
+	defer t.patternMu.Unlock()
+	if t.patternCount < maxCachedPatterns {
+		t.patternCount++
+		t.patterns.Store(id, re)
+	}
+	return re
+}
+
+var _ translator.Translator = (*Translator)(nil)

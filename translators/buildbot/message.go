@@ -1,0 +1,80 @@
+package buildbot
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// rawMessage is the part of a raw Buildbot pulse message the translator
+// reads; the rest of the body (build steps, times, ...) is skipped.
+type rawMessage struct {
+	Payload struct {
+		Build struct {
+			Properties []property      `json:"properties"`
+			Results    json.RawMessage `json:"results"`
+		} `json:"build"`
+	} `json:"payload"`
+	Meta struct {
+		RoutingKey string `json:"routing_key"`
+	} `json:"_meta"`
+}
+
+// property is one Buildbot property: a [name, value, source] triple.
+type property struct {
+	Name  string
+	Value json.RawMessage
+}
+
+// UnmarshalJSON reads a [name, value, source] triple.
+func (p *property) UnmarshalJSON(data []byte) error {
+	var triple []json.RawMessage
+	if err := json.Unmarshal(data, &triple); err != nil {
+		return fmt.Errorf("a build property is not a [name, value, source] list: %w", err)
+	}
+	if len(triple) < 2 {
+		return fmt.Errorf("a build property has %d elements, want [name, value, source]", len(triple))
+	}
+	if err := json.Unmarshal(triple[0], &p.Name); err != nil {
+		return fmt.Errorf("a build property name is not a string: %s", triple[0])
+	}
+	p.Value = triple[1]
+	return nil
+}
+
+// value returns a property value as a JSON value: a string, json.Number,
+// bool, nil, or for objects and arrays what encoding/json makes of them.
+func value(raw json.RawMessage) any {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	case 'n':
+		return nil
+	case 't':
+		return true
+	case 'f':
+		return false
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return json.Number(raw)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
+// text returns a value as a string when it is one.
+func text(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -1,0 +1,171 @@
+package buildbot
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// job is what the translator read from one raw message, before it is told
+// apart as a build or a unit test.
+type job struct {
+	key           string
+	payload       map[string]any // the fields common to builds and tests
+	stagePlatform string
+	locales       any
+}
+
+// propertyFields maps Buildbot property names to the payload fields that
+// take their value unchanged (but for URL quoting, see urlFields).
+var propertyFields = map[string]string{
+	"buildnumber":          "job_number",
+	"revision":             "revision",
+	"version":              "version",
+	"build_number":         "build_number",
+	"previous_buildid":     "previous_buildid",
+	"locale":               "locale",
+	"packageUrl":           "buildurl",
+	"build_url":            "buildurl",
+	"fileURL":              "buildurl",
+	"log_url":              "logurl",
+	"en_revision":          "release",
+	"script_repo_revision": "release",
+	"symbolsUrl":           "symbols_url",
+	"testsUrl":             "testsurl",
+	"testPackagesUrl":      "test_packages_url",
+	"buildername":          "buildername",
+	"slavename":            "slave",
+	"completeMarUrl":       "completemarurl",
+	"completeMarHash":      "completemarhash",
+}
+
+// urlFields are quoted as the original quoted them: characters that may not
+// stand in a URL (a space in "Firefox 20.0.1.dmg") are percent-encoded.
+var urlFields = map[string]bool{
+	"buildurl": true, "logurl": true, "symbols_url": true, "testsurl": true,
+	"test_packages_url": true, "completemarurl": true,
+}
+
+// read collects the fields of a raw message.
+func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
+	p := map[string]any{
+		"key":               key,
+		"job_number":        nil,
+		"buildid":           nil,
+		"build_number":      nil,
+		"previous_buildid":  nil,
+		"status":            nil,
+		"platform":          nil,
+		"builddate":         nil,
+		"buildurl":          nil,
+		"locale":            nil,
+		"locales":           nil,
+		"logurl":            nil,
+		"testsurl":          nil,
+		"test_packages_url": nil,
+		"symbols_url":       nil,
+		"release":           nil,
+		"buildername":       nil,
+		"slave":             nil,
+		"repack":            nil,
+		"revision":          nil,
+		"product":           nil,
+		"version":           nil,
+		"tree":              nil,
+		"timestamp":         received.UTC().Format("2006-01-02T15:04:05Z"),
+	}
+	j := job{key: key, payload: p}
+	for _, prop := range raw.Payload.Build.Properties {
+		if field, ok := propertyFields[prop.Name]; ok {
+			v := value(prop.Value)
+			if s, isText := v.(string); isText && urlFields[field] {
+				v = quoteURL(s)
+			}
+			p[field] = v
+			continue
+		}
+		switch prop.Name {
+		case "product":
+			if s, ok := value(prop.Value).(string); ok {
+				p["product"] = strings.ToLower(s)
+			} else {
+				p["product"] = value(prop.Value)
+			}
+		case "branch":
+			v := value(prop.Value)
+			if s, ok := v.(string); ok {
+				v = s[strings.LastIndexByte(s, '/')+1:]
+			}
+			p["tree"] = v
+		case "buildid":
+			v := value(prop.Value)
+			if n, ok := v.(json.Number); ok {
+				v = n.String()
+			}
+			p["buildid"] = v
+		case "platform":
+			v := value(prop.Value)
+			if s, ok := v.(string); ok {
+				if i := strings.Index(s, "-debug"); i >= 0 {
+					s = s[:i]
+				}
+				v = s
+			}
+			p["platform"] = v
+		case "locales":
+			j.locales = value(prop.Value)
+			p["locales"] = j.locales
+		case "blobber_files":
+			// A JSON document in a string; the original kept the field out
+			// when it was malformed, and so do we.
+			var files any
+			if json.Unmarshal([]byte(text(value(prop.Value))), &files) == nil {
+				p["blobber_files"] = files
+			}
+		case "stage_platform":
+			j.stagePlatform = t.tables.stripBuildtype(text(value(prop.Value)))
+		}
+	}
+	if text(p["locale"]) == "" {
+		p["locale"] = "en-US"
+	}
+	p["status"] = value(raw.Payload.Build.Results)
+	switch {
+	case strings.Contains(key, "debug"):
+		p["buildtype"] = "debug"
+	case strings.Contains(key, "pgo"):
+		p["buildtype"] = "pgo"
+	default:
+		p["buildtype"] = "opt"
+	}
+	return j
+}
+
+// quoteURL percent-encodes the bytes that may not stand in a URL and leaves
+// everything else, including existing %XX escapes, as it is.
+func quoteURL(s string) string {
+	const unsafe = " \"<>\\^`{|}"
+	needs := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c >= 0x7f || strings.IndexByte(unsafe, c) >= 0 {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c >= 0x7f || strings.IndexByte(unsafe, c) >= 0 {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
