@@ -27,6 +27,10 @@ type Config struct {
 	// PublishTimeout bounds how long a publish waits for the broker's
 	// confirms before the input is returned to its queue. Optional, default 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// DeclareUpstream makes the pipelines declare their upstream exchanges
+	// (durable topic) when missing. Optional, default false; only for a
+	// local broker, as a Pulse user may not declare them.
+	DeclareUpstream bool `yaml:"declare_upstream"`
 	// Pipelines are the pipelines to run. At least one is required.
 	Pipelines []PipelineConfig `yaml:"pipelines"`
 

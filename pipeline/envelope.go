@@ -33,3 +33,9 @@ func Body(r Routed, sent time.Time) ([]byte, error) {
 		},
 	})
 }
+
+// jsonStrings encodes a list of strings as a JSON array.
+func jsonStrings(items []string) string {
+	data, _ := json.Marshal(items)
+	return string(data)
+}

@@ -1,0 +1,273 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// Headers a parked message carries, besides Watermill's reason_poisoned.
+const (
+	// HeaderClass is the refusal class, such as "malformed_json".
+	HeaderClass = "x-pulsetranslator-class"
+	// HeaderReason is the refusal reason.
+	HeaderReason = "x-pulsetranslator-reason"
+	// HeaderPipeline names the pipeline that parked it.
+	HeaderPipeline = "x-pulsetranslator-pipeline"
+)
+
+// Runner runs the pipelines of a Config on RabbitMQ.
+//
+// Its life cycle:
+//  1. NewRunner compiles everything (rules, schemas, translators) and
+//     checks the config; it does no I/O, and any error stops start-up.
+//  2. Run connects, declares each pipeline's topology, consumes until its
+//     context ends, and drains in-flight messages before it returns.
+type Runner struct {
+	cfg       *Config
+	logger    watermill.LoggerAdapter
+	pipelines []*pipelineRun
+	running   chan struct{}
+}
+
+// pipelineRun is one pipeline's processor, topology and counters.
+type pipelineRun struct {
+	cfg      PipelineConfig
+	proc     *Processor
+	topology *broker.Topology
+	stats    Stats
+}
+
+// Stats counts what became of a pipeline's messages.
+type Stats struct {
+	// Received counts messages taken from the input queue (redeliveries too).
+	Received atomic.Int64
+	// Published counts outputs confirmed by the broker.
+	Published atomic.Int64
+	// Dropped counts outputs (or whole messages) dropped on purpose.
+	Dropped atomic.Int64
+	// Parked counts messages sent to the dead queue.
+	Parked atomic.Int64
+}
+
+// NewRunner prepares the pipelines of cfg with translators from reg.
+func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAdapter) (*Runner, error) {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	sch, err := schemas.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("embedded schemas: %w", err)
+	}
+	r := &Runner{cfg: cfg, logger: logger, running: make(chan struct{})}
+	var errs []error
+	for _, p := range cfg.Pipelines {
+		proc, err := NewProcessor(p, reg, sch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		topology := topologyOf(cfg.ClientID, p)
+		topology.DeclareUpstream = cfg.DeclareUpstream
+		r.pipelines = append(r.pipelines, &pipelineRun{cfg: p, proc: proc, topology: topology})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func topologyOf(client string, p PipelineConfig) *broker.Topology {
+	t := &broker.Topology{
+		InputQueue:    InputQueue(client, p.Name),
+		DeadQueue:     DeadQueue(client, p.Name),
+		DeadExchange:  DeadExchange(client, p.Name),
+		MaxLength:     p.Queue.MaxLength,
+		DeadMaxLength: p.Queue.DeadMaxLength,
+		QueueType:     p.Queue.Type,
+	}
+	for _, b := range p.Bindings {
+		for _, key := range b.RoutingKeys {
+			t.Bindings = append(t.Bindings, broker.Binding{Exchange: b.Exchange, RoutingKey: key})
+		}
+	}
+	for _, o := range p.Outputs {
+		t.OutputExchanges = append(t.OutputExchanges, o.Exchange)
+	}
+	return t
+}
+
+// Running is closed once every pipeline consumes.
+func (r *Runner) Running() <-chan struct{} { return r.running }
+
+// Stats returns the counters of the named pipeline, or nil.
+func (r *Runner) Stats(pipeline string) *Stats {
+	for _, p := range r.pipelines {
+		if p.cfg.Name == pipeline {
+			return &p.stats
+		}
+	}
+	return nil
+}
+
+// Run connects and runs every pipeline until ctx ends or the broker
+// refuses the topology. It returns nil after a clean shutdown.
+func (r *Runner) Run(ctx context.Context) error {
+	conn, err := wamqp.NewConnection(r.connectionConfig(), r.logger)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", RedactURL(r.cfg.Connection), err)
+	}
+	defer conn.Close()
+	pub := broker.NewPublisher(conn, r.cfg.PublishTimeout, r.logger)
+	defer pub.Close()
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.PublishTimeout}, r.logger)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.pipelines {
+		if err := r.addPipeline(router, conn, pub, p); err != nil {
+			return err
+		}
+	}
+	go func() {
+		select {
+		case <-router.Running():
+			close(r.running)
+		case <-ctx.Done():
+		}
+	}()
+	if err := router.Run(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// connectionConfig is the watermill-amqp connection config: heartbeats, a
+// connection name, TLS with SNI for amqps, and reconnection with backoff.
+func (r *Runner) connectionConfig() wamqp.ConnectionConfig {
+	amqpCfg := &amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Properties: amqp.Table{"connection_name": "pulsetranslator " + r.cfg.ClientID},
+		Dial:       amqp.DefaultDial(30 * time.Second),
+	}
+	if u, err := url.Parse(r.cfg.Connection); err == nil && u.Scheme == "amqps" {
+		// amqp091-go sends the URL's host as the server name (SNI).
+		amqpCfg.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return wamqp.ConnectionConfig{AmqpURI: r.cfg.Connection, AmqpConfig: amqpCfg, Reconnect: wamqp.DefaultReconnectConfig()}
+}
+
+// addPipeline adds one handler per consumer of a pipeline to the router.
+func (r *Runner) addPipeline(router *message.Router, conn *wamqp.ConnectionWrapper, pub *broker.Publisher, p *pipelineRun) error {
+	sub, err := wamqp.NewSubscriberWithConnection(wamqp.Config{
+		Marshaler: broker.Marshaler{},
+		Exchange:  wamqp.ExchangeConfig{GenerateName: func(string) string { return "" }},
+		Queue:     wamqp.QueueConfig{GenerateName: wamqp.GenerateQueueNameTopicName, Durable: true},
+		Consume: wamqp.ConsumeConfig{
+			Qos:      wamqp.QosConfig{PrefetchCount: p.cfg.Prefetch},
+			Consumer: "",
+		},
+		TopologyBuilder: p.topology,
+	}, r.logger, conn)
+	if err != nil {
+		return err
+	}
+	poison, err := middleware.PoisonQueueWithFilter(pub, p.topology.DeadExchange, func(error) bool { return true })
+	if err != nil {
+		return err
+	}
+	h := &handler{pipeline: p, logger: r.logger}
+	for i := range p.cfg.Consumers {
+		name := fmt.Sprintf("%s-%d", p.cfg.Name, i)
+		hd := router.AddHandler(name, p.topology.InputQueue, sub, p.cfg.Outputs[0].Exchange, pub, h.handle)
+		hd.AddMiddleware(poison, h.classify, middleware.Recoverer)
+	}
+	return nil
+}
+
+// handler is the message handler of one pipeline.
+type handler struct {
+	pipeline *pipelineRun
+	logger   watermill.LoggerAdapter
+}
+
+// handle decodes, processes and turns the outputs into messages for the
+// router to publish; the router acks the input only after the publisher
+// has every confirm. A returned error parks the message (see classify).
+func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
+	p := h.pipeline
+	p.stats.Received.Add(1)
+	now := time.Now()
+	in, err := Decode(msg.Metadata.Get(broker.MetaExchange), msg.Metadata.Get(broker.MetaRoutingKey), msg.Payload, now)
+	if err != nil {
+		return nil, err
+	}
+	outcome, err := p.proc.Process(in)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range outcome.Dropped {
+		p.stats.Dropped.Add(1)
+		h.logger.Debug("dropped", watermill.LogFields{"pipeline": p.cfg.Name, "routing_key": in.RoutingKey, "reason": d.Reason, "rule": d.Rule})
+	}
+	outs := make([]*message.Message, 0, len(outcome.Published))
+	for _, routed := range outcome.Published {
+		body, err := Body(routed, now)
+		if err != nil {
+			return nil, translator.Refuse(ClassInternal, "encode output %s: %v", routed.RoutingKey, err)
+		}
+		out := message.NewMessage(routed.ID, body)
+		out.Metadata.Set(broker.MetaPublishExchange, routed.Output.Exchange)
+		out.Metadata.Set(broker.MetaPublishRoutingKey, routed.RoutingKey)
+		if len(routed.CC) > 0 {
+			out.Metadata.Set(broker.MetaPublishCC, jsonStrings(routed.CC))
+		}
+		outs = append(outs, out)
+	}
+	p.stats.Published.Add(int64(len(outs)))
+	return outs, nil
+}
+
+// classify sits between the poison-queue middleware and the handler: it
+// writes the class and reason of a failure into the message's metadata, so
+// that the parked copy carries them as headers, and counts it.
+func (h *handler) classify(next message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		outs, err := next(msg)
+		if err == nil {
+			return outs, nil
+		}
+		class, reason := ClassInternal, err.Error()
+		var refusal *translator.Refusal
+		var panicked middleware.RecoveredPanicError
+		switch {
+		case errors.As(err, &refusal):
+			class, reason = refusal.Class, refusal.Reason
+		case errors.As(err, &panicked):
+			class, reason = ClassPanic, fmt.Sprintf("the handler panicked: %v", panicked.V)
+		}
+		msg.Metadata.Set(HeaderClass, class)
+		msg.Metadata.Set(HeaderReason, reason)
+		msg.Metadata.Set(HeaderPipeline, h.pipeline.cfg.Name)
+		h.pipeline.stats.Parked.Add(1)
+		h.logger.Info("parked in the dead queue", watermill.LogFields{
+			"pipeline": h.pipeline.cfg.Name, "routing_key": msg.Metadata.Get(broker.MetaRoutingKey), "class": class, "reason": reason})
+		return nil, err
+	}
+}
