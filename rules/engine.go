@@ -6,7 +6,6 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -265,14 +264,4 @@ func setPath(m map[string]any, path []string, v any) error {
 	}
 	m[path[len(path)-1]] = v
 	return nil
-}
-
-// sortedTableNames lists table names for messages.
-func sortedTableNames(tables map[string]any) []string {
-	names := make([]string, 0, len(tables))
-	for n := range tables {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

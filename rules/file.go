@@ -96,7 +96,12 @@ func (e Expression) IsZero() bool { return strings.TrimSpace(e.Source) == "" }
 // UnmarshalYAML decodes a rule and records its line.
 func (r *Rule) UnmarshalYAML(node *yaml.Node) error {
 	type plain Rule
+	// The strict decode refuses unknown fields; the second decode, of the
+	// original node, keeps every expression's true line.
 	if err := decodeStrict(node, (*plain)(r)); err != nil {
+		return err
+	}
+	if err := node.Decode((*plain)(r)); err != nil {
 		return err
 	}
 	r.line = node.Line

@@ -1,0 +1,326 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
+)
+
+// The integration tests talk to a real RabbitMQ: PULSE_TEST_CONNECTION, or
+// the local broker as guest. In CI (CI=true) a missing broker fails them.
+
+func adminURL() string {
+	if u := os.Getenv("PULSE_TEST_CONNECTION"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// brokerOrSkip connects as the admin user, failing in CI and skipping
+// elsewhere when there is no broker.
+func brokerOrSkip(t *testing.T) *amqp.Connection {
+	t.Helper()
+	conn, err := amqp.Dial(adminURL())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no RabbitMQ at %s (CI=true, so this fails instead of skipping): %v", pipeline.RedactURL(adminURL()), err)
+		}
+		t.Skipf("no RabbitMQ at %s: %v (run deploy/local/test.sh to start one)", pipeline.RedactURL(adminURL()), err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// world is one test's private names on the broker.
+type world struct {
+	t        *testing.T
+	admin    *amqp.Channel
+	client   string
+	upstream string
+}
+
+func newWorld(t *testing.T, conn *amqp.Connection) *world {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, admin: ch, client: fmt.Sprintf("pttest-%d", time.Now().UnixNano()%1e10)}
+	w.upstream = "exchange/" + w.client + "-upstream/build/"
+	if err := ch.ExchangeDeclare(w.upstream, "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cleanup, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		defer cleanup.Close()
+		for _, q := range []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")} {
+			_, _ = cleanup.QueueDelete(q, false, false, false)
+		}
+		for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build")} {
+			_ = cleanup.ExchangeDelete(ex, false, false)
+		}
+	})
+	return w
+}
+
+// config is a one-pipeline config on the world's names.
+func (w *world) config(connection string) *pipeline.Config {
+	w.t.Helper()
+	yaml := fmt.Sprintf(`
+client_id: %s
+connection: %s
+publish_timeout: 10s
+pipelines:
+  - name: build
+    translator: buildbot
+    bindings:
+      - exchange: %s
+        routing_keys: ['#.log_uploaded', '#.finished']
+    outputs:
+      - exchange: build/normalized
+    rules: [builtin:buildbot.yaml]
+    consumers: 2
+    queue: {max_length: 1000}
+`, w.client, connection, w.upstream)
+	cfg, err := pipeline.Parse("test config", []byte(yaml))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cfg
+}
+
+// start runs cfg until the test ends.
+func start(t *testing.T, cfg *pipeline.Config) *pipeline.Runner {
+	t.Helper()
+	runner, err := pipeline.NewRunner(cfg, translator.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return within 30s of cancel")
+		}
+	})
+	select {
+	case <-runner.Running():
+	case err := <-done:
+		t.Fatalf("Run stopped at start-up: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner did not start within 20s")
+	}
+	return runner
+}
+
+// probe declares a queue bound to exchange with keys and returns its
+// deliveries.
+func (w *world) probe(exchange string, keys ...string) <-chan amqp.Delivery {
+	w.t.Helper()
+	q, err := w.admin.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := w.admin.QueueBind(q.Name, k, exchange, false, nil); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	deliveries, err := w.admin.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return deliveries
+}
+
+// publishRaw publishes body upstream and waits for the broker's confirm.
+func (w *world) publishRaw(routingKey string, body []byte) {
+	w.t.Helper()
+	dc, err := w.admin.PublishWithDeferredConfirm(w.upstream, routingKey, false, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body,
+		// Pulse publishers CC as an AMQP array; the consumer must not choke on it.
+		Headers: amqp.Table{"CC": []interface{}{"route.something"}},
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if !dc.Wait() {
+		w.t.Fatal("upstream publish nacked")
+	}
+}
+
+func corpusFile(t *testing.T, rel string) ([]byte, string) {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Meta struct {
+			RoutingKey string `json:"routing_key"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return body, m.Meta.RoutingKey
+}
+
+func receive(t *testing.T, deliveries <-chan amqp.Delivery, what string) amqp.Delivery {
+	t.Helper()
+	select {
+	case d := <-deliveries:
+		return d
+	case <-time.After(15 * time.Second):
+		t.Fatalf("nothing arrived on %s within 15s", what)
+	}
+	return amqp.Delivery{}
+}
+
+// flow publishes good and bad raw messages upstream and checks what
+// arrives on the output exchange, on a CC-only queue and in the dead queue.
+func flow(t *testing.T, w *world, runner *pipeline.Runner) {
+	output := pipeline.ExchangeName(w.client, "build/normalized")
+	main := w.probe(output, "build.#")
+	const revision = "cd5fab20f6bd128847ef8131c9aeed63cde019fc"
+	ccOnly := w.probe(output, "route.revision."+revision)
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-win32.343.log_uploaded")
+	w.publishRaw(key, body)
+
+	d := receive(t, main, "the output exchange")
+	if d.RoutingKey != "build.mozilla-central.win32.opt.mozilla-central-win32" {
+		t.Errorf("routing key %q", d.RoutingKey)
+	}
+	if d.ContentType != "application/json" || d.DeliveryMode != amqp.Persistent || d.MessageId == "" {
+		t.Errorf("content type %q, delivery mode %d, message id %q; want application/json, persistent, an id", d.ContentType, d.DeliveryMode, d.MessageId)
+	}
+	cc, _ := d.Headers["CC"].([]interface{})
+	wantCC := []interface{}{"route.tree.mozilla-central", "route.revision." + revision, "route.platform.win32"}
+	if fmt.Sprint(cc) != fmt.Sprint(wantCC) {
+		t.Errorf("CC header %#v, want %v", d.Headers["CC"], wantCC)
+	}
+	var env struct {
+		Payload map[string]any `json:"payload"`
+		Meta    map[string]any `json:"_meta"`
+	}
+	if err := json.Unmarshal(d.Body, &env); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	if env.Payload["tree"] != "mozilla-central" || env.Payload["revision"] != revision {
+		t.Errorf("payload %v", env.Payload)
+	}
+	if env.Meta["exchange"] != output || env.Meta["routing_key"] != d.RoutingKey || env.Meta["serializer"] != "json" || env.Meta["sent"] == nil {
+		t.Errorf("_meta %v", env.Meta)
+	}
+	copyByCC := receive(t, ccOnly, "a queue bound only to the CC key")
+	if copyByCC.MessageId != d.MessageId || copyByCC.RoutingKey != d.RoutingKey {
+		t.Errorf("CC copy: id %q key %q, want %q %q", copyByCC.MessageId, copyByCC.RoutingKey, d.MessageId, d.RoutingKey)
+	}
+
+	// A malformed message is parked with its reason; the next good one flows.
+	w.publishRaw("build.mozilla-central-linux64.7.log_uploaded", []byte(`{"payload": {"build": `))
+	parked := receive(t, dead, "the dead queue")
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassMalformed || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "JSON") {
+		t.Errorf("parked headers %v", parked.Headers)
+	}
+	if parked.RoutingKey != "build.mozilla-central-linux64.7.log_uploaded" || string(parked.Body) != `{"payload": {"build": ` {
+		t.Errorf("parked copy: key %q body %q; want the original", parked.RoutingKey, parked.Body)
+	}
+
+	body2, key2 := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
+	w.publishRaw(key2, body2)
+	if d2 := receive(t, main, "the output exchange after a bad message"); d2.RoutingKey != "build.mozilla-central.linux64.opt.mozilla-central-linux64" {
+		t.Errorf("after the bad message: routing key %q", d2.RoutingKey)
+	}
+
+	// The same input yields the same message id, so consumers can de-duplicate.
+	w.publishRaw(key, body)
+	if again := receive(t, main, "the output exchange (repeat)"); again.MessageId != d.MessageId {
+		t.Errorf("repeat has id %q, first had %q", again.MessageId, d.MessageId)
+	}
+	_ = receive(t, ccOnly, "the CC queue (repeat)")
+
+	stats := runner.Stats("build")
+	if stats.Parked.Load() != 1 || stats.Published.Load() != 3 {
+		t.Errorf("stats: parked %d published %d, want 1 and 3", stats.Parked.Load(), stats.Published.Load())
+	}
+}
+
+// TestEndToEnd runs the default-style buildbot pipeline on the broker as
+// the admin user.
+func TestEndToEnd(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	runner := start(t, w.config(adminURL()))
+	flow(t, w, runner)
+}
+
+// TestPulsePermissions runs the pipeline as a user with exactly the Pulse
+// permissions of its client id, and a password that needs URL-encoding.
+func TestPulsePermissions(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	password := "p/w@" + w.client
+	rabbitmqctl(t, "add_user", w.client, password)
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", w.client).Run() })
+	own := fmt.Sprintf("^(exchange|queue)/%s/.*", w.client)
+	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", w.client)
+	rabbitmqctl(t, "set_permissions", "-p", "/", w.client, own, own, read)
+
+	admin, _ := url.Parse(adminURL())
+	restricted := *admin
+	restricted.User = url.UserPassword(w.client, password)
+
+	// The user really is restricted: a name outside its namespace is refused.
+	userConn, err := amqp.Dial(restricted.String())
+	if err != nil {
+		t.Fatalf("connect as the Pulse user: %v", err)
+	}
+	defer userConn.Close()
+	ch, _ := userConn.Channel()
+	if err := ch.ExchangeDeclare("exchange/someone-else/x", "topic", true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "ACCESS_REFUSED") {
+		t.Fatalf("declaring outside the namespace: %v, want ACCESS_REFUSED", err)
+	}
+
+	runner := start(t, w.config(restricted.String()))
+	flow(t, w, runner)
+}
+
+func rabbitmqctl(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl %s: %v\n%s (the test needs rabbitmqctl, run as root, to create a Pulse user)", args[0], err, out)
+	}
+}

@@ -1,0 +1,104 @@
+package rules_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pulsetranslator/pulsetranslator/rules"
+)
+
+func compile(t *testing.T, src string) (*rules.Set, error) {
+	t.Helper()
+	f, err := rules.Parse("r.yaml", []byte(src))
+	if err != nil {
+		return nil, err
+	}
+	return rules.Compile(f)
+}
+
+func TestRulesApply(t *testing.T) {
+	set, err := compile(t, `
+tables:
+  ignored: [b2g]
+rules:
+  - name: drop-ignored
+    drop_when: payload.platform in tables.ignored
+  - name: tag-nightly
+    when: '"nightly" in payload.tags'
+    set: {nightly: 'true', meta.source: 'input.exchange'}
+  - name: cc-tree
+    cc: ['"route.tree." + payload.tree', 'payload.revision ?? ""']
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := &rules.Subject{
+		Payload: map[string]any{"platform": "linux", "tags": []any{"nightly"}, "tree": "central", "revision": nil},
+		Input:   rules.Input{Exchange: "exchange/build/"},
+	}
+	dropped, err := set.Apply(subj)
+	if err != nil || dropped != "" {
+		t.Fatalf("dropped %q err %v", dropped, err)
+	}
+	if subj.Payload["nightly"] != true || subj.Payload["meta"].(map[string]any)["source"] != "exchange/build/" {
+		t.Errorf("set: %v", subj.Payload)
+	}
+	if strings.Join(subj.CC, ",") != "route.tree.central" {
+		t.Errorf("cc %v (a nil or empty route adds nothing)", subj.CC)
+	}
+	ignored := &rules.Subject{Payload: map[string]any{"platform": "b2g"}}
+	if dropped, err := set.Apply(ignored); err != nil || dropped != "drop-ignored" {
+		t.Errorf("dropped %q err %v, want drop-ignored", dropped, err)
+	}
+}
+
+// TestRuleErrorsNameFileAndLine checks start-up errors point at the rule.
+func TestRuleErrorsNameFileAndLine(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"syntax", "rules:\n  - name: a\n    drop_when: 'payload.x =='\n", "r.yaml:3: rule \"a\": drop_when"},
+		{"unknown variable", "rules:\n  - name: a\n    cc: ['nope + \"x\"']\n", "r.yaml:3: rule \"a\": cc[0]"},
+		{"not bool", "rules:\n  - name: a\n    drop_when: '\"yes\"'\n", "r.yaml:3: rule \"a\": drop_when"},
+		{"two actions", "rules:\n  - name: a\n    drop_when: 'true'\n    cc: ['\"x\"']\n", "r.yaml:2: rule \"a\": give exactly one"},
+		{"no name", "rules:\n  - cc: ['\"x\"']\n", "r.yaml:2: rule #1 has no name"},
+		{"unknown field", "rules:\n  - name: a\n    drop_if: 'true'\n", "r.yaml: line 2: field drop_if not found"},
+		{"duplicate name", "rules:\n  - name: a\n    cc: ['\"x\"']\n  - name: a\n    cc: ['\"y\"']\n", "r.yaml:4: rule \"a\": the name is already used at r.yaml:2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := compile(t, c.src)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRuntimeErrorNamesRule(t *testing.T) {
+	set, err := compile(t, "rules:\n  - name: upper\n    set: {x: 'upper(payload.tree)'}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = set.Apply(&rules.Subject{Payload: map[string]any{"tree": 42}})
+	var re *rules.Error
+	if !errors.As(err, &re) || re.Rule != "upper" || re.Where != "r.yaml:2" {
+		t.Fatalf("got %v, want a rules.Error naming upper at r.yaml:2", err)
+	}
+}
+
+func TestBuiltinBuildbotRulesCompile(t *testing.T) {
+	f, err := rules.Load("builtin:buildbot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Len() != 3 || set.Tables()["platforms"] == nil {
+		t.Errorf("%d rules, tables %v", set.Len(), len(set.Tables()))
+	}
+	if _, err := rules.Load("builtin:nope.yaml"); err == nil || !strings.Contains(err.Error(), "buildbot.yaml") {
+		t.Errorf("unknown builtin: %v, want it to list the builtin files", err)
+	}
+}
