@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const corpus = "../../translators/buildbot/testdata/corpus/buildbot"
+
+// TestTranslateCorpus runs "translate" over the whole corpus: an outcome
+// for each of the 75 files, exit 0, and no output that breaks its schema.
+func TestTranslateCorpus(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"translate", corpus}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	sources := map[string]bool{}
+	classes := map[string]int{}
+	outputs := 0
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var o struct {
+			Source     string         `json:"source"`
+			RoutingKey string         `json:"routing_key"`
+			CC         []string       `json:"cc"`
+			Payload    map[string]any `json:"payload"`
+			Error      *struct{ Class, Reason string }
+			Dropped    *struct{ Reason string }
+		}
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		sources[o.Source] = true
+		switch {
+		case o.Error != nil:
+			classes[o.Error.Class]++
+		case o.Dropped != nil:
+			classes["dropped"]++
+		default:
+			outputs++
+			if o.RoutingKey == "" || o.Payload["tree"] == nil || len(o.CC) < 2 {
+				t.Errorf("incomplete output line %q", line)
+			}
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(corpus, "*", "*"))
+	if len(sources) != 75 || len(files) != 75 {
+		t.Errorf("outcomes for %d files, want all %d", len(sources), len(files))
+	}
+	if classes["schema"] != 0 || classes["internal"] != 0 {
+		t.Errorf("outcomes %v: no output may break its schema", classes)
+	}
+	if outputs != 231 || classes["no_build_url"] != 10 || classes["dropped"] != 1 {
+		t.Errorf("%d outputs, %v; want 231 outputs, 10 no_build_url, 1 dropped", outputs, classes)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"pipeline build: translator buildbot", "exchange/pulsetranslator/build/normalized", "cc-tree", "ok"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "guest:guest") {
+		t.Error("check shows the password")
+	}
+}
+
+func TestCheckRefusesBadRule(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "rules:\n  - name: broken\n    drop_when: 'payload.x =='\n")
+	writeFile(t, filepath.Join(dir, "c.yaml"), `client_id: me
+pipelines:
+  - name: build
+    translator: buildbot
+    bindings: [{exchange: exchange/build/, routing_keys: ['#']}]
+    outputs: [{exchange: out}]
+    rules: [builtin:buildbot.yaml, bad.yaml]
+`)
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "--config", filepath.Join(dir, "c.yaml")}, &stdout, &stderr); code == 0 {
+		t.Fatal("check accepted a broken rule")
+	}
+	if !strings.Contains(stderr.String(), "bad.yaml:3: rule \"broken\"") {
+		t.Errorf("error does not name the file and line: %s", stderr.String())
+	}
+}
