@@ -1,0 +1,66 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+)
+
+// TestPanickingTranslatorIsParked checks that a translator panic parks the
+// message with class "panic" and the process keeps consuming.
+func TestPanickingTranslatorIsParked(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	reg := &translator.Registry{}
+	_ = reg.Register(translator.Spec{Name: "buildbot", New: func(translator.Params) (translator.Translator, error) {
+		return translator.Func(func(m translator.Message) ([]translator.Output, error) {
+			if strings.Contains(string(m.Body), "panic") {
+				panic("translator bug")
+			}
+			return nil, translator.Drop("not wanted")
+		}), nil
+	}})
+	cfg := w.config(adminURL())
+	runner, err := pipeline.NewRunner(cfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case <-runner.Running():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("not running within 20s")
+	}
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publishRaw("build.a.1.log_uploaded", []byte(`{"panic": true}`))
+	w.publishRaw("build.b.2.log_uploaded", []byte(`{"fine": true}`))
+	parked := receive(t, dead, "the dead queue")
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassPanic || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "translator bug") {
+		t.Errorf("parked headers %v", parked.Headers)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runner.Stats("build").Dropped.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := runner.Stats("build").Dropped.Load(); got != 1 {
+		t.Errorf("the message after the panic was not handled: dropped = %d", got)
+	}
+}
