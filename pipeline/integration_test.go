@@ -67,11 +67,18 @@ func newWorld(t *testing.T, conn *amqp.Connection) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cleanup, err := conn.Channel()
+		// A fresh connection: the test may have had the broker close its own.
+		cleanupConn, err := amqp.Dial(adminURL())
 		if err != nil {
+			t.Errorf("cleanup: %v", err)
 			return
 		}
-		defer cleanup.Close()
+		defer cleanupConn.Close()
+		cleanup, err := cleanupConn.Channel()
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
 		for _, q := range []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")} {
 			_, _ = cleanup.QueueDelete(q, false, false, false)
 		}
