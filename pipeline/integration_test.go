@@ -115,10 +115,16 @@ pipelines:
 	return cfg
 }
 
-// start runs cfg until the test ends.
+// start runs cfg with the registered translators until the test ends.
 func start(t *testing.T, cfg *pipeline.Config) *pipeline.Runner {
 	t.Helper()
-	runner, err := pipeline.NewRunner(cfg, translator.Default, nil)
+	return startWith(t, cfg, translator.Default)
+}
+
+// startWith runs cfg with the translators of reg until the test ends.
+func startWith(t *testing.T, cfg *pipeline.Config, reg *translator.Registry) *pipeline.Runner {
+	t.Helper()
+	runner, err := pipeline.NewRunner(cfg, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,19 +70,15 @@ func readRaw(t testing.TB, path string) translator.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta struct {
-		Meta struct{ Exchange, RoutingKey string } `json:"_meta"`
-	}
-	if err := json.Unmarshal(body, &meta); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	var m struct {
 		Meta struct {
 			Exchange   string `json:"exchange"`
 			RoutingKey string `json:"routing_key"`
 		} `json:"_meta"`
 	}
-	_ = json.Unmarshal(body, &m)
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 	msg, err := pipeline.Decode(m.Meta.Exchange, m.Meta.RoutingKey, body, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
