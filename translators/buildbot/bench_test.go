@@ -1,6 +1,7 @@
 package buildbot_test
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -21,13 +22,29 @@ func corpusMessages(b *testing.B) []translator.Message {
 	return msgs
 }
 
-// BenchmarkTranslateCorpus translates the corpus mix (builds, l10n and
+// BenchmarkTranslateCorpus/translate translates the corpus mix (builds, l10n and
 // release repacks, refusals, a drop) on one goroutine; msgs/s is per core.
+//
+// BenchmarkTranslateCorpus/decode-baseline only decodes each body into an
+// any with encoding/json, as the original's json.loads did: the bare floor
+// to compare against in the same run.
 //
 //	go test ./translators/buildbot -run '^$' -bench TranslateCorpus -benchmem -cpu 1 -count 6
 func BenchmarkTranslateCorpus(b *testing.B) {
 	tr := newTranslator(b)
 	msgs := corpusMessages(b)
+	b.Run("translate", func(b *testing.B) {
+		benchCorpus(b, msgs, func(m translator.Message) { _, _ = tr.Translate(m) })
+	})
+	b.Run("decode-baseline", func(b *testing.B) {
+		benchCorpus(b, msgs, func(m translator.Message) {
+			var v any
+			_ = json.Unmarshal(m.Body, &v)
+		})
+	})
+}
+
+func benchCorpus(b *testing.B, msgs []translator.Message, fn func(translator.Message)) {
 	var bytes int64
 	for _, m := range msgs {
 		bytes += int64(len(m.Body))
@@ -36,7 +53,7 @@ func BenchmarkTranslateCorpus(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, _ = tr.Translate(msgs[i%len(msgs)])
+		fn(msgs[i%len(msgs)])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
