@@ -56,7 +56,9 @@ type pipelineRun struct {
 type Stats struct {
 	// Received counts messages taken from the input queue (redeliveries too).
 	Received atomic.Int64
-	// Published counts outputs confirmed by the broker.
+	// Published counts outputs handed to the confirm publisher; when the
+	// broker does not confirm them the input returns to its queue, and its
+	// outputs count again when it is redelivered.
 	Published atomic.Int64
 	// Dropped counts outputs (or whole messages) dropped on purpose.
 	Dropped atomic.Int64
