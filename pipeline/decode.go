@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -56,17 +57,12 @@ func syntaxError(body []byte) string {
 	var v any
 	err := json.Unmarshal(body, &v)
 	if se, ok := err.(*json.SyntaxError); ok {
-		return se.Error() + " at byte " + itoa(se.Offset)
+		return se.Error() + " at byte " + strconv.FormatInt(se.Offset, 10)
 	}
 	if err != nil {
 		return err.Error()
 	}
 	return "unknown"
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // jsonDepth returns the deepest nesting of a well-formed JSON document.

@@ -2,6 +2,7 @@ package buildbot_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -135,7 +136,7 @@ func TestGoldenCorpus(t *testing.T) {
 			outs, err := tr.Translate(readRaw(t, rawPath))
 			if want.Error != "" {
 				var refusal *translator.Refusal
-				if !errorsAs(err, &refusal) || refusal.Class != refusalClasses[want.Error] {
+				if !errors.As(err, &refusal) || refusal.Class != refusalClasses[want.Error] {
 					t.Fatalf("got %v (outputs %d), want a %s refusal (%s)", err, len(outs), refusalClasses[want.Error], want.Error)
 				}
 				if !strings.Contains(refusal.Reason, want.Detail) {
@@ -163,14 +164,6 @@ func TestGoldenCorpus(t *testing.T) {
 			}
 		})
 	}
-}
-
-func errorsAs(err error, target **translator.Refusal) bool {
-	r, ok := err.(*translator.Refusal)
-	if ok {
-		*target = r
-	}
-	return ok
 }
 
 // diffLines shows which lines only one side has.

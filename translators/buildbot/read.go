@@ -86,11 +86,11 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 		}
 		switch prop.Name {
 		case "product":
-			if s, ok := value(prop.Value).(string); ok {
-				p["product"] = strings.ToLower(s)
-			} else {
-				p["product"] = value(prop.Value)
+			v := value(prop.Value)
+			if s, ok := v.(string); ok {
+				v = strings.ToLower(s)
 			}
+			p["product"] = v
 		case "branch":
 			v := value(prop.Value)
 			if s, ok := v.(string); ok {
