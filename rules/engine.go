@@ -52,6 +52,7 @@ type compiledRule struct {
 	dropWhen *vm.Program
 	set      []setField
 	cc       []*vm.Program
+	waitFor  []*vm.Program
 }
 
 type setField struct {
@@ -103,13 +104,13 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 		return cr, fmt.Errorf("%s: rule #%d has no name; give every rule a unique name", where, index+1)
 	}
 	actions := 0
-	for _, present := range []bool{!r.DropWhen.IsZero(), len(r.Set) > 0, len(r.CC) > 0} {
+	for _, present := range []bool{!r.DropWhen.IsZero(), len(r.Set) > 0, len(r.CC) > 0, len(r.WaitFor) > 0} {
 		if present {
 			actions++
 		}
 	}
 	if actions != 1 {
-		return cr, fmt.Errorf("%s: rule %q: give exactly one of drop_when, set or cc", where, r.Name)
+		return cr, fmt.Errorf("%s: rule %q: give exactly one of drop_when, set, cc or wait_for", where, r.Name)
 	}
 	if !r.DropWhen.IsZero() && !r.When.IsZero() {
 		return cr, fmt.Errorf("%s: rule %q: drop_when takes no when; fold the guard into drop_when with &&", where, r.Name)
@@ -139,6 +140,9 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 	}
 	for i, e := range r.CC {
 		cr.cc = append(cr.cc, compile(fmt.Sprintf("cc[%d]", i), e, expr.AsKind(reflect.String)))
+	}
+	for i, e := range r.WaitFor {
+		cr.waitFor = append(cr.waitFor, compile(fmt.Sprintf("wait_for[%d]", i), e))
 	}
 	return cr, errors.Join(errs...)
 }
@@ -170,6 +174,17 @@ func (s *Set) Names() []string {
 // Len returns the number of rules.
 func (s *Set) Len() int { return len(s.rules) }
 
+// Waits reports whether any rule has wait_for, that is whether the
+// pipeline needs the readiness gate and its wait queues.
+func (s *Set) Waits() bool {
+	for _, r := range s.rules {
+		if len(r.waitFor) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Subject is the output the rules act on.
 type Subject struct {
 	// Payload is read and, by set rules, written.
@@ -178,6 +193,9 @@ type Subject struct {
 	RoutingKey string
 	// CC is read and, by cc rules, appended to.
 	CC []string
+	// WaitFor is appended to by wait_for rules: the URLs of the artifacts
+	// that must exist before the output is published.
+	WaitFor []string
 	// Input describes the raw message.
 	Input Input
 }
@@ -245,6 +263,15 @@ func (s *Set) Apply(subj *Subject) (droppedBy string, err error) {
 				subj.CC = append(subj.CC, route)
 			}
 		}
+		for _, p := range r.waitFor {
+			v, err := machine.Run(p, env)
+			if err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+			if subj.WaitFor, err = appendURLs(subj.WaitFor, v); err != nil {
+				return "", &Error{Rule: r.name, Where: r.where, Err: err}
+			}
+		}
 	}
 	return "", nil
 }
@@ -264,4 +291,34 @@ func setPath(m map[string]any, path []string, v any) error {
 	}
 	m[path[len(path)-1]] = v
 	return nil
+}
+
+// appendURLs adds the URLs a wait_for expression yielded: a string, a list
+// of strings, or nil; empty strings and repeats add nothing.
+func appendURLs(urls []string, v any) ([]string, error) {
+	add := func(u string) {
+		if u != "" && !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	switch v := v.(type) {
+	case nil:
+	case string:
+		add(v)
+	case []string:
+		for _, u := range v {
+			add(u)
+		}
+	case []any:
+		for i, item := range v {
+			u, ok := item.(string)
+			if !ok && item != nil {
+				return urls, fmt.Errorf("wait_for: item %d is a %T, want a URL string", i, item)
+			}
+			add(u)
+		}
+	default:
+		return urls, fmt.Errorf("wait_for: the value is a %T, want a URL string or a list of them", v)
+	}
+	return urls, nil
 }

@@ -102,3 +102,44 @@ func TestBuiltinBuildbotRulesCompile(t *testing.T) {
 		t.Errorf("unknown builtin: %v, want it to list the builtin files", err)
 	}
 }
+
+func TestWaitFor(t *testing.T) {
+	set, err := compile(t, `
+rules:
+  - name: wait-log
+    wait_for: ['payload.logurl', 'payload.more']
+  - name: wait-symbols
+    when: 'payload.tree == "central"'
+    wait_for: ['payload.symbols']
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Waits() {
+		t.Error("Waits() is false for a set with wait_for rules")
+	}
+	subj := &rules.Subject{Payload: map[string]any{
+		"logurl": "http://a/log", "more": []any{"http://a/x", "", nil, "http://a/log"},
+		"tree": "central", "symbols": "",
+	}}
+	if _, err := set.Apply(subj); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(subj.WaitFor, " "); got != "http://a/log http://a/x" {
+		t.Errorf("wait for %q, want the two distinct non-empty URLs", got)
+	}
+	none := &rules.Subject{Payload: map[string]any{"logurl": nil}}
+	if _, err := set.Apply(none); err != nil || len(none.WaitFor) != 0 {
+		t.Errorf("a nil URL: wait for %v, err %v; want nothing", none.WaitFor, err)
+	}
+	_, err = set.Apply(&rules.Subject{Payload: map[string]any{"logurl": 42.0}})
+	var re *rules.Error
+	if !errors.As(err, &re) || re.Rule != "wait-log" || !strings.Contains(err.Error(), "want a URL string") {
+		t.Errorf("a number as URL: %v, want a rules.Error of wait-log", err)
+	}
+
+	plain, _ := compile(t, "rules:\n  - name: a\n    cc: ['\"x\"']\n")
+	if plain.Waits() {
+		t.Error("Waits() is true for a set without wait_for")
+	}
+}

@@ -13,6 +13,8 @@
 //	  - name: mark-nightly
 //	    when: '"nightly" in payload.tags'
 //	    set: {nightly: 'true'}
+//	  - name: wait-for-log
+//	    wait_for: ['payload.logurl']
 //
 // Tables go to the pipeline's translator (translator.Params.Tables) and to
 // expressions as "tables". Expressions are expr-lang programs
@@ -52,8 +54,8 @@ type File struct {
 	Rules []Rule `yaml:"rules"`
 }
 
-// Rule is one rule of a rule file. Exactly one of DropWhen, Set or CC must be
-// given; When is an optional guard for Set and CC.
+// Rule is one rule of a rule file. Exactly one of DropWhen, Set, CC or
+// WaitFor must be given; When is an optional guard for all but DropWhen.
 type Rule struct {
 	// Name identifies the rule in logs, counters and errors. Required, unique
 	// within a pipeline.
@@ -70,6 +72,11 @@ type Rule struct {
 	// CC lists string expressions; each value is added to the output's CC
 	// routing keys. A value that is nil or empty adds nothing.
 	CC []Expression `yaml:"cc"`
+	// WaitFor lists expressions that yield artifact URLs (a string, a list
+	// of strings, or nil or "" for none): the output is published only once
+	// every one of them answers, and waits in the pipeline's wait queues
+	// until then.
+	WaitFor []Expression `yaml:"wait_for"`
 
 	line int
 }

@@ -1,0 +1,346 @@
+// Package gate is the readiness gate's artifact check: does the artifact at
+// a URL exist yet? It answers with HTTP HEAD (GET where a server refuses
+// HEAD, without reading the body), follows redirects, bounds every request
+// by a timeout and all requests by a limit overall and per host, and
+// remembers ready answers for a short time.
+//
+// The gate itself, holding messages back in RabbitMQ wait queues, is in
+// package pipeline; this package only asks.
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Outcome is what a check found.
+type Outcome int
+
+// Outcomes of a check.
+const (
+	// Ready: the artifact answered 2xx.
+	Ready Outcome = iota
+	// NotYet: the artifact answered 404 or 410; it may appear later.
+	NotYet
+	// Failed: the check could not tell (timeout, connection refused, any
+	// other status). The message waits as for NotYet.
+	Failed
+)
+
+// String names the outcome as logs and metrics do.
+func (o Outcome) String() string {
+	switch o {
+	case Ready:
+		return "ready"
+	case NotYet:
+		return "not_yet"
+	default:
+		return "failed"
+	}
+}
+
+// Result is the answer for one URL.
+type Result struct {
+	URL     string
+	Outcome Outcome
+	// Detail says what the server answered or what went wrong, for logs and
+	// for the reason of a message that passed its deadline.
+	Detail string
+	// Cached is true when the answer came from the ready cache.
+	Cached bool
+}
+
+// Config tunes a Checker. Zero fields take the defaults.
+type Config struct {
+	// Timeout bounds one check, redirects and the GET fallback included.
+	// Default 10s.
+	Timeout time.Duration
+	// Concurrency bounds checks in flight overall. Default 32.
+	Concurrency int
+	// PerHost bounds checks in flight to one host. Default 8.
+	PerHost int
+	// CacheTTL is how long a ready answer is remembered. Default 1m; a
+	// negative value turns the cache off.
+	CacheTTL time.Duration
+	// CacheSize bounds the ready cache. Default 10000.
+	CacheSize int
+	// Client sends the requests. Default: a client with its own transport
+	// sized for PerHost. Tests may set their own.
+	Client *http.Client
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultConcurrency = 32
+	DefaultPerHost     = 8
+	DefaultCacheTTL    = time.Minute
+	DefaultCacheSize   = 10000
+)
+
+// Counts are the numbers of checks by outcome, cache hits among the ready.
+type Counts struct {
+	Ready, NotYet, Failed, Cached atomic.Int64
+}
+
+// Checker checks artifact URLs. It is safe for concurrent use.
+type Checker struct {
+	cfg    Config
+	client *http.Client
+	all    chan struct{}
+
+	mu    sync.Mutex
+	hosts map[string]*hostSlots
+	ready map[string]time.Time // URL -> expiry
+
+	counts Counts
+}
+
+// hostSlots bounds the checks in flight to one host.
+type hostSlots struct {
+	slots chan struct{}
+	users int
+}
+
+// New returns a Checker with cfg's defaults filled in.
+func New(cfg Config) *Checker {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.PerHost <= 0 {
+		cfg.PerHost = DefaultPerHost
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	client := cfg.Client
+	if client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = cfg.PerHost
+		transport.MaxConnsPerHost = cfg.PerHost
+		client = &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+	}
+	return &Checker{
+		cfg:    cfg,
+		client: client,
+		all:    make(chan struct{}, cfg.Concurrency),
+		hosts:  map[string]*hostSlots{},
+		ready:  map[string]time.Time{},
+	}
+}
+
+// checkRedirect follows up to 10 redirects, to http and https URLs only.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("more than 10 redirects")
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to a %s URL; only http and https are followed", req.URL.Scheme)
+	}
+	return nil
+}
+
+// Counts returns the checker's counters.
+func (c *Checker) Counts() *Counts { return &c.counts }
+
+// ValidURL reports whether raw is an absolute http or https URL, the only
+// kind the gate checks; the error says what is wrong with it.
+func ValidURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%.200q is not a URL: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%.200q: only http and https artifact URLs can be checked", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%.200q has no host", raw)
+	}
+	return nil
+}
+
+// CheckAll checks urls concurrently (within the checker's limits) and
+// returns their results in the same order.
+func (c *Checker) CheckAll(ctx context.Context, urls []string) []Result {
+	results := make([]Result, len(urls))
+	if len(urls) == 1 {
+		results[0] = c.Check(ctx, urls[0])
+		return results
+	}
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Go(func() { results[i] = c.Check(ctx, u) })
+	}
+	wg.Wait()
+	return results
+}
+
+// Check checks one URL.
+func (c *Checker) Check(ctx context.Context, raw string) Result {
+	r := c.check(ctx, raw)
+	switch r.Outcome {
+	case Ready:
+		c.counts.Ready.Add(1)
+		if r.Cached {
+			c.counts.Cached.Add(1)
+		}
+	case NotYet:
+		c.counts.NotYet.Add(1)
+	default:
+		c.counts.Failed.Add(1)
+	}
+	return r
+}
+
+func (c *Checker) check(ctx context.Context, raw string) Result {
+	if err := ValidURL(raw); err != nil {
+		return Result{URL: raw, Outcome: Failed, Detail: err.Error()}
+	}
+	if c.cachedReady(raw) {
+		return Result{URL: raw, Outcome: Ready, Detail: "ready (cached)", Cached: true}
+	}
+	u, _ := url.Parse(raw)
+	release, err := c.acquire(ctx, u.Host)
+	if err != nil {
+		return Result{URL: raw, Outcome: Failed, Detail: "no check slot: " + err.Error()}
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+
+	status, err := c.request(ctx, http.MethodHead, raw)
+	if err == nil && (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
+		status, err = c.request(ctx, http.MethodGet, raw)
+	}
+	switch {
+	case err != nil:
+		return Result{URL: raw, Outcome: Failed, Detail: describe(err, c.cfg.Timeout)}
+	case status >= 200 && status < 300:
+		c.remember(raw)
+		return Result{URL: raw, Outcome: Ready, Detail: http.StatusText(status)}
+	case status == http.StatusNotFound || status == http.StatusGone:
+		return Result{URL: raw, Outcome: NotYet, Detail: fmt.Sprintf("%d %s", status, http.StatusText(status))}
+	default:
+		return Result{URL: raw, Outcome: Failed, Detail: fmt.Sprintf("%d %s", status, http.StatusText(status))}
+	}
+}
+
+// request sends one request and returns its status, closing the body
+// unread.
+func (c *Checker) request(ctx context.Context, method, raw string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, raw, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", "pulsetranslator-gate")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	// Closing unread drops the connection for a GET with a body; that is
+	// cheaper than downloading a build log.
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// describe shortens an HTTP client error for a log line or a reason.
+func describe(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op + ": " + oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// acquire takes a slot overall and one for host; release gives both back.
+func (c *Checker) acquire(ctx context.Context, host string) (release func(), err error) {
+	c.mu.Lock()
+	h := c.hosts[host]
+	if h == nil {
+		h = &hostSlots{slots: make(chan struct{}, c.cfg.PerHost)}
+		c.hosts[host] = h
+	}
+	h.users++
+	c.mu.Unlock()
+	done := func() {
+		c.mu.Lock()
+		if h.users--; h.users == 0 {
+			delete(c.hosts, host)
+		}
+		c.mu.Unlock()
+	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+	select {
+	case c.all <- struct{}{}:
+	case <-ctx.Done():
+		<-h.slots
+		done()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-c.all
+		<-h.slots
+		done()
+	}, nil
+}
+
+func (c *Checker) cachedReady(raw string) bool {
+	if c.cfg.CacheTTL < 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	expiry, ok := c.ready[raw]
+	if ok && time.Now().After(expiry) {
+		delete(c.ready, raw)
+		return false
+	}
+	return ok
+}
+
+func (c *Checker) remember(raw string) {
+	if c.cfg.CacheTTL < 0 {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ready) >= c.cfg.CacheSize {
+		for u, expiry := range c.ready {
+			if now.After(expiry) {
+				delete(c.ready, u)
+			}
+		}
+		if len(c.ready) >= c.cfg.CacheSize {
+			// Still full of live answers: forget them all rather than grow;
+			// a forgotten answer costs one more request.
+			clear(c.ready)
+		}
+	}
+	c.ready[raw] = now.Add(c.cfg.CacheTTL)
+}

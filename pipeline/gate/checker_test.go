@@ -1,0 +1,174 @@
+package gate_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+)
+
+func TestOutcomes(t *testing.T) {
+	var heads, gets atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/missing", http.NotFound)
+	mux.HandleFunc("/gone", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) })
+	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
+	mux.HandleFunc("/to-ftp", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "ftp://example.invalid/x", http.StatusFound)
+	})
+	// A server that refuses HEAD: the check falls back to GET and must not
+	// read the (here endless) body.
+	mux.HandleFunc("/no-head", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		gets.Add(1)
+		chunk := []byte(strings.Repeat("log line\n", 1000))
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	c := gate.New(gate.Config{Timeout: 300 * time.Millisecond, CacheTTL: -1})
+	cases := []struct {
+		path   string
+		want   gate.Outcome
+		detail string
+	}{
+		{"/ok", gate.Ready, "OK"},
+		{"/missing", gate.NotYet, "404"},
+		{"/gone", gate.NotYet, "410"},
+		{"/broken", gate.Failed, "502"},
+		{"/moved", gate.Ready, "OK"},
+		{"/to-ftp", gate.Failed, "only http and https"},
+		{"/no-head", gate.Ready, "OK"},
+		{"/slow", gate.Failed, "no answer within 300ms"},
+	}
+	for _, tc := range cases {
+		r := c.Check(context.Background(), srv.URL+tc.path)
+		if r.Outcome != tc.want || !strings.Contains(r.Detail, tc.detail) {
+			t.Errorf("%s: %s %q, want %s with %q", tc.path, r.Outcome, r.Detail, tc.want, tc.detail)
+		}
+	}
+	if heads.Load() != 1 || gets.Load() != 1 {
+		t.Errorf("no-head: %d HEAD and %d GET, want one each", heads.Load(), gets.Load())
+	}
+	for _, bad := range []string{"file:///etc/passwd", "ftp://ftp.mozilla.org/x", "/relative/path", "http://"} {
+		if r := c.Check(context.Background(), bad); r.Outcome != gate.Failed {
+			t.Errorf("%s: %s, want failed without a request", bad, r.Outcome)
+		}
+		if gate.ValidURL(bad) == nil {
+			t.Errorf("ValidURL(%q) is nil", bad)
+		}
+	}
+	n := c.Counts()
+	if n.Ready.Load() != 3 || n.NotYet.Load() != 2 || n.Failed.Load() != 3+4 {
+		t.Errorf("counts ready %d not yet %d failed %d, want 3, 2, 7", n.Ready.Load(), n.NotYet.Load(), n.Failed.Load())
+	}
+}
+
+// TestReadyCache checks ready answers are remembered for the TTL, and
+// not-yet answers never are.
+func TestReadyCache(t *testing.T) {
+	var requests atomic.Int64
+	var exists atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if !exists.Load() {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := gate.New(gate.Config{CacheTTL: 200 * time.Millisecond})
+	ctx := context.Background()
+	for range 2 {
+		if r := c.Check(ctx, srv.URL+"/a"); r.Outcome != gate.NotYet {
+			t.Fatalf("%s, want not_yet", r.Outcome)
+		}
+	}
+	exists.Store(true)
+	first := c.Check(ctx, srv.URL+"/a")
+	second := c.Check(ctx, srv.URL+"/a")
+	if first.Cached || !second.Cached || second.Outcome != gate.Ready || requests.Load() != 3 {
+		t.Errorf("first cached %v, second cached %v (%s), %d requests; want a request for each not-yet and the first ready only",
+			first.Cached, second.Cached, second.Outcome, requests.Load())
+	}
+	time.Sleep(250 * time.Millisecond)
+	if r := c.Check(ctx, srv.URL+"/a"); r.Cached || requests.Load() != 4 {
+		t.Errorf("after the TTL: cached %v, %d requests; want a fresh request", r.Cached, requests.Load())
+	}
+	if c.Counts().Cached.Load() != 1 {
+		t.Errorf("cached count %d, want 1", c.Counts().Cached.Load())
+	}
+}
+
+// TestLimits checks no more than PerHost checks reach one host at once,
+// and no more than Concurrency overall.
+func TestLimits(t *testing.T) {
+	type gauge struct{ now, peak atomic.Int64 }
+	enter := func(g *gauge) {
+		n := g.now.Add(1)
+		for {
+			p := g.peak.Load()
+			if n <= p || g.peak.CompareAndSwap(p, n) {
+				return
+			}
+		}
+	}
+	var a, b, all gauge
+	track := func(g *gauge) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			enter(g)
+			enter(&all)
+			time.Sleep(20 * time.Millisecond)
+			g.now.Add(-1)
+			all.now.Add(-1)
+		})
+	}
+	srvA, srvB := httptest.NewServer(track(&a)), httptest.NewServer(track(&b))
+	defer srvA.Close()
+	defer srvB.Close()
+	// The default client allows more connections than the limits, so the
+	// checker's own slots are what is measured.
+	c := gate.New(gate.Config{Concurrency: 5, PerHost: 3, CacheTTL: -1, Client: &http.Client{}})
+	var urls []string
+	for i := range 40 {
+		urls = append(urls, fmt.Sprintf("%s/%d", srvA.URL, i), fmt.Sprintf("%s/%d", srvB.URL, i))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < len(urls); i += 8 {
+		wg.Go(func() {
+			for _, r := range c.CheckAll(context.Background(), urls[i:i+8]) {
+				if r.Outcome != gate.Ready {
+					t.Errorf("%s: %s %s", r.URL, r.Outcome, r.Detail)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if a.peak.Load() > 3 || b.peak.Load() > 3 || all.peak.Load() > 5 || all.peak.Load() < 4 {
+		t.Errorf("peak per host %d and %d, overall %d; want at most 3 per host and 4 or 5 overall",
+			a.peak.Load(), b.peak.Load(), all.peak.Load())
+	}
+}
