@@ -64,6 +64,9 @@ type PipelineConfig struct {
 	Consumers int `yaml:"consumers"`
 	// Queue configures the input queue.
 	Queue QueueConfig `yaml:"queue"`
+	// Wait configures the readiness gate, used when the pipeline's rules
+	// have wait_for: how messages whose artifacts do not exist yet wait.
+	Wait WaitConfig `yaml:"wait"`
 }
 
 // BindingConfig binds the input queue to an upstream exchange.
@@ -112,6 +115,70 @@ type QueueConfig struct {
 	Type string `yaml:"type"`
 }
 
+// Deadline actions: what becomes of a message whose artifacts still do not
+// exist at its deadline.
+const (
+	// OnDeadlineDead parks it in the dead queue, class artifacts_missing,
+	// with the URLs and what they answered in its reason.
+	OnDeadlineDead = "dead"
+	// OnDeadlinePublish publishes it, with the payload field
+	// artifacts_unconfirmed listing the URLs that never answered ready.
+	OnDeadlinePublish = "publish"
+)
+
+// WaitConfig configures a pipeline's readiness gate. A message whose
+// artifacts are missing is published, with a confirm, to the wait queue of
+// a tier, queue/<client>/<pipeline>/wait/<tier>, whose TTL is the tier;
+// when it expires RabbitMQ dead-letters it back into the input queue
+// through exchange/<client>/<pipeline>/wait, and it is checked again.
+type WaitConfig struct {
+	// Tiers are the wait queues' TTLs, ascending: the first wait uses the
+	// first tier, the second the second, and so on, the last repeating.
+	// Optional, default [15s, 1m, 5m].
+	Tiers []time.Duration `yaml:"tiers"`
+	// Deadline is how long after a message was first seen its artifacts may
+	// take to appear. Optional, default 10m.
+	Deadline time.Duration `yaml:"deadline"`
+	// OnDeadline is dead or publish (see OnDeadlineDead). Optional,
+	// default dead.
+	OnDeadline string `yaml:"on_deadline"`
+	// MaxLength caps each wait queue; past it the oldest waiting message
+	// is dead-lettered early into the input queue and checked again, so
+	// nothing is lost. Optional, default 100000.
+	MaxLength int `yaml:"max_length"`
+	// Check tunes the HTTP checks of the artifacts.
+	Check CheckConfig `yaml:"check"`
+}
+
+// CheckConfig tunes the HTTP checks of the readiness gate.
+type CheckConfig struct {
+	// Timeout bounds one check, redirects included. Optional, default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Concurrency bounds the checks in flight overall. Optional, default 32.
+	Concurrency int `yaml:"concurrency"`
+	// PerHost bounds the checks in flight to one host. Optional, default 8.
+	PerHost int `yaml:"per_host"`
+	// Cache is how long a ready answer is remembered. Optional, default
+	// 1m; -1s turns the cache off.
+	Cache time.Duration `yaml:"cache"`
+}
+
+// TierFor returns the index of the tier a message waits in: the attempt's
+// own tier (the last one repeating), or, when that would overshoot the
+// remaining time to the deadline, the shortest tier that reaches it.
+func (w WaitConfig) TierFor(attempt int, remaining time.Duration) int {
+	i := min(max(attempt, 0), len(w.Tiers)-1)
+	if w.Tiers[i] <= remaining {
+		return i
+	}
+	for j := range i {
+		if w.Tiers[j] >= remaining {
+			return j
+		}
+	}
+	return i
+}
+
 // Defaults.
 const (
 	DefaultConnection     = "amqp://guest:guest@127.0.0.1:5672/"
@@ -119,7 +186,12 @@ const (
 	DefaultPrefetch       = 16
 	DefaultConsumers      = 4
 	DefaultMaxLength      = 10000
+	DefaultWaitDeadline   = 10 * time.Minute
+	DefaultWaitMaxLength  = 100000
 )
+
+// DefaultWaitTiers are the wait tiers of a pipeline that sets none.
+var DefaultWaitTiers = []time.Duration{15 * time.Second, time.Minute, 5 * time.Minute}
 
 // setDefaults fills every optional field left empty.
 func (c *Config) setDefaults() {
@@ -145,6 +217,18 @@ func (c *Config) setDefaults() {
 		}
 		if p.Queue.Type == "" {
 			p.Queue.Type = "classic"
+		}
+		if len(p.Wait.Tiers) == 0 {
+			p.Wait.Tiers = DefaultWaitTiers
+		}
+		if p.Wait.Deadline == 0 {
+			p.Wait.Deadline = DefaultWaitDeadline
+		}
+		if p.Wait.OnDeadline == "" {
+			p.Wait.OnDeadline = OnDeadlineDead
+		}
+		if p.Wait.MaxLength == 0 {
+			p.Wait.MaxLength = DefaultWaitMaxLength
 		}
 		for j := range p.Outputs {
 			o := &p.Outputs[j]

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -177,8 +178,41 @@ func (c *Config) validate(root *yaml.Node) error {
 		if p.Queue.Type != "classic" && p.Queue.Type != "quorum" {
 			fail(at+".queue.type", "%q: use classic or quorum", p.Queue.Type)
 		}
+		validateWait(p.Wait, at+".wait", fail)
 	}
 	return errors.Join(errs...)
+}
+
+// validateWait checks a pipeline's wait section.
+func validateWait(w WaitConfig, at string, fail func(path, format string, args ...any)) {
+	names := map[string]bool{}
+	for i, tier := range w.Tiers {
+		tat := fmt.Sprintf("%s.tiers[%d]", at, i)
+		switch {
+		case tier < time.Millisecond:
+			fail(tat, "%s: a tier must be at least 1ms, for example 15s", tier)
+		case i > 0 && tier <= w.Tiers[i-1]:
+			fail(tat, "%s: tiers must be ascending, each longer than the one before", tier)
+		case names[TierName(tier)]:
+			fail(tat, "%s: names the same wait queue as an earlier tier; tiers are whole milliseconds", tier)
+		}
+		names[TierName(tier)] = true
+	}
+	if w.Deadline <= 0 {
+		fail(at+".deadline", "must be positive, for example 10m")
+	}
+	if w.OnDeadline != OnDeadlineDead && w.OnDeadline != OnDeadlinePublish {
+		fail(at+".on_deadline", "%q: use %s or %s", w.OnDeadline, OnDeadlineDead, OnDeadlinePublish)
+	}
+	if w.MaxLength < 0 {
+		fail(at+".max_length", "must be positive")
+	}
+	if w.Check.Timeout < 0 {
+		fail(at+".check.timeout", "must be positive, for example 10s")
+	}
+	if w.Check.Concurrency < 0 || w.Check.PerHost < 0 {
+		fail(at+".check", "concurrency and per_host must be positive")
+	}
 }
 
 // checkConnection checks an AMQP URL without ever echoing its password.

@@ -18,7 +18,7 @@ const (
 	MaxJSONDepth = 64
 )
 
-// Refusal classes of the decode step.
+// Refusal classes: the x-pulsetranslator-class of a parked message.
 const (
 	ClassTooLarge    = "too_large"
 	ClassNotUTF8     = "not_utf8"
@@ -31,6 +31,10 @@ const (
 	ClassPanic       = "panic"
 	ClassUnknownTo   = "unknown_output"
 	ClassEmptyResult = "no_outputs"
+	// ClassBadArtifactURL: a wait_for rule gave a URL that is not http(s).
+	ClassBadArtifactURL = "bad_artifact_url"
+	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
+	ClassArtifactsMissing = "artifacts_missing"
 )
 
 // Decode checks a raw body and makes the translator's Message of it. It

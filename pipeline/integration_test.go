@@ -50,6 +50,8 @@ type world struct {
 	admin    *amqp.Channel
 	client   string
 	upstream string
+	// tiers are the wait tiers whose queues the test's pipeline declares.
+	tiers []time.Duration
 }
 
 func newWorld(t *testing.T, conn *amqp.Connection) *world {
@@ -79,10 +81,14 @@ func newWorld(t *testing.T, conn *amqp.Connection) *world {
 			t.Errorf("cleanup: %v", err)
 			return
 		}
-		for _, q := range []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")} {
+		queues := []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")}
+		for _, tier := range w.tiers {
+			queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
+		}
+		for _, q := range queues {
 			_, _ = cleanup.QueueDelete(q, false, false, false)
 		}
-		for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build")} {
+		for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build")} {
 			_ = cleanup.ExchangeDelete(ex, false, false)
 		}
 	})
@@ -92,7 +98,13 @@ func newWorld(t *testing.T, conn *amqp.Connection) *world {
 // config is a one-pipeline config on the world's names.
 func (w *world) config(connection string) *pipeline.Config {
 	w.t.Helper()
-	yaml := fmt.Sprintf(`
+	return w.parse(w.configText(connection, "[builtin:buildbot.yaml]", ""))
+}
+
+// configText is the text of a one-pipeline config with the given rule
+// files and extra pipeline fields (indented by four spaces).
+func (w *world) configText(connection, rules, extra string) string {
+	return fmt.Sprintf(`
 client_id: %s
 connection: %s
 publish_timeout: 10s
@@ -104,11 +116,15 @@ pipelines:
         routing_keys: ['#.log_uploaded', '#.finished']
     outputs:
       - exchange: build/normalized
-    rules: [builtin:buildbot.yaml]
+    rules: %s
     consumers: 2
     queue: {max_length: 1000}
-`, w.client, connection, w.upstream)
-	cfg, err := pipeline.Parse("test config", []byte(yaml))
+%s`, w.client, connection, w.upstream, rules, extra)
+}
+
+func (w *world) parse(text string) *pipeline.Config {
+	w.t.Helper()
+	cfg, err := pipeline.Parse("test config", []byte(text))
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Pulse names. A client may configure and write only
@@ -38,6 +40,38 @@ func DeadQueue(client, pipeline string) string { return InputQueue(client, pipel
 // dead-lettered overflow reach the dead queue through it.
 func DeadExchange(client, pipeline string) string {
 	return "exchange/" + client + "/" + pipeline + "/dead"
+}
+
+// WaitQueue names the wait queue of one tier of a pipeline's readiness
+// gate: queue/<client>/<pipeline>/wait/<tier>, such as …/wait/15s.
+func WaitQueue(client, pipeline string, tier time.Duration) string {
+	return InputQueue(client, pipeline) + "/wait/" + TierName(tier)
+}
+
+// WaitExchange names the direct exchange of a pipeline's readiness gate:
+// waiting messages reach their tier's queue through it (routing key: the
+// tier's name), and come back from it into the input queue (routing key
+// RetryKey) when their TTL expires.
+func WaitExchange(client, pipeline string) string {
+	return "exchange/" + client + "/" + pipeline + "/wait"
+}
+
+// RetryKey is the routing key with which expired waiting messages return
+// to the input queue.
+const RetryKey = "retry"
+
+// TierName names a wait tier in the fewest units that are exact: 15s, 1m,
+// 2h, 250ms.
+func TierName(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d >= time.Minute && d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d >= time.Second && d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
 }
 
 // checkOwnExchange reports an exchange outside the client's namespace.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
@@ -43,6 +44,9 @@ type Routed struct {
 	// ID is the deterministic message id: the same input always gives the
 	// same ids, so consumers can de-duplicate redeliveries.
 	ID string
+	// WaitFor are the URLs of artifacts that must exist before it is
+	// published (from wait_for rules); all are http or https.
+	WaitFor []string
 }
 
 // Drop is one output (or a whole message) that was deliberately not
@@ -86,6 +90,10 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 	}
 	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs}, nil
 }
+
+// Waits reports whether the pipeline's rules make outputs wait for
+// artifacts, and so whether it needs the readiness gate.
+func (p *Processor) Waits() bool { return p.rules.Waits() }
 
 // Rules returns the pipeline's compiled rules.
 func (p *Processor) Rules() *rules.Set { return p.rules }
@@ -154,11 +162,17 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 	if err := p.schemas.Validate(out.Schema, subj.Payload); err != nil {
 		return Routed{}, translator.Refuse(ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
 	}
+	for _, u := range subj.WaitFor {
+		if err := gate.ValidURL(u); err != nil {
+			return Routed{}, translator.Refuse(ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
+		}
+	}
 	return Routed{
 		Output:     target,
 		RoutingKey: out.RoutingKey,
 		CC:         cc,
 		Payload:    subj.Payload,
+		WaitFor:    subj.WaitFor,
 		ID:         outputID(digest, p.name, target.Exchange, out.RoutingKey, index),
 	}, nil
 }

@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
@@ -44,12 +45,15 @@ type Runner struct {
 	running   chan struct{}
 }
 
-// pipelineRun is one pipeline's processor, topology and counters.
+// pipelineRun is one pipeline's processor, topology, gate and counters.
 type pipelineRun struct {
 	cfg      PipelineConfig
 	proc     *Processor
 	topology *broker.Topology
-	stats    Stats
+	// gate is nil when the pipeline's rules wait for nothing.
+	gate         *readinessGate
+	waitExchange string
+	stats        Stats
 }
 
 // Stats counts what became of a pipeline's messages.
@@ -64,6 +68,12 @@ type Stats struct {
 	Dropped atomic.Int64
 	// Parked counts messages sent to the dead queue.
 	Parked atomic.Int64
+	// Waited counts messages sent to a wait queue because their artifacts
+	// were missing (each wait of a message counts).
+	Waited atomic.Int64
+	// Expired counts messages whose artifacts were still missing at their
+	// deadline (parked, or published as unconfirmed).
+	Expired atomic.Int64
 }
 
 // NewRunner prepares the pipelines of cfg with translators from reg.
@@ -83,9 +93,13 @@ func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAda
 			errs = append(errs, err)
 			continue
 		}
-		topology := topologyOf(cfg.ClientID, p)
-		topology.DeclareUpstream = cfg.DeclareUpstream
-		r.pipelines = append(r.pipelines, &pipelineRun{cfg: p, proc: proc, topology: topology})
+		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p), waitExchange: WaitExchange(cfg.ClientID, p.Name)}
+		run.topology.DeclareUpstream = cfg.DeclareUpstream
+		if proc.Waits() {
+			run.gate = newReadinessGate(cfg.ClientID, p, &run.stats, logger)
+			run.topology.Wait = run.gate.topology(cfg.ClientID)
+		}
+		r.pipelines = append(r.pipelines, run)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -121,6 +135,17 @@ func (r *Runner) Stats(pipeline string) *Stats {
 	for _, p := range r.pipelines {
 		if p.cfg.Name == pipeline {
 			return &p.stats
+		}
+	}
+	return nil
+}
+
+// Checks returns the artifact-check counters of the named pipeline, or nil
+// when it has no readiness gate.
+func (r *Runner) Checks(pipeline string) *gate.Counts {
+	for _, p := range r.pipelines {
+		if p.cfg.Name == pipeline && p.gate != nil {
+			return p.gate.checker.Counts()
 		}
 	}
 	return nil
@@ -211,11 +236,14 @@ type handler struct {
 
 // handle decodes, processes and turns the outputs into messages for the
 // router to publish; the router acks the input only after the publisher
-// has every confirm. A returned error parks the message (see classify).
+// has every confirm. A message whose artifacts are missing becomes one
+// message to a wait queue instead. A returned error parks the message (see
+// classify).
 func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	p := h.pipeline
 	p.stats.Received.Add(1)
 	now := time.Now()
+	state := restoreSource(msg, p.waitExchange, now)
 	in, err := Decode(msg.Metadata.Get(broker.MetaExchange), msg.Metadata.Get(broker.MetaRoutingKey), msg.Payload, now)
 	if err != nil {
 		return nil, err
@@ -227,6 +255,16 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	for _, d := range outcome.Dropped {
 		p.stats.Dropped.Add(1)
 		h.logger.Debug("dropped", watermill.LogFields{"pipeline": p.cfg.Name, "routing_key": in.RoutingKey, "reason": d.Reason, "rule": d.Rule})
+	}
+	if urls := waitURLs(outcome.Published); len(urls) > 0 && p.gate != nil {
+		wait, unconfirmed, err := p.gate.admit(msg.Context(), msg, in, urls, state, now)
+		if err != nil {
+			return nil, err
+		}
+		if wait != nil {
+			return []*message.Message{wait}, nil
+		}
+		markUnconfirmed(outcome.Published, unconfirmed)
 	}
 	outs := make([]*message.Message, 0, len(outcome.Published))
 	for _, routed := range outcome.Published {

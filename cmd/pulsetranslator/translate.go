@@ -19,6 +19,7 @@ type outcomeLine struct {
 	Source     string         `json:"source"`
 	RoutingKey string         `json:"routing_key,omitempty"`
 	CC         []string       `json:"cc,omitempty"`
+	WaitFor    []string       `json:"wait_for,omitempty"`
 	Payload    map[string]any `json:"payload,omitempty"`
 	Error      *errorOutcome  `json:"error,omitempty"`
 	Dropped    *dropOutcome   `json:"dropped,omitempty"`
@@ -129,7 +130,7 @@ func translateFile(proc *pipeline.Processor, path string) []outcomeLine {
 	}
 	var lines []outcomeLine
 	for _, r := range outcome.Published {
-		lines = append(lines, outcomeLine{Source: path, RoutingKey: r.RoutingKey, CC: r.CC, Payload: r.Payload})
+		lines = append(lines, outcomeLine{Source: path, RoutingKey: r.RoutingKey, CC: r.CC, WaitFor: r.WaitFor, Payload: r.Payload})
 	}
 	for _, d := range outcome.Dropped {
 		lines = append(lines, outcomeLine{Source: path, Dropped: &dropOutcome{Reason: d.Reason}})

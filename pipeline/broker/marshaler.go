@@ -29,7 +29,8 @@ const (
 	// MetaContentType is the delivery's content type.
 	MetaContentType = "x-pulse-content-type"
 	// MetaOriginalPrefix prefixes upstream headers that must not be sent on
-	// as they are: CC and BCC, which would route the parked copy.
+	// as they are: CC and BCC, which would route the parked copy, and
+	// x-death, which RabbitMQ keeps as an array and would find a string.
 	MetaOriginalPrefix = "x-original-"
 )
 
@@ -58,7 +59,7 @@ func (Marshaler) Unmarshal(d amqp.Delivery) (*message.Message, error) {
 	msg := message.NewMessage(d.MessageId, d.Body)
 	md := make(message.Metadata, len(d.Headers)+5)
 	for key, value := range d.Headers {
-		if key == "CC" || key == "BCC" {
+		if key == "CC" || key == "BCC" || key == "x-death" {
 			key = MetaOriginalPrefix + key
 		}
 		md[key] = headerString(value)

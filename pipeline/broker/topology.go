@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
@@ -35,6 +36,60 @@ type Topology struct {
 	// exchanges before binding. Only for a local broker: a Pulse user may
 	// not declare them.
 	DeclareUpstream bool
+	// Wait is the readiness gate's wait topology; nil when the pipeline
+	// waits for nothing.
+	Wait *WaitTopology
+}
+
+// WaitTopology is a readiness gate's part of the topology: a direct
+// exchange, one wait queue per tier bound to it by the tier's key, and the
+// input queue bound to it by RetryKey. A wait queue's messages expire after
+// its TTL and are dead-lettered through the exchange with RetryKey, that is
+// back into the input queue. Everything stays within the client's own
+// names, so a Pulse user may declare and use all of it.
+type WaitTopology struct {
+	// Exchange is the direct exchange; RetryKey routes back to the input.
+	Exchange, RetryKey string
+	// Queues are the tiers' queues.
+	Queues []WaitQueue
+	// MaxLength caps each wait queue; past it the oldest message is
+	// dead-lettered early, back to the input queue.
+	MaxLength int
+}
+
+// WaitQueue is one tier of a wait topology.
+type WaitQueue struct {
+	// Name is the queue's full name; Key routes to it from the exchange.
+	Name, Key string
+	// TTL is how long each message waits in it.
+	TTL time.Duration
+}
+
+// declare declares the wait topology and binds input to it.
+func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error {
+	if err := ch.ExchangeDeclare(w.Exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return explain("declare exchange "+w.Exchange, err)
+	}
+	for _, q := range w.Queues {
+		args := amqp.Table{
+			"x-max-length":              int64(w.MaxLength),
+			"x-overflow":                "drop-head",
+			"x-queue-type":              queueType,
+			"x-message-ttl":             q.TTL.Milliseconds(),
+			"x-dead-letter-exchange":    w.Exchange,
+			"x-dead-letter-routing-key": w.RetryKey,
+		}
+		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, args); err != nil {
+			return explain("declare queue "+q.Name, err)
+		}
+		if err := ch.QueueBind(q.Name, q.Key, w.Exchange, false, nil); err != nil {
+			return explain("bind "+q.Name, err)
+		}
+	}
+	if err := ch.QueueBind(input, w.RetryKey, w.Exchange, false, nil); err != nil {
+		return explain(fmt.Sprintf("bind %s to %s", input, w.Exchange), err)
+	}
+	return nil
 }
 
 // queueArgs returns the arguments of a queue capped at maxLength.
@@ -87,6 +142,11 @@ func (t *Topology) Declare(ch *amqp.Channel) error {
 	inputArgs["x-dead-letter-exchange"] = t.DeadExchange
 	if _, err := ch.QueueDeclare(t.InputQueue, true, false, false, false, inputArgs); err != nil {
 		return explain("declare queue "+t.InputQueue, err)
+	}
+	if t.Wait != nil {
+		if err := t.Wait.declare(ch, t.QueueType, t.InputQueue); err != nil {
+			return err
+		}
 	}
 	for _, b := range t.Bindings {
 		if t.DeclareUpstream {

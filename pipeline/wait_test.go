@@ -1,0 +1,215 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+// artifactStore is a local HTTP server standing in for the place build
+// logs are uploaded to: every path answers 404 until it is made ready.
+type artifactStore struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	ready  map[string]bool
+	all    atomic.Bool
+	checks atomic.Int64
+}
+
+func newArtifactStore(t *testing.T) *artifactStore {
+	a := &artifactStore{ready: map[string]bool{}}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.checks.Add(1)
+		a.mu.Lock()
+		ok := a.all.Load() || a.ready[r.URL.Path]
+		a.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *artifactStore) makeReady(path string) {
+	a.mu.Lock()
+	a.ready[path] = true
+	a.mu.Unlock()
+}
+
+// gatedBuild is a corpus build message (one output) whose URLs point into
+// the artifact store under /<tag>/, so that each tag makes a distinct
+// message with its own log.
+type gatedBuild struct {
+	body    []byte
+	key     string
+	logPath string
+	logURL  string
+}
+
+const gatedBuildFile = "mozilla-central/build.mozilla-central-linux64.105.log_uploaded"
+
+func newGatedBuild(t *testing.T, store *artifactStore, tag string) gatedBuild {
+	t.Helper()
+	body, key := corpusFile(t, gatedBuildFile)
+	prefix := "/" + tag + "/"
+	body = []byte(strings.ReplaceAll(string(body), "http://archive.mozilla.org/", store.srv.URL+prefix))
+	logPath := prefix + "pub/firefox/tinderbox-builds/mozilla-central-linux64/1446634715/mozilla-central-linux64-bm73-build1-build105.txt.gz"
+	if !strings.Contains(string(body), store.srv.URL+logPath) {
+		t.Fatalf("the corpus file %s no longer has the log URL this test rewrites", gatedBuildFile)
+	}
+	return gatedBuild{body: body, key: key, logPath: logPath, logURL: store.srv.URL + logPath}
+}
+
+// gateConfig is the world's pipeline with the buildbot wait rule and the
+// given wait section.
+func (w *world) gateConfig(connection string, tiers []time.Duration, deadline time.Duration, onDeadline string) string {
+	w.tiers = tiers
+	names := make([]string, len(tiers))
+	for i, tier := range tiers {
+		names[i] = tier.String()
+	}
+	extra := fmt.Sprintf("    wait: {tiers: [%s], deadline: %s, on_deadline: %s, check: {timeout: 2s}}\n",
+		strings.Join(names, ", "), deadline, onDeadline)
+	return w.configText(connection, "[builtin:buildbot.yaml, builtin:buildbot-wait.yaml]", extra)
+}
+
+func payloadOf(t *testing.T, d amqp.Delivery) map[string]any {
+	t.Helper()
+	var env struct {
+		Payload map[string]any `json:"payload"`
+	}
+	if err := json.Unmarshal(d.Body, &env); err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	return env.Payload
+}
+
+// TestGateHoldsUntilArtifactExists: a message whose log exists is published
+// on the first pass; one whose log answers 404 waits in the wait queues,
+// is not published while it is 404, and is published within one tier of
+// the log appearing.
+func TestGateHoldsUntilArtifactExists(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	const shortTier, longTier = 250 * time.Millisecond, time.Second
+	runner := start(t, w.parse(w.gateConfig(adminURL(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
+	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
+	stats, checks := runner.Stats("build"), runner.Checks("build")
+
+	ready := newGatedBuild(t, store, "ready")
+	store.makeReady(ready.logPath)
+	w.publishRaw(ready.key, ready.body)
+	if got := payloadOf(t, receive(t, main, "the output (log already there)"))["logurl"]; got != ready.logURL {
+		t.Errorf("logurl %v, want %s", got, ready.logURL)
+	}
+	if stats.Waited.Load() != 0 || checks.Ready.Load() != 1 {
+		t.Errorf("a message whose log exists: waited %d times, %d ready checks; want 0 and 1", stats.Waited.Load(), checks.Ready.Load())
+	}
+
+	late := newGatedBuild(t, store, "late")
+	w.publishRaw(late.key, late.body)
+	// Its first two waits, seen on a probe bound to the wait exchange.
+	for i, tier := range []time.Duration{shortTier, longTier} {
+		d := receive(t, waiting, "the wait exchange")
+		h := d.Headers
+		if d.RoutingKey != pipeline.TierName(tier) || h[pipeline.HeaderAttempt] != fmt.Sprint(i+1) ||
+			h[pipeline.HeaderSourceRoutingKey] != late.key || h[pipeline.HeaderSourceExchange] != w.upstream ||
+			!strings.Contains(fmt.Sprint(h[pipeline.HeaderWaitingFor]), late.logURL+" (not_yet: 404") || string(d.Body) != string(late.body) {
+			t.Errorf("wait %d: key %q headers %v; want tier %s, attempt %d, the source and the URL, the body unchanged", i+1, d.RoutingKey, h, tier, i+1)
+		}
+	}
+	for stats.Waited.Load() < 3 {
+		select {
+		case d := <-main:
+			t.Fatalf("published while its log still answers 404: %s", d.RoutingKey)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if checks.NotYet.Load() < 3 {
+		t.Errorf("%d not-yet checks after 3 waits", checks.NotYet.Load())
+	}
+
+	store.makeReady(late.logPath)
+	appeared := time.Now()
+	out := receive(t, main, "the output (log appeared)")
+	if took := time.Since(appeared); took > longTier+time.Second {
+		t.Errorf("published %s after the log appeared; the longest tier is %s", took, longTier)
+	}
+	p := payloadOf(t, out)
+	if p["logurl"] != late.logURL || p[pipeline.UnconfirmedField] != nil {
+		t.Errorf("payload logurl %v, %s %v", p["logurl"], pipeline.UnconfirmedField, p[pipeline.UnconfirmedField])
+	}
+	if out.RoutingKey != "build.mozilla-central.linux64.opt.mozilla-central-linux64" {
+		t.Errorf("routing key %q, want the one of the source message", out.RoutingKey)
+	}
+	select {
+	case d := <-main:
+		t.Errorf("published twice: %s %s", d.RoutingKey, d.MessageId)
+	case <-time.After(longTier + 500*time.Millisecond):
+	}
+}
+
+// TestGateDeadline: the log never appears; past the deadline the message is
+// parked with the URL and the reason, or, with on_deadline publish,
+// published with the URL marked unconfirmed.
+func TestGateDeadline(t *testing.T) {
+	conn := brokerOrSkip(t)
+	tiers := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
+
+	t.Run("dead", func(t *testing.T) {
+		w := newWorld(t, conn)
+		store := newArtifactStore(t)
+		runner := start(t, w.parse(w.gateConfig(adminURL(), tiers, 1500*time.Millisecond, "dead")))
+		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+		dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		never := newGatedBuild(t, store, "never")
+		w.publishRaw(never.key, never.body)
+		parked := receive(t, dead, "the dead queue")
+		reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+		if parked.Headers[pipeline.HeaderClass] != pipeline.ClassArtifactsMissing || !strings.Contains(reason, never.logURL) ||
+			!strings.Contains(reason, "404") || !strings.Contains(reason, "deadline 1.5s") {
+			t.Errorf("parked with class %v, reason %q; want %s naming the URL, its 404 and the deadline",
+				parked.Headers[pipeline.HeaderClass], reason, pipeline.ClassArtifactsMissing)
+		}
+		if parked.RoutingKey != never.key || string(parked.Body) != string(never.body) {
+			t.Errorf("parked copy: key %q; want the original key and body", parked.RoutingKey)
+		}
+		select {
+		case d := <-main:
+			t.Errorf("published although its log never appeared: %s", d.RoutingKey)
+		default:
+		}
+		if s := runner.Stats("build"); s.Expired.Load() != 1 || s.Parked.Load() != 1 || s.Waited.Load() < 2 {
+			t.Errorf("expired %d parked %d waited %d", s.Expired.Load(), s.Parked.Load(), s.Waited.Load())
+		}
+	})
+
+	t.Run("publish", func(t *testing.T) {
+		w := newWorld(t, conn)
+		store := newArtifactStore(t)
+		start(t, w.parse(w.gateConfig(adminURL(), tiers, time.Second, "publish")))
+		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+		never := newGatedBuild(t, store, "never")
+		w.publishRaw(never.key, never.body)
+		p := payloadOf(t, receive(t, main, "the output past its deadline"))
+		if fmt.Sprint(p[pipeline.UnconfirmedField]) != fmt.Sprint([]any{never.logURL}) {
+			t.Errorf("%s = %v, want [%s]", pipeline.UnconfirmedField, p[pipeline.UnconfirmedField], never.logURL)
+		}
+	})
+}
