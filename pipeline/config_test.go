@@ -1,8 +1,10 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
@@ -71,6 +73,10 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"c.yaml:2:", "connection", "amqps://"}},
 		{"bad envelope", "exchange: build/normalized", "exchange: build/normalized\n        envelope: xml",
 			[]string{"c.yaml:11:", "envelope", "mozillapulse or bare"}},
+		{"tiers not ascending", "translator: buildbot", "translator: buildbot\n    wait: {tiers: [1m, 15s]}",
+			[]string{"c.yaml:6:", "pipelines[0].wait.tiers[1]", "ascending"}},
+		{"bad deadline action", "translator: buildbot", "translator: buildbot\n    wait:\n      on_deadline: drop",
+			[]string{"c.yaml:7:", "pipelines[0].wait.on_deadline", "dead or publish"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -87,6 +93,44 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+func TestWaitDefaultsAndTiers(t *testing.T) {
+	cfg, err := pipeline.Parse("c.yaml", []byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.Pipelines[0].Wait
+	if fmt.Sprint(w.Tiers) != "[15s 1m0s 5m0s]" || w.Deadline != 10*time.Minute || w.OnDeadline != pipeline.OnDeadlineDead {
+		t.Errorf("wait defaults %+v", w)
+	}
+	if got := pipeline.WaitQueue("me", "build", 15*time.Second); got != "queue/me/build/wait/15s" {
+		t.Errorf("wait queue %q", got)
+	}
+	for d, want := range map[time.Duration]string{250 * time.Millisecond: "250ms", 90 * time.Second: "90s", 5 * time.Minute: "5m", 2 * time.Hour: "2h"} {
+		if got := pipeline.TierName(d); got != want {
+			t.Errorf("TierName(%s) = %q, want %q", d, got, want)
+		}
+	}
+	cases := []struct {
+		attempt   int
+		remaining time.Duration
+		want      int
+	}{
+		{0, 10 * time.Minute, 0}, // first wait: first tier
+		{1, 9 * time.Minute, 1},  // second: second tier
+		{7, 8 * time.Minute, 2},  // later: the last tier repeats
+		{7, 40 * time.Second, 1}, // 5m would overshoot: 1m reaches the deadline
+		{7, 5 * time.Second, 0},  // the shortest tier reaches it
+		{1, 30 * time.Second, 1}, // the own tier is not shortened below what reaches
+		{0, time.Second, 0},      // never below the first tier
+		{-1, time.Hour, 0},       // a forged attempt counts as the first
+	}
+	for _, c := range cases {
+		if got := w.TierFor(c.attempt, c.remaining); got != c.want {
+			t.Errorf("TierFor(%d, %s) = %d, want %d", c.attempt, c.remaining, got, c.want)
+		}
 	}
 }
 

@@ -31,7 +31,7 @@ func adminURL() string {
 
 // brokerOrSkip connects as the admin user, failing in CI and skipping
 // elsewhere when there is no broker.
-func brokerOrSkip(t *testing.T) *amqp.Connection {
+func brokerOrSkip(t testing.TB) *amqp.Connection {
 	t.Helper()
 	conn, err := amqp.Dial(adminURL())
 	if err != nil {
@@ -46,21 +46,23 @@ func brokerOrSkip(t *testing.T) *amqp.Connection {
 
 // world is one test's private names on the broker.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	admin    *amqp.Channel
 	client   string
 	upstream string
 	// tiers are the wait tiers whose queues the test's pipeline declares.
 	tiers []time.Duration
+	// maxLength caps the input queue. Default 1000.
+	maxLength int
 }
 
-func newWorld(t *testing.T, conn *amqp.Connection) *world {
+func newWorld(t testing.TB, conn *amqp.Connection) *world {
 	t.Helper()
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, admin: ch, client: fmt.Sprintf("pttest-%d", time.Now().UnixNano()%1e10)}
+	w := &world{t: t, admin: ch, maxLength: 1000, client: fmt.Sprintf("pttest-%d", time.Now().UnixNano()%1e10)}
 	w.upstream = "exchange/" + w.client + "-upstream/build/"
 	if err := ch.ExchangeDeclare(w.upstream, "topic", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -118,8 +120,8 @@ pipelines:
       - exchange: build/normalized
     rules: %s
     consumers: 2
-    queue: {max_length: 1000}
-%s`, w.client, connection, w.upstream, rules, extra)
+    queue: {max_length: %d}
+%s`, w.client, connection, w.upstream, rules, w.maxLength, extra)
 }
 
 func (w *world) parse(text string) *pipeline.Config {
@@ -132,13 +134,13 @@ func (w *world) parse(text string) *pipeline.Config {
 }
 
 // start runs cfg with the registered translators until the test ends.
-func start(t *testing.T, cfg *pipeline.Config) *pipeline.Runner {
+func start(t testing.TB, cfg *pipeline.Config) *pipeline.Runner {
 	t.Helper()
 	return startWith(t, cfg, translator.Default)
 }
 
 // startWith runs cfg with the translators of reg until the test ends.
-func startWith(t *testing.T, cfg *pipeline.Config, reg *translator.Registry) *pipeline.Runner {
+func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *pipeline.Runner {
 	t.Helper()
 	runner, err := pipeline.NewRunner(cfg, reg, nil)
 	if err != nil {
@@ -204,7 +206,7 @@ func (w *world) publishRaw(routingKey string, body []byte) {
 	}
 }
 
-func corpusFile(t *testing.T, rel string) ([]byte, string) {
+func corpusFile(t testing.TB, rel string) ([]byte, string) {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
 	if err != nil {
@@ -221,7 +223,7 @@ func corpusFile(t *testing.T, rel string) ([]byte, string) {
 	return body, m.Meta.RoutingKey
 }
 
-func receive(t *testing.T, deliveries <-chan amqp.Delivery, what string) amqp.Delivery {
+func receive(t testing.TB, deliveries <-chan amqp.Delivery, what string) amqp.Delivery {
 	t.Helper()
 	select {
 	case d := <-deliveries:
@@ -346,7 +348,7 @@ func TestPulsePermissions(t *testing.T) {
 	flow(t, w, runner)
 }
 
-func rabbitmqctl(t *testing.T, args ...string) {
+func rabbitmqctl(t testing.TB, args ...string) {
 	t.Helper()
 	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
 	if err != nil {

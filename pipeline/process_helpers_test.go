@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 }
 
 // buildTranslator builds cmd/pulsetranslator once per test run.
-func buildTranslator(t *testing.T) string {
+func buildTranslator(t testing.TB) string {
 	t.Helper()
 	b := &translatorBinary
 	b.once.Do(func() {

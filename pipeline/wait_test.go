@@ -24,14 +24,16 @@ type artifactStore struct {
 	ready  map[string]bool
 	all    atomic.Bool
 	checks atomic.Int64
+	// readyPrefix, when set, makes every path under it ready.
+	readyPrefix string
 }
 
-func newArtifactStore(t *testing.T) *artifactStore {
+func newArtifactStore(t testing.TB) *artifactStore {
 	a := &artifactStore{ready: map[string]bool{}}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.checks.Add(1)
 		a.mu.Lock()
-		ok := a.all.Load() || a.ready[r.URL.Path]
+		ok := a.all.Load() || a.ready[r.URL.Path] || (a.readyPrefix != "" && strings.HasPrefix(r.URL.Path, a.readyPrefix))
 		a.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
@@ -59,7 +61,7 @@ type gatedBuild struct {
 
 const gatedBuildFile = "mozilla-central/build.mozilla-central-linux64.105.log_uploaded"
 
-func newGatedBuild(t *testing.T, store *artifactStore, tag string) gatedBuild {
+func newGatedBuild(t testing.TB, store *artifactStore, tag string) gatedBuild {
 	t.Helper()
 	body, key := corpusFile(t, gatedBuildFile)
 	prefix := "/" + tag + "/"
@@ -84,7 +86,7 @@ func (w *world) gateConfig(connection string, tiers []time.Duration, deadline ti
 	return w.configText(connection, "[builtin:buildbot.yaml, builtin:buildbot-wait.yaml]", extra)
 }
 
-func payloadOf(t *testing.T, d amqp.Delivery) map[string]any {
+func payloadOf(t testing.TB, d amqp.Delivery) map[string]any {
 	t.Helper()
 	var env struct {
 		Payload map[string]any `json:"payload"`

@@ -54,6 +54,13 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  output %s -> %s (%s)\n", o.Name, o.Exchange, o.Envelope)
 		}
 		fmt.Fprintf(stdout, "  rules: %d from %s: %s\n", proc.Rules().Len(), strings.Join(p.Rules, ", "), strings.Join(proc.Rules().Names(), ", "))
+		if proc.Waits() {
+			queues := make([]string, len(p.Wait.Tiers))
+			for i, tier := range p.Wait.Tiers {
+				queues[i] = pipeline.WaitQueue(cfg.ClientID, p.Name, tier)
+			}
+			fmt.Fprintf(stdout, "  readiness gate: wait queues %s; deadline %s, then %s\n", strings.Join(queues, ", "), p.Wait.Deadline, p.Wait.OnDeadline)
+		}
 	}
 	if failed {
 		return 1
