@@ -322,19 +322,10 @@ func TestEndToEnd(t *testing.T) {
 func TestPulsePermissions(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	password := "p/w@" + w.client
-	rabbitmqctl(t, "add_user", w.client, password)
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", w.client).Run() })
-	own := fmt.Sprintf("^(exchange|queue)/%s/.*", w.client)
-	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", w.client)
-	rabbitmqctl(t, "set_permissions", "-p", "/", w.client, own, own, read)
-
-	admin, _ := url.Parse(adminURL())
-	restricted := *admin
-	restricted.User = url.UserPassword(w.client, password)
+	restricted := w.pulseUser()
 
 	// The user really is restricted: a name outside its namespace is refused.
-	userConn, err := amqp.Dial(restricted.String())
+	userConn, err := amqp.Dial(restricted)
 	if err != nil {
 		t.Fatalf("connect as the Pulse user: %v", err)
 	}
@@ -344,8 +335,26 @@ func TestPulsePermissions(t *testing.T) {
 		t.Fatalf("declaring outside the namespace: %v, want ACCESS_REFUSED", err)
 	}
 
-	runner := start(t, w.config(restricted.String()))
+	runner := start(t, w.config(restricted))
 	flow(t, w, runner)
+}
+
+// pulseUser creates a broker user named after the world's client id with
+// exactly the Pulse permissions, and a password that needs URL-encoding,
+// and returns its connection string.
+func (w *world) pulseUser() string {
+	t := w.t
+	t.Helper()
+	password := "p/w@" + w.client
+	rabbitmqctl(t, "add_user", w.client, password)
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", w.client).Run() })
+	own := fmt.Sprintf("^(exchange|queue)/%s/.*", w.client)
+	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", w.client)
+	rabbitmqctl(t, "set_permissions", "-p", "/", w.client, own, own, read)
+	admin, _ := url.Parse(adminURL())
+	restricted := *admin
+	restricted.User = url.UserPassword(w.client, password)
+	return restricted.String()
 }
 
 func rabbitmqctl(t testing.TB, args ...string) {

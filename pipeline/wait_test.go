@@ -100,13 +100,14 @@ func payloadOf(t testing.TB, d amqp.Delivery) map[string]any {
 // TestGateHoldsUntilArtifactExists: a message whose log exists is published
 // on the first pass; one whose log answers 404 waits in the wait queues,
 // is not published while it is 404, and is published within one tier of
-// the log appearing.
+// the log appearing. It runs as a user with only the Pulse permissions:
+// the wait exchange, queues and dead-lettering all stay in its namespace.
 func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	const shortTier, longTier = 250 * time.Millisecond, time.Second
-	runner := start(t, w.parse(w.gateConfig(adminURL(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
+	runner := start(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
 	stats, checks := runner.Stats("build"), runner.Checks("build")

@@ -16,7 +16,8 @@ func TestUnmarshalKeepsDelivery(t *testing.T) {
 	msg, err := broker.Marshaler{}.Unmarshal(amqp.Delivery{
 		Exchange: "exchange/build/", RoutingKey: "build.x.1.finished", Redelivered: true,
 		MessageId: "m1", ContentType: "application/json", Body: []byte(`{}`),
-		Headers: amqp.Table{"CC": []interface{}{"route.a", "route.b"}, "n": int32(3), "s": "text"},
+		Headers: amqp.Table{"CC": []interface{}{"route.a", "route.b"}, "n": int32(3), "s": "text",
+			"x-death": []interface{}{amqp.Table{"reason": "expired", "count": int64(1)}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +26,7 @@ func TestUnmarshalKeepsDelivery(t *testing.T) {
 		broker.MetaExchange: "exchange/build/", broker.MetaRoutingKey: "build.x.1.finished",
 		broker.MetaRedelivered: "true", broker.MetaMessageID: "m1", broker.MetaContentType: "application/json",
 		"x-original-CC": `["route.a","route.b"]`, "n": "3", "s": "text",
+		"x-original-x-death": `[{"count":1,"reason":"expired"}]`,
 	}
 	for k, v := range want {
 		if got := msg.Metadata.Get(k); got != v {
@@ -33,6 +35,9 @@ func TestUnmarshalKeepsDelivery(t *testing.T) {
 	}
 	if _, has := msg.Metadata["CC"]; has {
 		t.Error("an upstream CC header is kept under its own name; a parked copy would be routed by it")
+	}
+	if _, has := msg.Metadata["x-death"]; has {
+		t.Error("x-death is kept under its own name; a parked copy would carry it as a string")
 	}
 }
 
