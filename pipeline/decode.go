@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"mime"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,8 @@ const (
 	ClassEmptyResult = "no_outputs"
 	// ClassBadArtifactURL: a wait_for rule gave a URL that is not http(s).
 	ClassBadArtifactURL = "bad_artifact_url"
+	// ClassContentType: the delivery's content type says it is not JSON.
+	ClassContentType = "bad_content_type"
 	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
 	ClassArtifactsMissing = "artifacts_missing"
 )
@@ -47,13 +50,30 @@ func Decode(exchange, routingKey string, body []byte, received time.Time) (trans
 		return msg, translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d", len(body), MaxBodyBytes)
 	case !utf8.Valid(body):
 		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
-	case !json.Valid(body):
-		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
 	}
+	// Depth first: the scan is cheap, works on any bytes, and spares the
+	// JSON scanner a body nested 100,000 deep.
 	if depth := jsonDepth(body); depth > MaxJSONDepth {
 		return msg, translator.Refuse(ClassTooDeep, "the body nests %d levels deep; the limit is %d", depth, MaxJSONDepth)
 	}
+	if !json.Valid(body) {
+		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
+	}
 	return msg, nil
+}
+
+// CheckContentType accepts a delivery's content type: none (many
+// publishers set none) or application/json, with any parameters. Any other
+// type is refused, since the body would be read as something it is not.
+func CheckContentType(contentType string) error {
+	if contentType == "" {
+		return nil
+	}
+	media, _, err := mime.ParseMediaType(contentType)
+	if err != nil || media != "application/json" {
+		return translator.Refuse(ClassContentType, "the content type is %.100q; Pulse messages are application/json", contentType)
+	}
+	return nil
 }
 
 // syntaxError describes where a body stops being JSON.

@@ -1,10 +1,12 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -19,6 +21,7 @@ func TestDecodeRefusals(t *testing.T) {
 		{"not JSON", []byte(`{"a": `), pipeline.ClassMalformed},
 		{"not UTF-8", []byte("{\"a\": \"\xff\"}"), pipeline.ClassNotUTF8},
 		{"too deep", []byte(strings.Repeat("[", 65) + strings.Repeat("]", 65)), pipeline.ClassTooDeep},
+		{"100,000 levels deep, and not JSON", []byte(strings.Repeat("[", 100000)), pipeline.ClassTooDeep},
 		{"too large", []byte(`"` + strings.Repeat("x", pipeline.MaxBodyBytes) + `"`), pipeline.ClassTooLarge},
 	}
 	for _, c := range cases {
@@ -34,4 +37,43 @@ func TestDecodeRefusals(t *testing.T) {
 	if _, err := pipeline.Decode("e", "k", deep, time.Now()); err != nil {
 		t.Errorf("64 levels with brackets inside a string: %v", err)
 	}
+}
+
+func TestCheckContentType(t *testing.T) {
+	for _, ok := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		if err := pipeline.CheckContentType(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"text/plain", "application/x-msgpack", "application/json;;", "json"} {
+		var r *translator.Refusal
+		if err := pipeline.CheckContentType(bad); !errors.As(err, &r) || r.Class != pipeline.ClassContentType {
+			t.Errorf("%q: %v, want a %s refusal", bad, err, pipeline.ClassContentType)
+		}
+	}
+}
+
+// FuzzDecode: whatever the bytes, Decode does not panic, and what it
+// accepts is UTF-8 JSON within the limits.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{`{"payload": {}, "_meta": {}}`, `[`, `"\ud800"`, "{\"a\": \"\xff\"}", strings.Repeat("[", 70), `{"a":"[[[["}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, err := pipeline.Decode("e", "k", body, time.Time{})
+		if err != nil {
+			var r *translator.Refusal
+			if !errors.As(err, &r) || r.Reason == "" {
+				t.Fatalf("an error that is not a refusal with a reason: %v", err)
+			}
+			return
+		}
+		if !utf8.Valid(body) || !json.Valid(body) || len(body) > pipeline.MaxBodyBytes {
+			t.Fatalf("accepted a body that is not UTF-8 JSON within the limits: %q", body)
+		}
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("accepted a body encoding/json cannot read: %v", err)
+		}
+	})
 }

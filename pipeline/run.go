@@ -244,6 +244,9 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	p.stats.Received.Add(1)
 	now := time.Now()
 	state := restoreSource(msg, p.waitExchange, now)
+	if err := CheckContentType(msg.Metadata.Get(broker.MetaContentType)); err != nil {
+		return nil, err
+	}
 	in, err := Decode(msg.Metadata.Get(broker.MetaExchange), msg.Metadata.Get(broker.MetaRoutingKey), msg.Payload, now)
 	if err != nil {
 		return nil, err

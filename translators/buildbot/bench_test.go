@@ -9,7 +9,7 @@ import (
 )
 
 // corpusMessages reads every raw message of the corpus.
-func corpusMessages(b *testing.B) []translator.Message {
+func corpusMessages(b testing.TB) []translator.Message {
 	b.Helper()
 	paths, _ := filepath.Glob(filepath.Join(corpus, "buildbot", "*", "*"))
 	if len(paths) != 75 {

@@ -72,6 +72,9 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if raw.Payload.Build.Properties == nil {
 		return nil, translator.Refuse("malformed", "%s has no payload.build.properties; is it a Buildbot message?", key)
 	}
+	if err := checkTextProperties(key, raw.Payload.Build.Properties); err != nil {
+		return nil, err
+	}
 	j := t.read(key, &raw, msg.Received)
 	tree := text(j.payload["tree"])
 	if tree == "" {

@@ -152,6 +152,8 @@ func TestRefusalsAndDrops(t *testing.T) {
 		{"unknown OS", raw(t, "build.mozilla-central_amiga_test-mochitest-1.12.log_uploaded", 0, unitTestProps("linux64", "x")...), "bad_os", false},
 		{"unit test without log", raw(t, "build.mozilla-central_ubuntu64_vm_test-mochitest-1.12.log_uploaded", 0, prop{"branch", "mozilla-central"}, prop{"platform", "linux64"}, prop{"buildername", "x"}), "no_log_url", false},
 		{"build without build URL", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, prop{"branch", "mozilla-central"}, prop{"platform", "linux64"}), "no_build_url", false},
+		{"branch is a number", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, append(buildProps, prop{"platform", "linux64"}, prop{"branch", 5})...), "bad_property", false},
+		{"platform is an array", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, append(buildProps, prop{"platform", []any{"linux64"}})...), "bad_property", false},
 		{"no branch", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, prop{"platform", "linux64"}), "no_branch", false},
 		{"no platform anywhere", raw(t, "build.mozilla-central-beos.3.log_uploaded", 0, prop{"branch", "mozilla-central"}), "no_platform", false},
 		{"release repack without locales", raw(t, "build.release-mozilla-beta-linux_repack_1.4.log_uploaded", 0, prop{"branch", "release-mozilla-beta"}, prop{"platform", "linux"}), "no_locales", false},

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // rawMessage is the part of a raw Buildbot pulse message the translator
@@ -77,4 +79,43 @@ func value(raw json.RawMessage) any {
 func text(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// textProperties are the properties the translation reads as text; a
+// value of another JSON type (null aside, which means absent) is a broken
+// message, not a missing property.
+var textProperties = map[string]bool{
+	"branch": true, "platform": true, "stage_platform": true, "buildername": true,
+	"product": true, "log_url": true, "locale": true, "locales": true,
+}
+
+// checkTextProperties refuses a message whose text properties hold
+// numbers, booleans, arrays or objects, naming the property and its type.
+func checkTextProperties(key string, props []property) error {
+	for _, prop := range props {
+		if !textProperties[prop.Name] {
+			continue
+		}
+		switch v := value(prop.Value).(type) {
+		case nil, string:
+		default:
+			return translator.Refuse("bad_property", "%s: the %q property is %s, not a string", key, prop.Name, jsonKind(v))
+		}
+	}
+	return nil
+}
+
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
 }
