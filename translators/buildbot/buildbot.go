@@ -58,9 +58,15 @@ func New(p translator.Params) (translator.Translator, error) {
 
 // Translate implements translator.Translator.
 func (t *Translator) Translate(msg translator.Message) ([]translator.Output, error) {
+	if kind := topLevelKind(msg.Body); kind != "an object" {
+		return nil, translator.Refuse("malformed", "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
+	}
 	var raw rawMessage
 	if err := json.Unmarshal(msg.Body, &raw); err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
+	}
+	if raw.Meta == nil {
+		return nil, translator.Refuse("malformed", "the body has no _meta object; a mozillapulse message carries _meta with its exchange and routing key")
 	}
 	key := raw.Meta.RoutingKey
 	if key == "" {

@@ -17,7 +17,8 @@ type rawMessage struct {
 			Results    json.RawMessage `json:"results"`
 		} `json:"build"`
 	} `json:"payload"`
-	Meta struct {
+	// Meta is mozillapulse's envelope; a message without it is not one.
+	Meta *struct {
 		RoutingKey string `json:"routing_key"`
 	} `json:"_meta"`
 }
@@ -118,4 +119,25 @@ func jsonKind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("a %T", v)
+}
+
+// topLevelKind names the JSON type of a body by its first byte.
+func topLevelKind(body []byte) string {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return "empty"
+	}
+	switch body[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "a JSON array"
+	case '"':
+		return "a JSON string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a JSON boolean"
+	}
+	return "a JSON number"
 }
