@@ -1,0 +1,120 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+// peakRSS reads the peak resident set size of a process, in bytes.
+func peakRSS(t testing.TB, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// TestHostileInput publishes a table of bad messages upstream to the real
+// command, run as a Pulse user: each one ends in the dead queue with a
+// class and a reason that names the problem, the process stays up, its
+// memory stays bounded, and the good message published after them all is
+// translated.
+func TestHostileInput(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	proc := w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""))
+	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, goodKey := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
+	meta := `"_meta": {"exchange": "exchange/build/", "routing_key": "build.mozilla-central-linux64.105.log_uploaded"}`
+	props := func(platform string) string {
+		return `{"payload": {"build": {"properties": [["branch", "mozilla-central", "x"], ["platform", "` + platform +
+			`", "x"], ["buildername", "Linux x86-64 mozilla-central build", "x"], ["buildurl", "http://a/b.tar.bz2", "x"]]}}, ` + meta + `}`
+	}
+	cases := []struct {
+		name, body, contentType, class, reason string
+	}{
+		{"empty body", "", "", pipeline.ClassMalformed, "not well-formed JSON"},
+		{"malformed JSON", `{"payload": {"build": `, "", pipeline.ClassMalformed, "not well-formed JSON"},
+		{"invalid UTF-8", "{\"payload\": \"\xff\xfe\"}", "", pipeline.ClassNotUTF8, "not valid UTF-8"},
+		{"a JSON array", `[1, 2, 3]`, "", "malformed", "a JSON array"},
+		{"a JSON string", `"build finished"`, "", "malformed", "a JSON string"},
+		{"no payload", `{` + meta + `}`, "", "malformed", "no payload.build.properties"},
+		{"no _meta", `{"payload": {"build": {"properties": []}}}`, "", "malformed", "no _meta"},
+		{"a number for a string", strings.Replace(props("linux64"), `"mozilla-central", "x"`, `42, "x"`, 1), "", "bad_property", `"branch" property is a number`},
+		{"nulls everywhere", `{"payload": {"build": {"properties": [["branch", null, null], ["platform", null, null]], "results": null}}, "_meta": {"exchange": null, "routing_key": null}}`, "", "no_branch", "no 'branch' property"},
+		{"unknown platform", props("plan9"), "", "unknown_message_type", `platform "plan9"`},
+		{"a 10 MiB body", `{"payload": "` + strings.Repeat("x", 10<<20) + `"}`, "", pipeline.ClassTooLarge, "limit is 4194304"},
+		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pipeline.ClassTooDeep, "100000 levels"},
+		{"wrong content type", string(good), "application/x-msgpack", pipeline.ClassContentType, "application/x-msgpack"},
+	}
+	for _, c := range cases {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		dc, err := w.admin.PublishWithDeferredConfirm(w.upstream, "build.mozilla-central-linux64.105.log_uploaded", false, false, amqp.Publishing{
+			ContentType: ct, DeliveryMode: amqp.Persistent, Body: []byte(c.body), Headers: amqp.Table{"x-test-case": c.name},
+		})
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish %s: %v", c.name, err)
+		}
+	}
+	w.publishRaw(goodKey, good)
+
+	parked := map[string]amqp.Delivery{}
+	for len(parked) < len(cases) {
+		d := receive(t, dead, fmt.Sprintf("the dead queue (%d of %d parked)", len(parked), len(cases)))
+		parked[fmt.Sprint(d.Headers["x-test-case"])] = d
+	}
+	for _, c := range cases {
+		d, ok := parked[c.name]
+		class, reason := fmt.Sprint(d.Headers[pipeline.HeaderClass]), fmt.Sprint(d.Headers[pipeline.HeaderReason])
+		switch {
+		case !ok:
+			t.Errorf("%s: not in the dead queue", c.name)
+		case c.class != "" && class != c.class, !strings.Contains(reason, c.reason):
+			t.Errorf("%s: class %q reason %q; want %q naming %q", c.name, class, reason, c.class, c.reason)
+		case string(d.Body) != c.body:
+			t.Errorf("%s: the parked body is not the original (%d bytes, want %d)", c.name, len(d.Body), len(c.body))
+		}
+	}
+	out := receive(t, main, "the output exchange after the bad messages")
+	if out.RoutingKey != "build.mozilla-central.linux64.opt.mozilla-central-linux64" {
+		t.Errorf("the good message came out as %q", out.RoutingKey)
+	}
+	select {
+	case <-proc.done:
+		t.Fatal("the translator process exited")
+	default:
+	}
+	rss := peakRSS(t, proc.cmd.Process.Pid)
+	t.Logf("%d bad inputs parked, the good one translated; the process's peak RSS was %.1f MiB", len(cases), float64(rss)/(1<<20))
+	if rss > 128<<20 {
+		t.Errorf("peak RSS %.1f MiB; a 10 MiB message should cost at most a few times its size", float64(rss)/(1<<20))
+	}
+}
