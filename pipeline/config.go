@@ -142,9 +142,9 @@ type WaitConfig struct {
 	// OnDeadline is dead or publish (see OnDeadlineDead). Optional,
 	// default dead.
 	OnDeadline string `yaml:"on_deadline"`
-	// MaxLength caps each wait queue; past it the oldest waiting message
-	// is dead-lettered early into the input queue and checked again, so
-	// nothing is lost. Optional, default 100000.
+	// MaxLength caps each wait queue; past it the queue refuses new
+	// messages, and a message that should wait is parked in the dead queue
+	// with class wait_queue_full instead. Optional, default 100000.
 	MaxLength int `yaml:"max_length"`
 	// Check tunes the HTTP checks of the artifacts.
 	Check CheckConfig `yaml:"check"`

@@ -36,6 +36,8 @@ const (
 	ClassBadArtifactURL = "bad_artifact_url"
 	// ClassContentType: the delivery's content type says it is not JSON.
 	ClassContentType = "bad_content_type"
+	// ClassWaitQueueFull: the wait queue was at its max_length.
+	ClassWaitQueueFull = "wait_queue_full"
 	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
 	ClassArtifactsMissing = "artifacts_missing"
 )

@@ -52,8 +52,8 @@ type world struct {
 	upstream string
 	// tiers are the wait tiers whose queues the test's pipeline declares.
 	tiers []time.Duration
-	// maxLength caps the input queue. Default 1000.
-	maxLength int
+	// maxLength and deadMaxLength cap the input and dead queues. Default 1000.
+	maxLength, deadMaxLength int
 }
 
 func newWorld(t testing.TB, conn *amqp.Connection) *world {
@@ -62,7 +62,7 @@ func newWorld(t testing.TB, conn *amqp.Connection) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, admin: ch, maxLength: 1000, client: fmt.Sprintf("pttest-%d", time.Now().UnixNano()%1e10)}
+	w := &world{t: t, admin: ch, maxLength: 1000, deadMaxLength: 1000, client: fmt.Sprintf("pttest-%d", time.Now().UnixNano()%1e10)}
 	w.upstream = "exchange/" + w.client + "-upstream/build/"
 	if err := ch.ExchangeDeclare(w.upstream, "topic", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
@@ -120,8 +120,8 @@ pipelines:
       - exchange: build/normalized
     rules: %s
     consumers: 2
-    queue: {max_length: %d}
-%s`, w.client, connection, w.upstream, rules, w.maxLength, extra)
+    queue: {max_length: %d, dead_max_length: %d}
+%s`, w.client, connection, w.upstream, rules, w.maxLength, w.deadMaxLength, extra)
 }
 
 func (w *world) parse(text string) *pipeline.Config {

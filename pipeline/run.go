@@ -215,11 +215,11 @@ func (r *Runner) addPipeline(router *message.Router, conn *wamqp.ConnectionWrapp
 	if err != nil {
 		return err
 	}
-	poison, err := middleware.PoisonQueueWithFilter(pub, p.topology.DeadExchange, func(error) bool { return true })
+	poison, err := middleware.PoisonQueueWithFilter(pub, p.topology.DeadExchange, func(err error) bool { return !isTransient(err) })
 	if err != nil {
 		return err
 	}
-	h := &handler{pipeline: p, logger: r.logger}
+	h := &handler{pipeline: p, logger: r.logger, pub: pub}
 	for i := range p.cfg.Consumers {
 		name := fmt.Sprintf("%s-%d", p.cfg.Name, i)
 		hd := router.AddHandler(name, p.topology.InputQueue, sub, p.cfg.Outputs[0].Exchange, pub, h.handle)
@@ -232,6 +232,21 @@ func (r *Runner) addPipeline(router *message.Router, conn *wamqp.ConnectionWrapp
 type handler struct {
 	pipeline *pipelineRun
 	logger   watermill.LoggerAdapter
+	// pub publishes waiting messages to the wait exchange.
+	pub *broker.Publisher
+}
+
+// transientError is a failure after which the message goes back to its
+// queue, to be tried again, instead of being parked: the broker did not
+// take a publish because it was unreachable, not because it refused it.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+func isTransient(err error) bool {
+	var t *transientError
+	return errors.As(err, &t)
 }
 
 // handle decodes, processes and turns the outputs into messages for the
@@ -265,7 +280,7 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 			return nil, err
 		}
 		if wait != nil {
-			return []*message.Message{wait}, nil
+			return nil, h.hold(wait)
 		}
 		markUnconfirmed(outcome.Published, unconfirmed)
 	}
@@ -287,14 +302,30 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	return outs, nil
 }
 
+// hold publishes a waiting message to its wait queue and returns once the
+// broker confirms it; the router then acks the input. A wait queue at its
+// max_length refuses new messages (reject-publish): the message is parked
+// with class wait_queue_full rather than dropped or retried in a loop.
+func (h *handler) hold(wait *message.Message) error {
+	err := h.pub.Publish(h.pipeline.waitExchange, wait)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, broker.ErrNacked):
+		return translator.Refuse(ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why artifacts do not appear)",
+			wait.Metadata.Get(broker.MetaPublishRoutingKey), h.pipeline.cfg.Wait.MaxLength)
+	}
+	return &transientError{fmt.Errorf("publish to the wait queue: %w", err)}
+}
+
 // classify sits between the poison-queue middleware and the handler: it
 // writes the class and reason of a failure into the message's metadata, so
 // that the parked copy carries them as headers, and counts it.
 func (h *handler) classify(next message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		outs, err := next(msg)
-		if err == nil {
-			return outs, nil
+		if err == nil || isTransient(err) {
+			return outs, err
 		}
 		class, reason := ClassInternal, err.Error()
 		var refusal *translator.Refusal

@@ -52,8 +52,8 @@ type WaitTopology struct {
 	Exchange, RetryKey string
 	// Queues are the tiers' queues.
 	Queues []WaitQueue
-	// MaxLength caps each wait queue; past it the oldest message is
-	// dead-lettered early, back to the input queue.
+	// MaxLength caps each wait queue; past it the queue refuses new
+	// messages (reject-publish), so that the publisher's confirm is a nack.
 	MaxLength int
 }
 
@@ -73,7 +73,7 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 	for _, q := range w.Queues {
 		args := amqp.Table{
 			"x-max-length":              int64(w.MaxLength),
-			"x-overflow":                "drop-head",
+			"x-overflow":                "reject-publish",
 			"x-queue-type":              queueType,
 			"x-message-ttl":             q.TTL.Milliseconds(),
 			"x-dead-letter-exchange":    w.Exchange,

@@ -1,0 +1,97 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+// TestQueueLimits fills the input and dead queues past their caps while no
+// translator consumes, and checks the documented overflow behaviour: the
+// input queue dead-letters its oldest messages into the dead queue (x-death
+// reason maxlen), and the dead queue discards its oldest.
+func TestQueueLimits(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	w.maxLength, w.deadMaxLength = 5, 2
+	// The real command declares the topology; killed, it consumes nothing.
+	w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "")).kill()
+
+	for i := range 8 {
+		dc, err := w.admin.PublishWithDeferredConfirm(w.upstream, "build.x.1.log_uploaded", false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, Body: []byte(fmt.Sprintf(`{"n": %d}`, i)),
+		})
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	input, err := w.inspect(pipeline.InputQueue(w.client, "build"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if input.Messages != 5 {
+		t.Errorf("the input queue holds %d messages, want its cap of 5", input.Messages)
+	}
+	// 3 overflowed into the dead queue, which keeps the newest 2.
+	var parked []string
+	for {
+		d, ok, err := w.admin.Get(pipeline.DeadQueue(w.client, "build"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		deaths, _ := d.Headers["x-death"].([]interface{})
+		reason := ""
+		if len(deaths) > 0 {
+			reason = fmt.Sprint(deaths[0].(amqp.Table)["reason"])
+		}
+		parked = append(parked, string(d.Body)+" "+reason)
+	}
+	if got := strings.Join(parked, ", "); got != `{"n": 1} maxlen, {"n": 2} maxlen` {
+		t.Errorf("the dead queue holds %q; want the 2 newest overflowed messages, x-death reason maxlen", got)
+	}
+	first, _, _ := w.admin.Get(pipeline.InputQueue(w.client, "build"), true)
+	if string(first.Body) != `{"n": 3}` {
+		t.Errorf("the input queue's head is %s; want the oldest it kept, n 3", first.Body)
+	}
+}
+
+// TestWaitQueueFull fills a wait queue to its cap: the next message that
+// must wait is refused by the broker and parked with class
+// wait_queue_full, rather than dropped or retried in a loop.
+func TestWaitQueueFull(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	text := w.gateConfig(adminURL(), []time.Duration{time.Minute}, time.Hour, "dead")
+	runner := start(t, w.parse(strings.Replace(text, "on_deadline: dead,", "on_deadline: dead, max_length: 2,", 1)))
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		b := newGatedBuild(t, store, fmt.Sprintf("full-%d", i))
+		w.publishRaw(b.key, b.body)
+	}
+	parked := receive(t, dead, "the dead queue")
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassWaitQueueFull || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "max_length of 2") {
+		t.Errorf("parked with %v: %v", parked.Headers[pipeline.HeaderClass], parked.Headers[pipeline.HeaderReason])
+	}
+	if !strings.Contains(string(parked.Body), "/full-") {
+		t.Errorf("the parked body is not one of the messages published")
+	}
+	q, err := w.inspect(pipeline.WaitQueue(w.client, "build", time.Minute))
+	if err != nil || q.Messages != 2 {
+		t.Errorf("the wait queue holds %d (%v), want its cap of 2", q.Messages, err)
+	}
+	if s := runner.Stats("build"); s.Waited.Load() != 3 || s.Parked.Load() != 1 {
+		t.Errorf("waited %d parked %d; want 3 tries to wait and 1 parked", s.Waited.Load(), s.Parked.Load())
+	}
+}
