@@ -1,0 +1,258 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// The fault tests put a real stream through the real command and break
+// something part-way: they count every output by message id against what
+// the processor says the inputs must give, so a lost output fails them and
+// duplicates (allowed by at-least-once) are reported.
+
+// faultMessages is the number of raw messages a fault test publishes;
+// PULSE_FAULT_MESSAGES overrides it.
+func faultMessages(t *testing.T) int {
+	if v := os.Getenv("PULSE_FAULT_MESSAGES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("PULSE_FAULT_MESSAGES=%q is not a count", v)
+		}
+		return n
+	}
+	return 20000
+}
+
+// stream is n distinct raw messages cycled from the whole corpus (builds,
+// tests, repacks, refusals, a drop), each made distinct by an extra field
+// the translator ignores, and the output ids they must give.
+type stream struct {
+	keys     []string
+	bodies   [][]byte
+	expected map[string]bool
+}
+
+func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("corpus: %v", err)
+	}
+	sch, err := schemas.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stream{expected: map[string]bool{}}
+	for i := range n {
+		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
+		body, key := corpusFile(t, rel)
+		body = append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)
+		msg, err := pipeline.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, body, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		if outcome, err := proc.Process(msg); err == nil {
+			for _, r := range outcome.Published {
+				s.expected[r.ID] = true
+			}
+		}
+		s.keys = append(s.keys, key)
+		s.bodies = append(s.bodies, body)
+	}
+	return s
+}
+
+// publish sends the stream upstream with confirms, 256 outstanding.
+func (s *stream) publish(w *world) error {
+	builds := make([]gatedBuild, len(s.bodies))
+	for i := range builds {
+		builds[i] = gatedBuild{body: s.bodies[i], key: s.keys[i]}
+	}
+	return w.publishMany(builds)
+}
+
+// durableProbe declares queue/<client>/probe, durable, bound to the output
+// exchange: unlike an exclusive probe it survives the broker's restart.
+func (w *world) durableProbe() string {
+	w.t.Helper()
+	name := "queue/" + w.client + "/probe"
+	if _, err := w.admin.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.admin.QueueBind(name, "build.#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() {
+		if c, err := amqp.Dial(adminURL()); err == nil {
+			if ch, err := c.Channel(); err == nil {
+				_, _ = ch.QueueDelete(name, false, false, false)
+			}
+			c.Close()
+		}
+	})
+	return name
+}
+
+// redial replaces the world's admin channel after the broker dropped it.
+func (w *world) redial() {
+	w.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conn, err := amqp.Dial(adminURL())
+		if err == nil {
+			ch, err := conn.Channel()
+			if err == nil && ch.Confirm(false) == nil {
+				w.admin = ch
+				w.t.Cleanup(func() { conn.Close() })
+				return
+			}
+			conn.Close()
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the broker did not come back within 60s: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitFor polls a queue's message count until done says so.
+func (w *world) waitFor(queue string, limit time.Duration, done func(messages int) bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if q, err := w.inspect(queue); err == nil && done(q.Messages) {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// drain consumes a queue until it stays empty for two seconds and counts
+// the deliveries by message id.
+func (w *world) drain(queue string) map[string]int {
+	w.t.Helper()
+	if err := w.admin.Qos(1000, 0, false); err != nil {
+		w.t.Fatal(err)
+	}
+	deliveries, err := w.admin.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				w.t.Fatal("the probe consumer was closed")
+			}
+			ids[d.MessageId]++
+		case <-time.After(2 * time.Second):
+			return ids
+		}
+	}
+}
+
+// faultRun publishes the stream to the translator's input, starts the
+// command, calls fault once a third of the outputs are out, and checks
+// every expected output arrives once the input is drained.
+func faultRun(t *testing.T, name string, fault func(w *world, proc *translatorProcess, text string)) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	n := faultMessages(t)
+	w.maxLength = 2 * n
+	user := w.pulseUser()
+	text := w.configText(user, "[builtin:buildbot.yaml]", "")
+	s := newStream(t, w.parse(text), n)
+
+	// Declare the topology, then publish the whole stream while nothing
+	// consumes, so that the fault cannot cost the test its own publishes.
+	w.startTranslator(text).kill()
+	probe := w.durableProbe()
+	began := time.Now()
+	if err := s.publish(w); err != nil {
+		t.Fatal(err)
+	}
+	proc := w.startTranslator(text)
+	third := len(s.expected) / 3
+	if !w.waitFor(probe, 5*time.Minute, func(m int) bool { return m >= third }) {
+		t.Fatalf("fewer than %d outputs within 5 minutes", third)
+	}
+	fault(w, proc, text)
+
+	input := pipeline.InputQueue(w.client, "build")
+	if !w.waitFor(input, 10*time.Minute, func(m int) bool { return m == 0 }) {
+		t.Fatal("the input queue was not drained within 10 minutes of the fault")
+	}
+	// The last messages in hand are published and acked within moments.
+	time.Sleep(2 * time.Second)
+	ids := w.drain(probe)
+	lost, duplicates, unexpected := 0, 0, 0
+	for id := range s.expected {
+		if ids[id] == 0 {
+			lost++
+		}
+	}
+	for id, count := range ids {
+		if !s.expected[id] {
+			unexpected++
+		}
+		duplicates += count - 1
+	}
+	t.Logf("%s: %d raw messages published, %d outputs expected, %d arrived in %s: %d lost, %d duplicates, %d unexpected",
+		name, n, len(s.expected), len(ids), time.Since(began).Round(time.Second), lost, duplicates, unexpected)
+	if lost > 0 || unexpected > 0 {
+		t.Errorf("%d outputs lost, %d unexpected", lost, unexpected)
+	}
+}
+
+// TestCrashSafety kills the translator with SIGKILL part-way through the
+// stream and starts a new one.
+func TestCrashSafety(t *testing.T) {
+	faultRun(t, "SIGKILL", func(w *world, proc *translatorProcess, text string) {
+		proc.kill()
+		w.startTranslator(text)
+	})
+}
+
+// TestBrokerClosesConnections has the broker close every connection
+// mid-stream; the translator reconnects by itself.
+func TestBrokerClosesConnections(t *testing.T) {
+	faultRun(t, "close_all_connections", func(w *world, proc *translatorProcess, text string) {
+		rabbitmqctl(t, "close_all_connections", "pulsetranslator fault test")
+		w.redial()
+	})
+}
+
+// TestBrokerRestart stops and starts the RabbitMQ application mid-stream;
+// the translator reconnects by itself.
+func TestBrokerRestart(t *testing.T) {
+	faultRun(t, "stop_app/start_app", func(w *world, proc *translatorProcess, text string) {
+		rabbitmqctl(t, "stop_app")
+		time.Sleep(2 * time.Second)
+		out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
+		}
+		w.redial()
+		select {
+		case <-proc.done:
+			t.Fatal("the translator exited when the broker went away; it must reconnect")
+		default:
+		}
+	})
+}
