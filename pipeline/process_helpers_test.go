@@ -76,8 +76,8 @@ type translatorProcess struct {
 }
 
 // startTranslator writes configText to a file and runs the command on it,
-// waiting until the input queue has consumers.
-func (w *world) startTranslator(configText string) *translatorProcess {
+// with extra flags, waiting until the input queue has consumers.
+func (w *world) startTranslator(configText string, flags ...string) *translatorProcess {
 	t := w.t
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
@@ -85,7 +85,7 @@ func (w *world) startTranslator(configText string) *translatorProcess {
 		t.Fatal(err)
 	}
 	p := &translatorProcess{logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(buildTranslator(t), "run", "--config", path)
+	p.cmd = exec.Command(buildTranslator(t), append([]string{"run", "--config", path}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

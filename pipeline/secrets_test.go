@@ -1,0 +1,87 @@
+package pipeline_test
+
+import (
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoSecretsInLogs runs the command as a Pulse user, at debug level,
+// through a broker-side disconnect and a parked message, then with a wrong
+// password, a closed port, TLS against a plain port and a broken config:
+// the password, plain or URL-encoded, appears in no log line and no error.
+func TestNoSecretsInLogs(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	connection := w.pulseUser()
+	u, _ := url.Parse(connection)
+	password, _ := u.User.Password()
+	forms := []string{password, url.QueryEscape(password), url.PathEscape(password), strings.ReplaceAll(url.QueryEscape(password), "%", "%25")}
+
+	var logs []string
+	proc := w.startTranslator(w.configText(connection, "[builtin:buildbot.yaml]", ""), "--log-level", "debug")
+	w.publishRaw("build.x.1.log_uploaded", []byte(`{"not": "buildbot"}`))
+	rabbitmqctl(t, "close_all_connections", "pulsetranslator secrets test")
+	w.redial()
+	if !w.waitFor(w.inputQueue(), 30*time.Second, func(int) bool { return w.consumers("build") > 0 }) {
+		t.Fatal("the translator did not reconnect within 30s")
+	}
+	proc.kill()
+	logs = append(logs, proc.logs.String())
+	if !strings.Contains(logs[0], "parked in the dead queue") || !strings.Contains(logs[0], u.User.Username()) {
+		t.Fatalf("the run's log lacks what this test looks through:\n%s", logs[0])
+	}
+
+	wrong := *u
+	wrong.User = url.UserPassword(u.User.Username(), password+"-wrong")
+	closed := *u
+	closed.Host = "127.0.0.1:1"
+	tlsToPlain := *u
+	tlsToPlain.Scheme = "amqps"
+	failures := map[string]string{
+		"wrong password":   w.configText(wrong.String(), "[builtin:buildbot.yaml]", ""),
+		"closed port":      w.configText(closed.String(), "[builtin:buildbot.yaml]", ""),
+		"TLS to plain":     w.configText(tlsToPlain.String(), "[builtin:buildbot.yaml]", ""),
+		"config error":     strings.Replace(w.configText(connection, "[builtin:buildbot.yaml]", ""), "translator: buildbot", "translator: nope", 1),
+		"bad scheme":       w.configText(strings.Replace(connection, "amqp://", "http://", 1), "[builtin:buildbot.yaml]", ""),
+		"unparseable port": w.configText(strings.Replace(connection, "127.0.0.1:5672", "127.0.0.1:port", 1), "[builtin:buildbot.yaml]", ""),
+	}
+	forms = append(forms, password+"-wrong")
+	for name, text := range failures {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(buildTranslator(t), "run", "--config", path, "--log-level", "debug")
+		cmd.WaitDelay = 5 * time.Second
+		done := make(chan []byte, 1)
+		go func() { out, _ := cmd.CombinedOutput(); done <- out }()
+		select {
+		case out := <-done:
+			if cmd.ProcessState.Success() {
+				t.Errorf("%s: the command succeeded", name)
+			}
+			logs = append(logs, string(out))
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s: the command did not stop within 30s", name)
+			logs = append(logs, string(<-done))
+		}
+	}
+	for _, log := range logs {
+		for _, line := range strings.Split(log, "\n") {
+			for _, secret := range forms {
+				if strings.Contains(line, secret) {
+					t.Errorf("a log line shows the password: %s", line)
+				}
+			}
+		}
+	}
+	t.Logf("%d runs, %d log lines, no password", len(logs), strings.Count(strings.Join(logs, ""), "\n"))
+}
+
+func (w *world) inputQueue() string { return "queue/" + w.client + "/build" }
