@@ -52,6 +52,8 @@ type world struct {
 	upstream string
 	// tiers are the wait tiers whose queues the test's pipeline declares.
 	tiers []time.Duration
+	// user is the connection string of the world's Pulse user, once made.
+	user string
 	// maxLength and deadMaxLength cap the input and dead queues. Default 1000.
 	maxLength, deadMaxLength int
 }
@@ -309,33 +311,82 @@ func flow(t *testing.T, w *world, runner *pipeline.Runner) {
 }
 
 // TestEndToEnd runs the default-style buildbot pipeline on the broker as
-// the admin user.
+// a user with exactly the Pulse permissions of its client id, as every
+// integration test does.
 func TestEndToEnd(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	runner := start(t, w.config(adminURL()))
+	runner := start(t, w.config(w.pulseUser()))
 	flow(t, w, runner)
 }
 
-// TestPulsePermissions runs the pipeline as a user with exactly the Pulse
-// permissions of its client id, and a password that needs URL-encoding.
+// TestPulsePermissions checks the Pulse user the tests run as really is
+// restricted: it may not declare outside its namespace, nor touch a second
+// client's queues and exchanges, while that client's own pipeline runs.
 func TestPulsePermissions(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	restricted := w.pulseUser()
+	other := newWorld(t, conn)
+	start(t, other.config(other.pulseUser()))
+	runner := start(t, w.config(w.pulseUser()))
 
-	// The user really is restricted: a name outside its namespace is refused.
-	userConn, err := amqp.Dial(restricted)
+	userConn, err := amqp.Dial(w.pulseUser())
 	if err != nil {
 		t.Fatalf("connect as the Pulse user: %v", err)
 	}
 	defer userConn.Close()
-	ch, _ := userConn.Channel()
-	if err := ch.ExchangeDeclare("exchange/someone-else/x", "topic", true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "ACCESS_REFUSED") {
-		t.Fatalf("declaring outside the namespace: %v, want ACCESS_REFUSED", err)
+	otherQueue, otherOutput := pipeline.InputQueue(other.client, "build"), pipeline.ExchangeName(other.client, "build/normalized")
+	attempts := map[string]func(ch *amqp.Channel) error{
+		"declare an exchange outside the namespace": func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclare("exchange/someone-else/x", "topic", true, false, false, false, nil)
+		},
+		"consume another client's queue": func(ch *amqp.Channel) error {
+			_, err := ch.Consume(otherQueue, "", false, false, false, false, nil)
+			return err
+		},
+		"purge another client's queue": func(ch *amqp.Channel) error {
+			_, err := ch.QueuePurge(otherQueue, false)
+			return err
+		},
+		"delete another client's queue": func(ch *amqp.Channel) error {
+			_, err := ch.QueueDelete(otherQueue, false, false, false)
+			return err
+		},
+		"delete another client's exchange": func(ch *amqp.Channel) error {
+			return ch.ExchangeDelete(otherOutput, false, false)
+		},
+		"bind another client's queue": func(ch *amqp.Channel) error {
+			return ch.QueueBind(otherQueue, "#", w.upstream, false, nil)
+		},
+		"publish to another client's exchange": func(ch *amqp.Channel) error {
+			// A refused publish closes the channel with the reason.
+			closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+			if err := ch.Publish(otherOutput, "build.x", false, false, amqp.Publishing{Body: []byte("{}")}); err != nil {
+				return err
+			}
+			select {
+			case err := <-closed:
+				if err == nil {
+					return nil
+				}
+				return err
+			case <-time.After(5 * time.Second):
+				return nil
+			}
+		},
 	}
-
-	runner := start(t, w.config(restricted))
+	for name, attempt := range attempts {
+		ch, err := userConn.Channel()
+		if err != nil {
+			t.Fatalf("%s: open a channel: %v", name, err)
+		}
+		if err := attempt(ch); err == nil || !strings.Contains(err.Error(), "ACCESS_REFUSED") {
+			t.Errorf("%s: %v, want ACCESS_REFUSED", name, err)
+		}
+	}
+	if q, err := w.inspect(otherQueue); err != nil || q.Consumers == 0 {
+		t.Errorf("the other client's queue after the attempts: %v consumers, %v", q.Consumers, err)
+	}
 	flow(t, w, runner)
 }
 
@@ -345,6 +396,9 @@ func TestPulsePermissions(t *testing.T) {
 func (w *world) pulseUser() string {
 	t := w.t
 	t.Helper()
+	if w.user != "" {
+		return w.user
+	}
 	password := "p/w@" + w.client
 	rabbitmqctl(t, "add_user", w.client, password)
 	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", w.client).Run() })
@@ -354,7 +408,8 @@ func (w *world) pulseUser() string {
 	admin, _ := url.Parse(adminURL())
 	restricted := *admin
 	restricted.User = url.UserPassword(w.client, password)
-	return restricted.String()
+	w.user = restricted.String()
+	return w.user
 }
 
 func rabbitmqctl(t testing.TB, args ...string) {

@@ -70,7 +70,7 @@ func TestWaitQueueFull(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
-	text := w.gateConfig(adminURL(), []time.Duration{time.Minute}, time.Hour, "dead")
+	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	runner := start(t, w.parse(strings.Replace(text, "on_deadline: dead,", "on_deadline: dead, max_length: 2,", 1)))
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {

@@ -24,7 +24,7 @@ func TestPanickingTranslatorIsParked(t *testing.T) {
 			return nil, translator.Drop("not wanted")
 		}), nil
 	}})
-	runner := startWith(t, w.config(adminURL()), reg)
+	runner := startWith(t, w.config(w.pulseUser()), reg)
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)

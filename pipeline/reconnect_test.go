@@ -13,7 +13,7 @@ import (
 func TestReconnect(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	runner := start(t, w.config(adminURL()))
+	runner := start(t, w.config(w.pulseUser()))
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 
 	out, err := exec.Command("rabbitmqctl", "close_all_connections", "pulsetranslator reconnect test").CombinedOutput()

@@ -56,7 +56,7 @@ func BenchmarkGateFlow(b *testing.B) {
 	w.maxLength = 4 * waitingCount
 	store := newArtifactStore(b)
 	store.readyPrefix = "/ready-"
-	runner := start(b, w.parse(w.gateConfig(adminURL(), []time.Duration{10 * time.Minute}, time.Hour, "dead")))
+	runner := start(b, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{10 * time.Minute}, time.Hour, "dead")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	stats := runner.Stats("build")
 	runs := 0

@@ -175,7 +175,7 @@ func TestGateDeadline(t *testing.T) {
 	t.Run("dead", func(t *testing.T) {
 		w := newWorld(t, conn)
 		store := newArtifactStore(t)
-		runner := start(t, w.parse(w.gateConfig(adminURL(), tiers, 1500*time.Millisecond, "dead")))
+		runner := start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, 1500*time.Millisecond, "dead")))
 		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 		dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 		if err != nil {
@@ -206,7 +206,7 @@ func TestGateDeadline(t *testing.T) {
 	t.Run("publish", func(t *testing.T) {
 		w := newWorld(t, conn)
 		store := newArtifactStore(t)
-		start(t, w.parse(w.gateConfig(adminURL(), tiers, time.Second, "publish")))
+		start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, time.Second, "publish")))
 		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 		never := newGatedBuild(t, store, "never")
 		w.publishRaw(never.key, never.body)
@@ -226,7 +226,7 @@ func TestWaitingMessagesSurviveKill(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	tiers := []time.Duration{300 * time.Millisecond, time.Second}
-	text := w.gateConfig(adminURL(), tiers, 5*time.Minute, "dead")
+	text := w.gateConfig(w.pulseUser(), tiers, 5*time.Minute, "dead")
 	first := w.startTranslator(text)
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	const n = 200
