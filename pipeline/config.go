@@ -24,6 +24,9 @@ type Config struct {
 	// and vhost). Optional, default amqp://guest:guest@127.0.0.1:5672/;
 	// PULSE_CONNECTION_STRING overrides it. Never logged with its password.
 	Connection string `yaml:"connection"`
+	// TLS configures amqps:// connections. Optional: by default the
+	// broker's certificate is verified against the system's authorities.
+	TLS TLSConfig `yaml:"tls"`
 	// PublishTimeout bounds how long a publish waits for the broker's
 	// confirms before the input is returned to its queue. Optional, default 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
@@ -36,6 +39,18 @@ type Config struct {
 
 	// source names where the config came from, for messages.
 	source string
+}
+
+// TLSConfig configures the TLS of amqps:// connections. Paths are
+// relative to the config file.
+type TLSConfig struct {
+	// CAFile is a PEM file of the authorities that may sign the broker's
+	// certificate, instead of the system's. Optional.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that ask for one. Optional; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // PipelineConfig is one pipeline: upstream bindings, a translator, rules,

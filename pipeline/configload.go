@@ -48,8 +48,13 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Rule files are relative to the config file.
+	// Rule files and TLS files are relative to the config file.
 	dir := filepath.Dir(path)
+	for _, f := range []*string{&cfg.TLS.CAFile, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(dir, *f)
+		}
+	}
 	for i := range cfg.Pipelines {
 		for j, r := range cfg.Pipelines[i].Rules {
 			if !strings.HasPrefix(r, rules.BuiltinPrefix) && !filepath.IsAbs(r) {
@@ -105,6 +110,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if err := checkConnection(c.Connection); err != nil {
 		fail("connection", "%v", err)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		fail("tls", "give both cert_file and key_file, or neither")
 	}
 	if c.PublishTimeout < 0 {
 		fail("publish_timeout", "must be positive, for example 30s")

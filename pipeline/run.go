@@ -43,6 +43,8 @@ type Runner struct {
 	logger    watermill.LoggerAdapter
 	pipelines []*pipelineRun
 	running   chan struct{}
+	// tls is the TLS config of amqps:// connections.
+	tls *tls.Config
 }
 
 // pipelineRun is one pipeline's processor, topology, gate and counters.
@@ -87,6 +89,9 @@ func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAda
 	}
 	r := &Runner{cfg: cfg, logger: logger, running: make(chan struct{})}
 	var errs []error
+	if r.tls, err = cfg.clientTLS(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range cfg.Pipelines {
 		proc, err := NewProcessor(p, reg, sch)
 		if err != nil {
@@ -156,7 +161,7 @@ func (r *Runner) Checks(pipeline string) *gate.Counts {
 func (r *Runner) Run(ctx context.Context) error {
 	conn, err := wamqp.NewConnection(r.connectionConfig(), r.logger)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", RedactURL(r.cfg.Connection), err)
+		return fmt.Errorf("connect to %s: %w", RedactURL(r.cfg.Connection), explainTLS(err))
 	}
 	defer conn.Close()
 	pub := broker.NewPublisher(conn, r.cfg.PublishTimeout, r.logger)
@@ -194,8 +199,7 @@ func (r *Runner) connectionConfig() wamqp.ConnectionConfig {
 		Dial:       amqp.DefaultDial(30 * time.Second),
 	}
 	if u, err := url.Parse(r.cfg.Connection); err == nil && u.Scheme == "amqps" {
-		// amqp091-go sends the URL's host as the server name (SNI).
-		amqpCfg.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		amqpCfg.TLSClientConfig = r.tls
 	}
 	return wamqp.ConnectionConfig{AmqpURI: r.cfg.Connection, AmqpConfig: amqpCfg, Reconnect: wamqp.DefaultReconnectConfig()}
 }
