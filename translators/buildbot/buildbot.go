@@ -7,7 +7,6 @@
 package buildbot
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sync"
@@ -61,8 +60,8 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if kind := topLevelKind(msg.Body); kind != "an object" {
 		return nil, translator.Refuse("malformed", "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
 	}
-	var raw rawMessage
-	if err := json.Unmarshal(msg.Body, &raw); err != nil {
+	raw, err := parseRawMessage(msg.Body)
+	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}
 	if raw.Meta == nil {

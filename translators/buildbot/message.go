@@ -9,7 +9,8 @@ import (
 )
 
 // rawMessage is the part of a raw Buildbot pulse message the translator
-// reads; the rest of the body (build steps, times, ...) is skipped.
+// reads (see parseRawMessage); the rest of the body (build steps, times,
+// ...) is skipped.
 type rawMessage struct {
 	Payload struct {
 		Build struct {
@@ -27,22 +28,6 @@ type rawMessage struct {
 type property struct {
 	Name  string
 	Value json.RawMessage
-}
-
-// UnmarshalJSON reads a [name, value, source] triple.
-func (p *property) UnmarshalJSON(data []byte) error {
-	var triple []json.RawMessage
-	if err := json.Unmarshal(data, &triple); err != nil {
-		return fmt.Errorf("a build property is not a [name, value, source] list: %w", err)
-	}
-	if len(triple) < 2 {
-		return fmt.Errorf("a build property has %d elements, want [name, value, source]", len(triple))
-	}
-	if err := json.Unmarshal(triple[0], &p.Name); err != nil {
-		return fmt.Errorf("a build property name is not a string: %s", triple[0])
-	}
-	p.Value = triple[1]
-	return nil
 }
 
 // value returns a property value as a JSON value: a string, json.Number,

@@ -1,0 +1,116 @@
+package pipeline_test
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// stageCorpus is the corpus mix decoded once, with each message's
+// translator outputs, for the stage benchmarks.
+type stageCorpus struct {
+	msgs    []translator.Message
+	outputs [][]translator.Output
+	bytes   int64
+}
+
+func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
+	b.Helper()
+	paths, _ := filepath.Glob(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	c := &stageCorpus{}
+	for _, p := range paths {
+		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
+		body, key := corpusFile(b, rel)
+		msg := translator.Message{Exchange: "exchange/build/", RoutingKey: key, Body: body, Received: time.Now()}
+		outs, _ := tr.Translate(msg)
+		c.msgs = append(c.msgs, msg)
+		c.outputs = append(c.outputs, outs)
+		c.bytes += int64(len(body))
+	}
+	if len(c.msgs) != 75 {
+		b.Fatalf("%d corpus messages, want 75", len(c.msgs))
+	}
+	return c
+}
+
+// BenchmarkStages measures each in-process step on the corpus mix, per raw
+// message (an l10n repack counts once, with all its outputs), and the
+// whole path: decode, translate, rules, schema validation, envelope
+// encoding. msgs/s is per core with -cpu 1.
+//
+//	go test ./pipeline -run '^$' -bench Stages -benchmem -cpu 1 -count 6
+func BenchmarkStages(b *testing.B) {
+	cfg, err := pipeline.LoadDefault()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := cfg.Pipelines[0]
+	p.Rules = []string{"builtin:buildbot.yaml", "builtin:buildbot-wait.yaml"}
+	sch, err := schemas.Builtin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, _ := translator.Default.Lookup("buildbot")
+	tr, err := spec.New(translator.Params{Pipeline: "build", Tables: proc.Rules().Tables()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := loadStageCorpus(b, tr)
+	output := &p.Outputs[0]
+
+	run := func(name string, fn func(i int)) {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(c.bytes / int64(len(c.msgs)))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				fn(i % len(c.msgs))
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+	run("decode", func(i int) {
+		m := c.msgs[i]
+		_, _ = pipeline.Decode(m.Exchange, m.RoutingKey, m.Body, m.Received)
+	})
+	run("translate", func(i int) { _, _ = tr.Translate(c.msgs[i]) })
+	run("rules", func(i int) {
+		for _, o := range c.outputs[i] {
+			subj := rules.Subject{Payload: o.Payload, RoutingKey: o.RoutingKey, CC: slices.Clone(o.CC)}
+			_, _ = proc.Rules().Apply(&subj)
+		}
+	})
+	run("schema", func(i int) {
+		for _, o := range c.outputs[i] {
+			_ = sch.Validate(o.Schema, o.Payload)
+		}
+	})
+	run("encode", func(i int) {
+		for _, o := range c.outputs[i] {
+			_, _ = pipeline.Body(pipeline.Routed{Output: output, RoutingKey: o.RoutingKey, Payload: o.Payload}, time.Now())
+		}
+	})
+	run("all", func(i int) {
+		m := c.msgs[i]
+		in, err := pipeline.Decode(m.Exchange, m.RoutingKey, m.Body, m.Received)
+		if err != nil {
+			return
+		}
+		outcome, err := proc.Process(in)
+		if err != nil {
+			return
+		}
+		for _, r := range outcome.Published {
+			_, _ = pipeline.Body(r, m.Received)
+		}
+	})
+}

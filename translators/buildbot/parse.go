@@ -1,0 +1,91 @@
+package buildbot
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/valyala/fastjson"
+)
+
+// parsers parse raw bodies. A corpus body is about 17 KB, mostly build
+// steps the translation never reads; fastjson walks it several times
+// faster than encoding/json and keeps only what is asked for.
+var parsers fastjson.ParserPool
+
+// parseRawMessage reads the parts of a raw Buildbot message the translator
+// uses: _meta.routing_key, payload.build.properties and
+// payload.build.results. Property values are kept as JSON text.
+func parseRawMessage(body []byte) (rawMessage, error) {
+	var raw rawMessage
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return raw, err
+	}
+	if meta := v.Get("_meta"); meta != nil && meta.Type() != fastjson.TypeNull {
+		if meta.Type() != fastjson.TypeObject {
+			return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
+		}
+		raw.Meta = &struct {
+			RoutingKey string `json:"routing_key"`
+		}{}
+		if key := meta.Get("routing_key"); key != nil && key.Type() != fastjson.TypeNull {
+			b, err := key.StringBytes()
+			if err != nil {
+				return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
+			}
+			raw.Meta.RoutingKey = string(b)
+		}
+	}
+	build := v.Get("payload", "build")
+	if build == nil || build.Type() != fastjson.TypeObject {
+		return raw, nil
+	}
+	if results := build.Get("results"); results != nil {
+		raw.Payload.Build.Results = json.RawMessage(results.MarshalTo(nil))
+	}
+	props := build.Get("properties")
+	if props == nil || props.Type() == fastjson.TypeNull {
+		return raw, nil
+	}
+	items, err := props.Array()
+	if err != nil {
+		return raw, fmt.Errorf("payload.build.properties is %s, not a list", kindOf(props))
+	}
+	raw.Payload.Build.Properties = make([]property, 0, len(items))
+	for _, item := range items {
+		triple, err := item.Array()
+		if err != nil {
+			return raw, fmt.Errorf("a build property is %s, not a [name, value, source] list", kindOf(item))
+		}
+		if len(triple) < 2 {
+			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", len(triple))
+		}
+		name, err := triple[0].StringBytes()
+		if err != nil {
+			return raw, fmt.Errorf("a build property name is not a string: %s", triple[0])
+		}
+		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{
+			Name: string(name), Value: json.RawMessage(triple[1].MarshalTo(nil)),
+		})
+	}
+	return raw, nil
+}
+
+// kindOf names the JSON type of a parsed value.
+func kindOf(v *fastjson.Value) string {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		return "an object"
+	case fastjson.TypeArray:
+		return "a list"
+	case fastjson.TypeString:
+		return "a string"
+	case fastjson.TypeNumber:
+		return "a number"
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "a boolean"
+	}
+	return "null"
+}
