@@ -15,7 +15,7 @@ type rawMessage struct {
 	Payload struct {
 		Build struct {
 			Properties []property      `json:"properties"`
-			Results    json.RawMessage `json:"results"`
+			Results    any             `json:"results"`
 		} `json:"build"`
 	} `json:"payload"`
 	// Meta is mozillapulse's envelope; a message without it is not one.
@@ -24,41 +24,12 @@ type rawMessage struct {
 	} `json:"_meta"`
 }
 
-// property is one Buildbot property: a [name, value, source] triple.
+// property is one Buildbot property: a [name, value, source] triple, its
+// value decoded as encoding/json would with UseNumber: string,
+// json.Number, bool, nil, []any or map[string]any.
 type property struct {
 	Name  string
-	Value json.RawMessage
-}
-
-// value returns a property value as a JSON value: a string, json.Number,
-// bool, nil, or for objects and arrays what encoding/json makes of them.
-func value(raw json.RawMessage) any {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return nil
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-	case 'n':
-		return nil
-	case 't':
-		return true
-	case 'f':
-		return false
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return json.Number(raw)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return nil
-	}
-	return v
+	Value any
 }
 
 // text returns a value as a string when it is one.
@@ -82,7 +53,7 @@ func checkTextProperties(key string, props []property) error {
 		if !textProperties[prop.Name] {
 			continue
 		}
-		switch v := value(prop.Value).(type) {
+		switch v := prop.Value.(type) {
 		case nil, string:
 		default:
 			return translator.Refuse("bad_property", "%s: the %q property is %s, not a string", key, prop.Name, jsonKind(v))

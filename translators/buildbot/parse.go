@@ -43,7 +43,7 @@ func parseRawMessage(body []byte) (rawMessage, error) {
 		return raw, nil
 	}
 	if results := build.Get("results"); results != nil {
-		raw.Payload.Build.Results = json.RawMessage(results.MarshalTo(nil))
+		raw.Payload.Build.Results = decode(results)
 	}
 	props := build.Get("properties")
 	if props == nil || props.Type() == fastjson.TypeNull {
@@ -67,10 +67,38 @@ func parseRawMessage(body []byte) (rawMessage, error) {
 			return raw, fmt.Errorf("a build property name is not a string: %s", triple[0])
 		}
 		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{
-			Name: string(name), Value: json.RawMessage(triple[1].MarshalTo(nil)),
+			Name: string(name), Value: decode(triple[1]),
 		})
 	}
 	return raw, nil
+}
+
+// decode turns a parsed value into Go values as encoding/json would
+// decode it into an any with UseNumber.
+func decode(v *fastjson.Value) any {
+	switch v.Type() {
+	case fastjson.TypeString:
+		return string(v.GetStringBytes())
+	case fastjson.TypeNumber:
+		return json.Number(v.MarshalTo(nil))
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeFalse:
+		return false
+	case fastjson.TypeArray:
+		items := v.GetArray()
+		out := make([]any, len(items))
+		for i, item := range items {
+			out[i] = decode(item)
+		}
+		return out
+	case fastjson.TypeObject:
+		o := v.GetObject()
+		out := make(map[string]any, o.Len())
+		o.Visit(func(key []byte, item *fastjson.Value) { out[string(key)] = decode(item) })
+		return out
+	}
+	return nil
 }
 
 // kindOf names the JSON type of a parsed value.

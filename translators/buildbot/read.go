@@ -77,7 +77,7 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 	j := job{key: key, payload: p}
 	for _, prop := range raw.Payload.Build.Properties {
 		if field, ok := propertyFields[prop.Name]; ok {
-			v := value(prop.Value)
+			v := prop.Value
 			if s, isText := v.(string); isText && urlFields[field] {
 				v = quoteURL(s)
 			}
@@ -86,25 +86,25 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 		}
 		switch prop.Name {
 		case "product":
-			v := value(prop.Value)
+			v := prop.Value
 			if s, ok := v.(string); ok {
 				v = strings.ToLower(s)
 			}
 			p["product"] = v
 		case "branch":
-			v := value(prop.Value)
+			v := prop.Value
 			if s, ok := v.(string); ok {
 				v = s[strings.LastIndexByte(s, '/')+1:]
 			}
 			p["tree"] = v
 		case "buildid":
-			v := value(prop.Value)
+			v := prop.Value
 			if n, ok := v.(json.Number); ok {
 				v = n.String()
 			}
 			p["buildid"] = v
 		case "platform":
-			v := value(prop.Value)
+			v := prop.Value
 			if s, ok := v.(string); ok {
 				if i := strings.Index(s, "-debug"); i >= 0 {
 					s = s[:i]
@@ -113,23 +113,23 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 			}
 			p["platform"] = v
 		case "locales":
-			j.locales = value(prop.Value)
+			j.locales = prop.Value
 			p["locales"] = j.locales
 		case "blobber_files":
 			// A JSON document in a string; the original kept the field out
 			// when it was malformed, and so do we.
 			var files any
-			if json.Unmarshal([]byte(text(value(prop.Value))), &files) == nil {
+			if json.Unmarshal([]byte(text(prop.Value)), &files) == nil {
 				p["blobber_files"] = files
 			}
 		case "stage_platform":
-			j.stagePlatform = t.tables.stripBuildtype(text(value(prop.Value)))
+			j.stagePlatform = t.tables.stripBuildtype(text(prop.Value))
 		}
 	}
 	if text(p["locale"]) == "" {
 		p["locale"] = "en-US"
 	}
-	p["status"] = value(raw.Payload.Build.Results)
+	p["status"] = raw.Payload.Build.Results
 	switch {
 	case strings.Contains(key, "debug"):
 		p["buildtype"] = "debug"
