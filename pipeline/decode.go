@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -55,10 +57,16 @@ func Decode(exchange, routingKey string, body []byte, received time.Time) (trans
 	}
 	// Depth first: the scan is cheap, works on any bytes, and spares the
 	// JSON scanner a body nested 100,000 deep.
-	if depth := jsonDepth(body); depth > MaxJSONDepth {
+	depth, control := scanJSON(body)
+	if depth > MaxJSONDepth {
 		return msg, translator.Refuse(ClassTooDeep, "the body nests %d levels deep; the limit is %d", depth, MaxJSONDepth)
 	}
-	if !json.Valid(body) {
+	if control >= 0 {
+		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[control], control)
+	}
+	// fastjson's validator checks the rest of the grammar about three times
+	// faster than encoding/json's on corpus bodies.
+	if fastjson.ValidateBytes(body) != nil {
 		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
 	}
 	return msg, nil
@@ -91,17 +99,23 @@ func syntaxError(body []byte) string {
 	return "unknown"
 }
 
-// jsonDepth returns the deepest nesting of a well-formed JSON document.
-func jsonDepth(body []byte) int {
-	depth, deepest, inString := 0, 0, false
+// scanJSON returns the deepest nesting of a JSON document, and the offset
+// of the first raw control character inside a string (-1 if none), which
+// JSON forbids and fastjson's validator lets through. It works on any
+// bytes.
+func scanJSON(body []byte) (deepest, control int) {
+	depth, inString := 0, false
+	control = -1
 	for i := 0; i < len(body); i++ {
 		c := body[i]
 		if inString {
-			switch c {
-			case '\\':
+			switch {
+			case c == '\\':
 				i++
-			case '"':
+			case c == '"':
 				inString = false
+			case c < 0x20 && control < 0:
+				control = i
 			}
 			continue
 		}
@@ -115,5 +129,5 @@ func jsonDepth(body []byte) int {
 			depth--
 		}
 	}
-	return deepest
+	return deepest, control
 }

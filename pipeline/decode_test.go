@@ -67,6 +67,9 @@ func FuzzDecode(f *testing.F) {
 			if !errors.As(err, &r) || r.Reason == "" {
 				t.Fatalf("an error that is not a refusal with a reason: %v", err)
 			}
+			if r.Class == pipeline.ClassMalformed && json.Valid(body) {
+				t.Fatalf("refused as malformed a body encoding/json finds valid: %q", body)
+			}
 			return
 		}
 		if !utf8.Valid(body) || !json.Valid(body) || len(body) > pipeline.MaxBodyBytes {
