@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// baseline is the bare worker the translator is measured against: plain
+// amqp091-go, no translation. Each of its consumers has its own channel
+// with the same prefetch, takes an input, publishes the outputs the
+// translator would (pre-computed: same bodies, routing keys, CC and ids),
+// persistent, waits for their confirms together, and acks the input.
+type baseline struct {
+	conn      *amqp.Connection
+	queue     string
+	exchange  string
+	consumers int
+	prefetch  int
+	stream    *stream
+}
+
+// run consumes until ctx ends.
+func (b *baseline) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, b.consumers)
+	for range b.consumers {
+		ch, err := b.conn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := ch.Qos(b.prefetch, 0, false); err != nil {
+			return err
+		}
+		if err := ch.Confirm(false); err != nil {
+			return err
+		}
+		deliveries, err := ch.Consume(b.queue, "", false, false, false, false, nil)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			defer ch.Close()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case d, ok := <-deliveries:
+					if !ok {
+						return
+					}
+					if err := b.handle(ch, d); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
+	i, err := strconv.Atoi(fmt.Sprint(d.Headers[headerIndex]))
+	if err != nil || i < 0 || i >= len(b.stream.outputs) {
+		return d.Ack(false)
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(b.stream.outputs[i]))
+	for _, o := range b.stream.outputs[i] {
+		pub := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: o.id, Body: o.body}
+		if len(o.cc) > 0 {
+			cc := make([]interface{}, len(o.cc))
+			for j, route := range o.cc {
+				cc[j] = route
+			}
+			pub.Headers = amqp.Table{"CC": cc}
+		}
+		dc, err := ch.PublishWithDeferredConfirm(b.exchange, o.routingKey, false, false, pub)
+		if err != nil {
+			return err
+		}
+		confirms = append(confirms, dc)
+	}
+	for _, dc := range confirms {
+		if !dc.Wait() {
+			return fmt.Errorf("the broker nacked a baseline publish")
+		}
+	}
+	return d.Ack(false)
+}

@@ -1,0 +1,375 @@
+// Command pulsebench measures a translator end to end on a real broker
+// against the broker's own limit. It publishes N distinct corpus messages
+// upstream with confirms, runs "pulsetranslator run" (one or more
+// replicas) on them, consumes the normalized exchange, and reports
+// throughput, latency p50/p99 and the translator's peak RSS. In the same
+// run it measures a bare baseline: a minimal amqp091-go worker that
+// consumes the same input and publishes the same output bodies with the
+// same persistence and confirms, and prints translator / baseline.
+//
+//	go build -o /tmp/pulsetranslator ./cmd/pulsetranslator
+//	go run ./cmd/pulsebench -translator /tmp/pulsetranslator -n 20000 -runs 3
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
+)
+
+func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// options are pulsebench's flags.
+type options struct {
+	broker, translator, corpus, mix, client string
+	n, prefetch, consumers, replicas, runs  int
+	preload, baseline                       bool
+	timeout                                 time.Duration
+}
+
+func benchMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pulsebench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker; the user declares the benchmark's exchanges and queues")
+	fs.StringVar(&o.translator, "translator", "pulsetranslator", "the pulsetranslator binary to run")
+	fs.StringVar(&o.corpus, "corpus", "translators/buildbot/testdata/corpus/buildbot", "folder of raw Buildbot messages")
+	fs.StringVar(&o.mix, "mix", "*/*", "glob of corpus files (relative to -corpus) to cycle through, e.g. 'mozilla-central/*'")
+	fs.StringVar(&o.client, "client", "pulsebench", "Pulse client id of the benchmark's names")
+	fs.IntVar(&o.n, "n", 20000, "raw messages per run")
+	fs.IntVar(&o.prefetch, "prefetch", 16, "prefetch of each consumer (translator and baseline)")
+	fs.IntVar(&o.consumers, "consumers", 4, "consumers per process (translator and baseline)")
+	fs.IntVar(&o.replicas, "replicas", 1, "translator processes on the one input queue")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each; medians are reported")
+	fs.BoolVar(&o.preload, "preload", false, "queue all N messages before starting the consumers (measures a backlog, and RSS under it)")
+	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare baseline too")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit of one run")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := bench(o, stdout); err != nil {
+		fmt.Fprintf(stderr, "pulsebench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// names are the benchmark's exchanges and queues.
+type names struct {
+	upstream, output, input, baselineQueue string
+}
+
+func bench(o options, stdout io.Writer) error {
+	translatorPath, err := filepath.Abs(o.translator)
+	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
+		return fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
+	}
+	nm := names{
+		upstream:      "exchange/" + o.client + "-upstream/build/",
+		output:        pipeline.ExchangeName(o.client, "build/normalized"),
+		input:         pipeline.InputQueue(o.client, "build"),
+		baselineQueue: "queue/" + o.client + "/baseline",
+	}
+	dir, err := os.MkdirTemp("", "pulsebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	configPath := filepath.Join(dir, "config.yaml")
+	configText := fmt.Sprintf(`client_id: %s
+connection: %s
+pipelines:
+  - name: build
+    translator: buildbot
+    bindings: [{exchange: %s, routing_keys: ['#']}]
+    outputs: [{exchange: build/normalized}]
+    rules: [builtin:buildbot.yaml]
+    prefetch: %d
+    consumers: %d
+    queue: {max_length: %d}
+`, o.client, o.broker, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000)
+	if err := os.WriteFile(configPath, []byte(configText), 0o600); err != nil {
+		return err
+	}
+	cfg, err := pipeline.Parse(configPath, []byte(configText))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "preparing %d messages from %s/%s ...\n", o.n, o.corpus, o.mix)
+	s, err := newStream(cfg, o.corpus, o.mix, o.n)
+	if err != nil {
+		return err
+	}
+	conn, err := amqp.Dial(o.broker)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
+	}
+	defer conn.Close()
+	if err := declare(conn, nm, o.n); err != nil {
+		return err
+	}
+	defer cleanup(conn, nm)
+	fmt.Fprintf(stdout, "%d inputs give %d outputs; broker %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
+		o.n, s.total, pipeline.RedactURL(o.broker), o.consumers, o.prefetch, o.replicas, o.preload)
+
+	var base, ours []result
+	for run := 1; run <= o.runs; run++ {
+		if o.baseline {
+			r, err := runBaseline(conn, o, nm, s)
+			if err != nil {
+				return fmt.Errorf("baseline run %d: %w", run, err)
+			}
+			r.name = fmt.Sprintf("baseline #%d", run)
+			base = append(base, r)
+			printResult(stdout, r)
+		}
+		r, err := runTranslator(conn, o, nm, s, translatorPath, configPath)
+		if err != nil {
+			return fmt.Errorf("translator run %d: %w", run, err)
+		}
+		r.name = fmt.Sprintf("translator x%d #%d", o.replicas, run)
+		ours = append(ours, r)
+		printResult(stdout, r)
+	}
+	report(stdout, base, ours)
+	return nil
+}
+
+func declare(conn *amqp.Connection, nm names, n int) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	for _, ex := range []string{nm.upstream, nm.output} {
+		if err := ch.ExchangeDeclare(ex, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare %s: %w", ex, err)
+		}
+	}
+	if _, err := ch.QueueDeclare(nm.baselineQueue, true, false, false, false, amqp.Table{"x-max-length": int64(2*n + 1000)}); err != nil {
+		return fmt.Errorf("declare %s: %w", nm.baselineQueue, err)
+	}
+	return nil
+}
+
+func cleanup(conn *amqp.Connection, nm names) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	for _, q := range []string{nm.baselineQueue, nm.input, pipeline.DeadQueue(pipelineClient(nm), "build")} {
+		_, _ = ch.QueueDelete(q, false, false, false)
+	}
+	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(pipelineClient(nm), "build")} {
+		_ = ch.ExchangeDelete(ex, false, false)
+	}
+}
+
+// pipelineClient recovers the client id from the input queue's name.
+func pipelineClient(nm names) string {
+	return filepath.Base(filepath.Dir(nm.input))
+}
+
+// publishAsync publishes the stream on its own channel in the background.
+func publishAsync(conn *amqp.Connection, exchange string, s *stream) (*sentTimes, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return nil, err
+	}
+	st := &sentTimes{done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		defer ch.Close()
+		times, err := (&publisher{ch: ch, exchange: exchange}).publish(s)
+		st.mu.Lock()
+		st.times, st.err = times, err
+		st.mu.Unlock()
+	}()
+	return st, nil
+}
+
+func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return result{}, err
+	}
+	defer ch.Close()
+	if _, err := ch.QueuePurge(nm.baselineQueue, false); err != nil {
+		return result{}, err
+	}
+	if err := ch.QueueBind(nm.baselineQueue, "#", nm.upstream, false, nil); err != nil {
+		return result{}, err
+	}
+	defer ch.QueueUnbind(nm.baselineQueue, "#", nm.upstream, nil)
+	p, err := newProbe(ch, nm.output)
+	if err != nil {
+		return result{}, err
+	}
+	worker := &baseline{conn: conn, queue: nm.baselineQueue, exchange: nm.output, consumers: o.consumers * o.replicas, prefetch: o.prefetch, stream: s}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var st *sentTimes
+	if o.preload {
+		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
+			return result{}, err
+		}
+		st.get()
+	}
+	began := time.Now()
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- worker.run(ctx) }()
+	if !o.preload {
+		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
+			return result{}, err
+		}
+	}
+	r := p.collect(s, st.get, began, o.timeout)
+	cancel()
+	if err := <-workerDone; err != nil {
+		return r, err
+	}
+	return r, st.err
+}
+
+func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary, config string) (result, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return result{}, err
+	}
+	defer ch.Close()
+	// A fresh input queue: nothing left from an earlier run.
+	if _, err := ch.QueueDelete(nm.input, false, false, false); err != nil {
+		return result{}, err
+	}
+	start := func() ([]*translatorProcess, error) {
+		var procs []*translatorProcess
+		for range o.replicas {
+			p, err := startTranslator(binary, config)
+			if err != nil {
+				return procs, err
+			}
+			procs = append(procs, p)
+		}
+		return procs, waitConsumers(conn, nm.input, procs, o.replicas*o.consumers)
+	}
+	stopAll := func(procs []*translatorProcess) {
+		for _, p := range procs {
+			p.stop()
+		}
+	}
+	procs, err := start()
+	if err != nil {
+		stopAll(procs)
+		return result{}, err
+	}
+	p, err := newProbe(ch, nm.output)
+	if err != nil {
+		stopAll(procs)
+		return result{}, err
+	}
+	var st *sentTimes
+	if o.preload {
+		// Queue everything while no translator consumes, then start them.
+		stopAll(procs)
+		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
+			return result{}, err
+		}
+		st.get()
+		if procs, err = start(); err != nil {
+			stopAll(procs)
+			return result{}, err
+		}
+	}
+	began := time.Now()
+	if !o.preload {
+		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
+			stopAll(procs)
+			return result{}, err
+		}
+	}
+	r := p.collect(s, st.get, began, o.timeout)
+	for _, proc := range procs {
+		r.peakRSS = max(r.peakRSS, proc.peakRSS())
+	}
+	stopAll(procs)
+	return r, st.err
+}
+
+// waitConsumers waits until the input queue has want consumers.
+func waitConsumers(conn *amqp.Connection, queue string, procs []*translatorProcess, want int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			if p.exited() {
+				return fmt.Errorf("the translator exited:\n%s", p.logs.String())
+			}
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+			ch.Close()
+			if err == nil && q.Consumers >= want {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the translators did not consume within 30s")
+}
+
+func printResult(w io.Writer, r result) {
+	rss := "-"
+	if r.peakRSS > 0 {
+		rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSS)/(1<<20))
+	}
+	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d\n",
+		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates)
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func report(w io.Writer, base, ours []result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\t")
+	row := func(name string, rs []result) {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t\n", name,
+			median(rs, result.rate),
+			median(rs, func(r result) float64 { return float64(r.p50) / 1e6 }),
+			median(rs, func(r result) float64 { return float64(r.p99) / 1e6 }),
+			median(rs, func(r result) float64 { return float64(r.peakRSS) / (1 << 20) }),
+			median(rs, func(r result) float64 { return float64(r.lost) }),
+			median(rs, func(r result) float64 { return float64(r.duplicates) }))
+	}
+	if len(base) > 0 {
+		row("baseline", base)
+	}
+	row("translator", ours)
+	tw.Flush()
+	if len(base) > 0 {
+		fmt.Fprintf(w, "\ntranslator / baseline: %.2f (medians)\n", median(ours, result.rate)/median(base, result.rate))
+	}
+}

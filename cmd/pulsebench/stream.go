@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// output is one normalized message an input must give, as the translator
+// publishes it: routing key, CC and body. The baseline publishes exactly
+// these bodies.
+type output struct {
+	id         string
+	routingKey string
+	cc         []string
+	body       []byte
+}
+
+// stream is n distinct raw messages cycled from the corpus files of the
+// mix, and the outputs each must give.
+type stream struct {
+	keys    []string
+	bodies  [][]byte
+	outputs [][]output
+	// input maps an output's message id to its input's index.
+	input map[string]int
+	// total is the number of outputs.
+	total int
+}
+
+// newStream reads the corpus files under dir that match mix (a glob
+// relative to dir), makes n distinct messages of them (each gets a field
+// the translator ignores), and computes their outputs with the pipeline's
+// own processor.
+func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, mix))
+	if err != nil {
+		return nil, fmt.Errorf("--mix %q: %w", mix, err)
+	}
+	var files []string
+	for _, p := range paths {
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
+			files = append(files, p)
+		}
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no corpus files match %s", filepath.Join(dir, mix))
+	}
+	sch, err := schemas.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	p := cfg.Pipelines[0]
+	proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+	if err != nil {
+		return nil, err
+	}
+	raws := make([][]byte, len(files))
+	keys := make([]string, len(files))
+	for i, f := range files {
+		if raws[i], err = os.ReadFile(f); err != nil {
+			return nil, err
+		}
+		var m struct {
+			Meta struct {
+				RoutingKey string `json:"routing_key"`
+			} `json:"_meta"`
+		}
+		if err := json.Unmarshal(raws[i], &m); err != nil || m.Meta.RoutingKey == "" || raws[i][0] != '{' {
+			return nil, fmt.Errorf("%s: not a raw pulse message with _meta.routing_key", f)
+		}
+		keys[i] = m.Meta.RoutingKey
+	}
+	s := &stream{input: map[string]int{}}
+	now := time.Now()
+	for i := range n {
+		f := i % len(files)
+		body := append([]byte(fmt.Sprintf(`{"pulsebench_copy": %d, `, i)), raws[f][1:]...)
+		var outs []output
+		msg, err := pipeline.Decode(p.Bindings[0].Exchange, keys[f], body, now)
+		if err == nil {
+			if outcome, err := proc.Process(msg); err == nil {
+				for _, r := range outcome.Published {
+					b, err := pipeline.Body(r, now)
+					if err != nil {
+						return nil, err
+					}
+					outs = append(outs, output{id: r.ID, routingKey: r.RoutingKey, cc: r.CC, body: b})
+					s.input[r.ID] = i
+				}
+			}
+		}
+		s.keys = append(s.keys, keys[f])
+		s.bodies = append(s.bodies, body)
+		s.outputs = append(s.outputs, outs)
+		s.total += len(outs)
+	}
+	return s, nil
+}
