@@ -26,7 +26,7 @@ type result struct {
 	p50, p99 time.Duration
 	// peakRSS is the largest peak resident set of the translator
 	// processes; 0 for the baseline.
-	peakRSS int64
+	peakRSS          int64
 	lost, duplicates int
 }
 

@@ -14,8 +14,8 @@ import (
 type rawMessage struct {
 	Payload struct {
 		Build struct {
-			Properties []property      `json:"properties"`
-			Results    any             `json:"results"`
+			Properties []property `json:"properties"`
+			Results    any        `json:"results"`
 		} `json:"build"`
 	} `json:"payload"`
 	// Meta is mozillapulse's envelope; a message without it is not one.
