@@ -8,6 +8,7 @@ package schemas
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +26,8 @@ var Files embed.FS
 // Set is a compiled set of schemas. It is safe for concurrent use.
 type Set struct {
 	byName map[string]*jsonschema.Schema
+	// fast holds the fast checks of schemas within their subset.
+	fast map[string]*fastSchema
 }
 
 // Compile compiles every schema in fsys (a tree of *.json files). A schema
@@ -33,6 +36,7 @@ func Compile(fsys fs.FS) (*Set, error) {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
 	var names []string
+	docs := map[string]any{}
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
 			return err
@@ -45,12 +49,16 @@ func Compile(fsys fs.FS) (*Set, error) {
 			return fmt.Errorf("schemas/%s: %w", path, err)
 		}
 		names = append(names, path)
+		var doc any
+		if json.Unmarshal(data, &doc) == nil {
+			docs[path] = doc
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names))}
+	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names)), fast: map[string]*fastSchema{}}
 	var errs []error
 	for _, name := range names {
 		schema, err := c.Compile(resourceURL(name))
@@ -59,6 +67,9 @@ func Compile(fsys fs.FS) (*Set, error) {
 			continue
 		}
 		s.byName[name] = schema
+		if f := compileFast(docs[name]); f != nil {
+			s.fast[name] = f
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -94,6 +105,9 @@ func (s *Set) Validate(name string, v any) (err error) {
 	schema, ok := s.byName[name]
 	if !ok {
 		return fmt.Errorf("%w %q (known: %s)", ErrUnknownSchema, name, strings.Join(s.Names(), ", "))
+	}
+	if f := s.fast[name]; f != nil && f.valid(v) {
+		return nil
 	}
 	defer func() {
 		// The validator panics on a Go type that is not a JSON value.

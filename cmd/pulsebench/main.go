@@ -36,6 +36,7 @@ type options struct {
 	broker, translator, corpus, mix, client string
 	n, prefetch, consumers, replicas, runs  int
 	preload, baseline                       bool
+	cpuProfile                              string
 	timeout                                 time.Duration
 }
 
@@ -55,6 +56,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "runs of each; medians are reported")
 	fs.BoolVar(&o.preload, "preload", false, "queue all N messages before starting the consumers (measures a backlog, and RSS under it)")
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare baseline too")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "have each translator replica write a CPU profile to FILE.<run>.<replica>")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit of one run")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -257,10 +259,16 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 	if _, err := ch.QueueDelete(nm.input, false, false, false); err != nil {
 		return result{}, err
 	}
+	starts := 0
 	start := func() ([]*translatorProcess, error) {
 		var procs []*translatorProcess
-		for range o.replicas {
-			p, err := startTranslator(binary, config)
+		starts++
+		for i := range o.replicas {
+			var extra []string
+			if o.cpuProfile != "" {
+				extra = []string{"--cpuprofile", fmt.Sprintf("%s.%d.%d", o.cpuProfile, starts, i)}
+			}
+			p, err := startTranslator(binary, config, extra...)
 			if err != nil {
 				return procs, err
 			}

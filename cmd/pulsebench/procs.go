@@ -37,9 +37,9 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func startTranslator(binary, config string) (*translatorProcess, error) {
+func startTranslator(binary, config string, extra ...string) (*translatorProcess, error) {
 	p := &translatorProcess{logs: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "run", "--config", config, "--log-level", "warn")
+	p.cmd = exec.Command(binary, append([]string{"run", "--config", config, "--log-level", "warn"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)

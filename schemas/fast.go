@@ -1,0 +1,291 @@
+package schemas
+
+import (
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+)
+
+// fastSchema is a precompiled check of a schema written in the small subset
+// of JSON Schema the shipped schemas use (type, properties, required,
+// additionalProperties, enum, items, minLength, maxLength, pattern,
+// minimum, maximum). It only ever answers "valid" or "not sure": on "not
+// sure" the full validator decides and says why, so the fast path can make
+// validation quicker but never more lenient. A schema with any other
+// keyword gets no fast path at all.
+type fastSchema struct {
+	types                typeSet
+	required             []string
+	properties           map[string]*fastSchema
+	closed               bool // additionalProperties: false
+	minLength, maxLength int  // -1: none
+	pattern              *regexp.Regexp
+	minimum, maximum     *float64
+	enum                 []any
+	items                *fastSchema
+}
+
+// typeSet is a set of JSON types; 0 means any.
+type typeSet uint8
+
+const (
+	typeNull typeSet = 1 << iota
+	typeBoolean
+	typeString
+	typeNumber
+	typeInteger
+	typeObject
+	typeArray
+)
+
+var typeNames = map[string]typeSet{
+	"null": typeNull, "boolean": typeBoolean, "string": typeString, "number": typeNumber,
+	"integer": typeInteger, "object": typeObject, "array": typeArray,
+}
+
+// annotations are keywords that never affect validity.
+var annotations = map[string]bool{
+	"$schema": true, "$id": true, "$comment": true, "title": true, "description": true, "examples": true, "default": true,
+}
+
+// compileFast builds the fast check of a schema document, or returns nil
+// when the schema uses anything outside the subset.
+func compileFast(raw any) *fastSchema {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil
+	}
+	f := &fastSchema{minLength: -1, maxLength: -1}
+	for key, value := range m {
+		switch {
+		case annotations[key]:
+		case key == "type":
+			if f.types = compileTypes(value); f.types == 0 {
+				return nil
+			}
+		case key == "properties":
+			props, ok := value.(map[string]any)
+			if !ok {
+				return nil
+			}
+			f.properties = make(map[string]*fastSchema, len(props))
+			for name, sub := range props {
+				if f.properties[name] = compileFast(sub); f.properties[name] == nil {
+					return nil
+				}
+			}
+		case key == "required":
+			list, ok := value.([]any)
+			if !ok {
+				return nil
+			}
+			for _, item := range list {
+				name, ok := item.(string)
+				if !ok {
+					return nil
+				}
+				f.required = append(f.required, name)
+			}
+		case key == "additionalProperties":
+			allowed, ok := value.(bool)
+			if !ok {
+				return nil
+			}
+			f.closed = !allowed
+		case key == "minLength" || key == "maxLength":
+			n, ok := value.(float64)
+			if !ok || n < 0 || n != math.Trunc(n) {
+				return nil
+			}
+			if key == "minLength" {
+				f.minLength = int(n)
+			} else {
+				f.maxLength = int(n)
+			}
+		case key == "pattern":
+			source, ok := value.(string)
+			if !ok {
+				return nil
+			}
+			re, err := regexp.Compile(source)
+			if err != nil {
+				return nil
+			}
+			f.pattern = re
+		case key == "minimum" || key == "maximum":
+			n, ok := value.(float64)
+			if !ok {
+				return nil
+			}
+			if key == "minimum" {
+				f.minimum = &n
+			} else {
+				f.maximum = &n
+			}
+		case key == "enum":
+			list, ok := value.([]any)
+			if !ok || len(list) == 0 {
+				return nil
+			}
+			for _, item := range list {
+				switch item.(type) {
+				case string, float64, bool, nil:
+				default:
+					return nil
+				}
+			}
+			f.enum = list
+		case key == "items":
+			if f.items = compileFast(value); f.items == nil {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	return f
+}
+
+func compileTypes(value any) typeSet {
+	switch v := value.(type) {
+	case string:
+		return typeNames[v]
+	case []any:
+		var set typeSet
+		for _, item := range v {
+			name, ok := item.(string)
+			if !ok || typeNames[name] == 0 {
+				return 0
+			}
+			set |= typeNames[name]
+		}
+		return set
+	}
+	return 0
+}
+
+// valid reports whether v certainly satisfies the schema; false means "not
+// sure".
+func (f *fastSchema) valid(v any) bool {
+	t, number, ok := kind(v)
+	if !ok {
+		return false
+	}
+	if f.types != 0 && f.types&t == 0 && !(t == typeInteger && f.types&typeNumber != 0) {
+		return false
+	}
+	if f.enum != nil && !inEnum(f.enum, v, number, t) {
+		return false
+	}
+	switch t {
+	case typeString:
+		s := v.(string)
+		if f.minLength >= 0 || f.maxLength >= 0 {
+			n := utf8.RuneCountInString(s)
+			if (f.minLength >= 0 && n < f.minLength) || (f.maxLength >= 0 && n > f.maxLength) {
+				return false
+			}
+		}
+		if f.pattern != nil && !f.pattern.MatchString(s) {
+			return false
+		}
+	case typeNumber, typeInteger:
+		if (f.minimum != nil && number < *f.minimum) || (f.maximum != nil && number > *f.maximum) {
+			return false
+		}
+	case typeObject:
+		m := v.(map[string]any)
+		for _, name := range f.required {
+			if _, ok := m[name]; !ok {
+				return false
+			}
+		}
+		for name, value := range m {
+			sub, known := f.properties[name]
+			if !known {
+				if f.closed {
+					return false
+				}
+				continue
+			}
+			if !sub.valid(value) {
+				return false
+			}
+		}
+	case typeArray:
+		if f.items != nil {
+			for _, item := range v.([]any) {
+				if !f.items.valid(item) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// kind classifies a Go value as a JSON type, with its numeric value; ok is
+// false for a Go type the fast path does not know.
+func kind(v any) (t typeSet, number float64, ok bool) {
+	switch v := v.(type) {
+	case nil:
+		return typeNull, 0, true
+	case bool:
+		return typeBoolean, 0, true
+	case string:
+		return typeString, 0, true
+	case map[string]any:
+		return typeObject, 0, true
+	case []any:
+		return typeArray, 0, true
+	case float64:
+		return numberKind(v)
+	case int:
+		return typeInteger, float64(v), true
+	case int64:
+		return typeInteger, float64(v), true
+	case json.Number:
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		return numberKind(f)
+	}
+	return 0, 0, false
+}
+
+func numberKind(f float64) (typeSet, float64, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, 0, false
+	}
+	if f == math.Trunc(f) {
+		return typeInteger, f, true
+	}
+	return typeNumber, f, true
+}
+
+func inEnum(enum []any, v any, number float64, t typeSet) bool {
+	for _, item := range enum {
+		switch e := item.(type) {
+		case nil:
+			if t == typeNull {
+				return true
+			}
+		case bool:
+			if b, ok := v.(bool); ok && b == e {
+				return true
+			}
+		case string:
+			if s, ok := v.(string); ok && s == e {
+				return true
+			}
+		case float64:
+			if (t == typeNumber || t == typeInteger) && number == e {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,116 @@
+package schemas
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/translators/buildbot"
+)
+
+// corpusOutputs translates the buildbot corpus: the payloads the schemas
+// really see.
+func corpusOutputs(t *testing.T) []translator.Output {
+	t.Helper()
+	f, err := rules.Load("builtin:buildbot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := buildbot.New(translator.Params{Pipeline: "test", Tables: set.Tables()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := filepath.Glob(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	var outs []translator.Output
+	for _, p := range paths {
+		body, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := tr.Translate(translator.Message{Exchange: "exchange/build/", Body: body, Received: time.Unix(1446634715, 0)})
+		outs = append(outs, o...)
+	}
+	if len(outs) != 231 {
+		t.Fatalf("%d corpus outputs, want 231", len(outs))
+	}
+	return outs
+}
+
+// TestFastPathNeverMoreLenient compares the fast check with the full
+// validator on every corpus output and on thousands of mutations of them
+// (each field deleted, or set to a value of every JSON type): wherever the
+// fast check says valid, the full validator must agree. It also checks the
+// fast path does answer for the valid corpus outputs, or it would be no
+// faster.
+func TestFastPathNeverMoreLenient(t *testing.T) {
+	set, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range set.Names() {
+		if set.fast[name] == nil {
+			t.Errorf("%s has no fast path; it uses a keyword outside the subset", name)
+		}
+	}
+	replacements := []any{nil, true, "", "x", "20151104123456", json.Number("-1"), json.Number("1.5"), json.Number("42"), 1e300, []any{}, []any{1.0}, map[string]any{}}
+	checked, fastValid := 0, 0
+	check := func(schema string, payload map[string]any) {
+		checked++
+		if !set.fast[schema].valid(payload) {
+			return
+		}
+		fastValid++
+		if err := set.byName[schema].Validate(payload); err != nil {
+			t.Fatalf("the fast path accepts what %s refuses: %v\npayload: %v", schema, err, payload)
+		}
+	}
+	for _, o := range corpusOutputs(t) {
+		if !set.fast[o.Schema].valid(o.Payload) {
+			t.Errorf("the fast path is not sure of a valid corpus output (%s, %s)", o.Schema, o.RoutingKey)
+		}
+		for field := range o.Payload {
+			mutated := clone(o.Payload)
+			delete(mutated, field)
+			check(o.Schema, mutated)
+			for _, r := range replacements {
+				mutated := clone(o.Payload)
+				mutated[field] = r
+				check(o.Schema, mutated)
+			}
+		}
+	}
+	if fastValid == checked || fastValid == 0 {
+		t.Errorf("%d of %d mutations passed the fast path; the mutations do not exercise it", fastValid, checked)
+	}
+	t.Logf("%d mutations checked, %d passed the fast path and the full validator agreed on each", checked, fastValid)
+}
+
+func clone(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// TestValidateFallsBackForTheReason checks an invalid payload still gets
+// the full validator's reason.
+func TestValidateFallsBackForTheReason(t *testing.T) {
+	set, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = set.Validate("buildbot/build.json", map[string]any{"buildid": "yesterday"})
+	if err == nil || !strings.Contains(err.Error(), "/buildid") {
+		t.Fatalf("error %v, want one naming /buildid", err)
+	}
+}
