@@ -2,36 +2,219 @@ package pipeline
 
 import (
 	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
-
-// mozillaPulseMeta is the _meta object of the mozillapulse envelope.
-type mozillaPulseMeta struct {
-	Exchange   string `json:"exchange"`
-	RoutingKey string `json:"routing_key"`
-	Serializer string `json:"serializer"`
-	Sent       string `json:"sent"`
-}
 
 // Body encodes the published body of an output in its exchange's envelope:
 // the payload alone (bare), or the payload with a _meta object
-// (mozillapulse). sent is the time of publishing.
+// (mozillapulse: exchange, routing_key, serializer, sent). sent is the time
+// of publishing.
+//
+// The bytes are exactly what encoding/json.Marshal writes for the same
+// values (object keys sorted, HTML characters escaped), without its
+// reflection: payloads are built of JSON's Go types, and anything else is
+// handed to encoding/json.
 func Body(r Routed, sent time.Time) ([]byte, error) {
+	buf := make([]byte, 0, 4096)
 	if r.Output.Envelope == EnvelopeBare {
-		return json.Marshal(r.Payload)
+		return appendJSON(buf, r.Payload)
 	}
-	return json.Marshal(struct {
-		Payload map[string]any   `json:"payload"`
-		Meta    mozillaPulseMeta `json:"_meta"`
-	}{
-		Payload: r.Payload,
-		Meta: mozillaPulseMeta{
-			Exchange:   r.Output.Exchange,
-			RoutingKey: r.RoutingKey,
-			Serializer: "json",
-			Sent:       sent.UTC().Format(time.RFC3339),
-		},
-	})
+	buf = append(buf, `{"payload":`...)
+	buf, err := appendJSON(buf, r.Payload)
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf, `,"_meta":{"exchange":`...)
+	buf = appendJSONString(buf, r.Output.Exchange)
+	buf = append(buf, `,"routing_key":`...)
+	buf = appendJSONString(buf, r.RoutingKey)
+	buf = append(buf, `,"serializer":"json","sent":`...)
+	buf = appendJSONString(buf, sent.UTC().Format(time.RFC3339))
+	return append(buf, "}}"...), nil
+}
+
+// appendJSON appends v encoded as encoding/json would.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(buf, "null"...), nil
+	case bool:
+		return strconv.AppendBool(buf, v), nil
+	case string:
+		return appendJSONString(buf, v), nil
+	case int:
+		return strconv.AppendInt(buf, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(buf, v, 10), nil
+	case json.Number:
+		if v == "" {
+			return append(buf, '0'), nil
+		}
+		if !validNumber(string(v)) {
+			break
+		}
+		return append(buf, v...), nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			break
+		}
+		// encoding/json's format: like ES6, exponents only outside [1e-6, 1e21).
+		format := byte('f')
+		if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
+		buf = strconv.AppendFloat(buf, v, format, -1, 64)
+		if format == 'e' {
+			// e-09 -> e-9
+			if n := len(buf); n >= 4 && buf[n-4] == 'e' && buf[n-3] == '-' && buf[n-2] == '0' {
+				buf[n-2] = buf[n-1]
+				buf = buf[:n-1]
+			}
+		}
+		return buf, nil
+	case map[string]any:
+		if v == nil {
+			return append(buf, "null"...), nil
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		buf = append(buf, '{')
+		for i, k := range keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendJSONString(buf, k)
+			buf = append(buf, ':')
+			var err error
+			if buf, err = appendJSON(buf, v[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, '}'), nil
+	case []any:
+		if v == nil {
+			return append(buf, "null"...), nil
+		}
+		buf = append(buf, '[')
+		for i, item := range v {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = appendJSON(buf, item); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, ']'), nil
+	}
+	// []string, an invalid json.Number or float (for encoding/json's
+	// error), and any other type.
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, data...), nil
+}
+
+// validNumber reports whether s is a JSON number.
+func validNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string with encoding/json's
+// escaping: quotes, backslashes and control characters, <, > and & as
+// \u003c, \u003e and \u0026, U+2028 and U+2029, and invalid UTF-8 as
+// \ufffd.
+func appendJSONString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				buf = append(buf, '\\', b)
+			case '\b':
+				buf = append(buf, '\\', 'b')
+			case '\f':
+				buf = append(buf, '\\', 'f')
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
 }
 
 // jsonStrings encodes a list of strings as a JSON array.

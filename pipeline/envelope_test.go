@@ -1,0 +1,56 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// marshalReference is the envelope as encoding/json writes it.
+func marshalReference(r Routed, sent time.Time) ([]byte, error) {
+	if r.Output.Envelope == EnvelopeBare {
+		return json.Marshal(r.Payload)
+	}
+	return json.Marshal(struct {
+		Payload map[string]any   `json:"payload"`
+		Meta    mozillaPulseMeta `json:"_meta"`
+	}{r.Payload, mozillaPulseMeta{r.Output.Exchange, r.RoutingKey, "json", sent.UTC().Format(time.RFC3339)}})
+}
+
+// mozillaPulseMeta is the _meta object of the mozillapulse envelope.
+type mozillaPulseMeta struct {
+	Exchange   string `json:"exchange"`
+	RoutingKey string `json:"routing_key"`
+	Serializer string `json:"serializer"`
+	Sent       string `json:"sent"`
+}
+
+// FuzzBodyMatchesEncodingJSON checks Body writes exactly encoding/json's
+// bytes, for payloads of every JSON type and any string.
+func FuzzBodyMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"plain", "a\"b\\c", "<&>", "\x00\x1f\x7f", "\u2028\u2029", "\xff\xfe", "é漢字🙂", "\t\n\r\b\f"} {
+		f.Add(s, s+"key", 1.5, int64(-42))
+	}
+	f.Fuzz(func(t *testing.T, s, key string, fl float64, n int64) {
+		payload := map[string]any{
+			key: s, "n": n, "i": int(n), "f": fl, "f2": fl / 1e9, "f3": fl * 1e25, "num": json.Number("12.50"), "numfuzz": json.Number(s), "t": true, "nil": nil,
+			"list": []any{s, 1.0, nil, map[string]any{s: key}}, "strings": []string{s, key},
+			"nested": map[string]any{"z": s, "a": []any{}}, "empty": map[string]any{},
+		}
+		if fl != fl || fl > 1e308 || fl < -1e308 {
+			delete(payload, "f") // NaN and infinities are not JSON
+		}
+		for _, env := range []Envelope{EnvelopeMozillaPulse, EnvelopeBare} {
+			r := Routed{Output: &OutputConfig{Exchange: "exchange/" + key, Envelope: env}, RoutingKey: s, Payload: payload}
+			sent := time.Unix(1446634715, 0)
+			got, err := Body(r, sent)
+			want, werr := marshalReference(r, sent)
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("error %v, encoding/json's %v", err, werr)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("Body:\n%s\nencoding/json:\n%s", got, want)
+			}
+		}
+	})
+}
