@@ -148,6 +148,13 @@ func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *pi
 	if err != nil {
 		t.Fatal(err)
 	}
+	runWith(t, runner)
+	return runner
+}
+
+// runWith runs runner until the test ends, once it consumes.
+func runWith(t testing.TB, runner *pipeline.Runner) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
@@ -169,7 +176,6 @@ func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *pi
 	case <-time.After(20 * time.Second):
 		t.Fatal("the runner did not start within 20s")
 	}
-	return runner
 }
 
 // probe declares a queue bound to exchange with keys and returns its

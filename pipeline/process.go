@@ -53,9 +53,11 @@ type Routed struct {
 // published.
 type Drop struct {
 	// Reason says why; Rule names the rule that dropped it ("" when the
-	// translator did).
+	// translator did); Class is the translator's class of drop, or the
+	// rule's name.
 	Reason string
 	Rule   string
+	Class  string
 }
 
 // Outcome is what became of one message that was not refused.
@@ -108,7 +110,11 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 	var dropped *translator.Dropped
 	switch {
 	case errors.As(err, &dropped):
-		return Outcome{Dropped: []Drop{{Reason: dropped.Reason}}}, nil
+		class := dropped.Class
+		if class == "" {
+			class = "unclassified"
+		}
+		return Outcome{Dropped: []Drop{{Reason: dropped.Reason, Class: class}}}, nil
 	case err != nil:
 		return Outcome{}, asRefusal(err)
 	case len(outs) == 0:
@@ -129,7 +135,7 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 			return Outcome{}, translator.Refuse(ClassRule, "%v", err)
 		}
 		if rule != "" {
-			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule})
+			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule, Class: "rule:" + rule})
 			continue
 		}
 		routed, err := p.route(out, subj, digest, i)

@@ -45,6 +45,29 @@ type Runner struct {
 	running   chan struct{}
 	// tls is the TLS config of amqps:// connections.
 	tls *tls.Config
+	// metrics, when set by UseMetrics, are kept up to date.
+	metrics *Metrics
+	// exchangeOwner names the pipeline of each exchange the runner
+	// publishes to; outputExchange marks the output exchanges.
+	exchangeOwner  map[string]string
+	outputExchange map[string]bool
+	// conn is the connection while Run runs.
+	conn atomic.Pointer[wamqp.ConnectionWrapper]
+}
+
+// UseMetrics makes the runner keep m up to date. Call it before Run.
+func (r *Runner) UseMetrics(m *Metrics) { r.metrics = m }
+
+// Ready reports whether the runner is connected and every pipeline
+// consumes: what a readiness probe asks.
+func (r *Runner) Ready() bool {
+	select {
+	case <-r.running:
+	default:
+		return false
+	}
+	conn := r.conn.Load()
+	return conn != nil && conn.IsConnected()
 }
 
 // pipelineRun is one pipeline's processor, topology, gate and counters.
@@ -87,7 +110,7 @@ func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAda
 	if err != nil {
 		return nil, fmt.Errorf("embedded schemas: %w", err)
 	}
-	r := &Runner{cfg: cfg, logger: logger, running: make(chan struct{})}
+	r := &Runner{cfg: cfg, logger: logger, running: make(chan struct{}), exchangeOwner: map[string]string{}, outputExchange: map[string]bool{}}
 	var errs []error
 	if r.tls, err = cfg.clientTLS(); err != nil {
 		errs = append(errs, err)
@@ -100,6 +123,12 @@ func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAda
 		}
 		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p), waitExchange: WaitExchange(cfg.ClientID, p.Name)}
 		run.topology.DeclareUpstream = cfg.DeclareUpstream
+		for _, o := range p.Outputs {
+			r.exchangeOwner[o.Exchange] = p.Name
+			r.outputExchange[o.Exchange] = true
+		}
+		r.exchangeOwner[run.waitExchange] = p.Name
+		r.exchangeOwner[DeadExchange(cfg.ClientID, p.Name)] = p.Name
 		if proc.Waits() {
 			run.gate = newReadinessGate(cfg.ClientID, p, &run.stats, logger)
 			run.topology.Wait = run.gate.topology(cfg.ClientID)
@@ -164,7 +193,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", RedactURL(r.cfg.Connection), explainTLS(err))
 	}
 	defer conn.Close()
+	r.conn.Store(conn)
+	defer r.conn.Store(nil)
 	pub := broker.NewPublisher(conn, r.cfg.PublishTimeout, r.logger)
+	pub.Observe = r.observePublish
 	defer pub.Close()
 
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.PublishTimeout}, r.logger)
@@ -223,7 +255,10 @@ func (r *Runner) addPipeline(router *message.Router, conn *wamqp.ConnectionWrapp
 	if err != nil {
 		return err
 	}
-	h := &handler{pipeline: p, logger: r.logger, pub: pub}
+	h := &handler{pipeline: p, logger: r.logger, pub: pub, metrics: r.metrics}
+	if p.gate != nil {
+		p.gate.metrics = r.metrics
+	}
 	for i := range p.cfg.Consumers {
 		name := fmt.Sprintf("%s-%d", p.cfg.Name, i)
 		hd := router.AddHandler(name, p.topology.InputQueue, sub, p.cfg.Outputs[0].Exchange, pub, h.handle)
@@ -238,6 +273,8 @@ type handler struct {
 	logger   watermill.LoggerAdapter
 	// pub publishes waiting messages to the wait exchange.
 	pub *broker.Publisher
+	// metrics may be nil.
+	metrics *Metrics
 }
 
 // transientError is a failure after which the message goes back to its
@@ -261,6 +298,9 @@ func isTransient(err error) bool {
 func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	p := h.pipeline
 	p.stats.Received.Add(1)
+	if h.metrics != nil {
+		h.metrics.Consumed.WithLabelValues(p.cfg.Name).Inc()
+	}
 	now := time.Now()
 	state := restoreSource(msg, p.waitExchange, now)
 	if err := CheckContentType(msg.Metadata.Get(broker.MetaContentType)); err != nil {
@@ -276,6 +316,9 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	for _, d := range outcome.Dropped {
 		p.stats.Dropped.Add(1)
+		if h.metrics != nil {
+			h.metrics.Dropped.WithLabelValues(p.cfg.Name, d.Class).Inc()
+		}
 		h.logger.Debug("dropped", watermill.LogFields{"pipeline": p.cfg.Name, "routing_key": in.RoutingKey, "reason": d.Reason, "rule": d.Rule})
 	}
 	if urls := waitURLs(outcome.Published); len(urls) > 0 && p.gate != nil {
@@ -344,6 +387,9 @@ func (h *handler) classify(next message.HandlerFunc) message.HandlerFunc {
 		msg.Metadata.Set(HeaderReason, reason)
 		msg.Metadata.Set(HeaderPipeline, h.pipeline.cfg.Name)
 		h.pipeline.stats.Parked.Add(1)
+		if h.metrics != nil {
+			h.metrics.Parked.WithLabelValues(h.pipeline.cfg.Name, class).Inc()
+		}
 		h.logger.Info("parked in the dead queue", watermill.LogFields{
 			"pipeline": h.pipeline.cfg.Name, "routing_key": msg.Metadata.Get(broker.MetaRoutingKey), "class": class, "reason": reason})
 		return nil, err

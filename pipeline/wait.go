@@ -79,6 +79,8 @@ type readinessGate struct {
 	checker  *gate.Checker
 	stats    *Stats
 	logger   watermill.LoggerAdapter
+	// metrics may be nil.
+	metrics *Metrics
 }
 
 func newReadinessGate(client string, p PipelineConfig, stats *Stats, logger watermill.LoggerAdapter) *readinessGate {
@@ -123,6 +125,9 @@ func (g *readinessGate) admit(ctx context.Context, msg *message.Message, in tran
 		if r.Outcome != gate.Ready {
 			missing = append(missing, r)
 		}
+		if g.metrics != nil {
+			g.metrics.GateChecks.WithLabelValues(g.pipeline, r.Outcome.String()).Inc()
+		}
 	}
 	if len(missing) == 0 {
 		return nil, nil, nil
@@ -143,6 +148,9 @@ func (g *readinessGate) admit(ctx context.Context, msg *message.Message, in tran
 	}
 	tier := g.cfg.Tiers[g.cfg.TierFor(state.attempt, g.cfg.Deadline-elapsed)]
 	g.stats.Waited.Add(1)
+	if g.metrics != nil {
+		g.metrics.Waiting.WithLabelValues(g.pipeline, TierName(tier)).Inc()
+	}
 	g.logger.Debug("waiting for artifacts", watermill.LogFields{
 		"pipeline": g.pipeline, "routing_key": in.RoutingKey, "tier": TierName(tier), "attempt": state.attempt + 1})
 	return g.waitMessage(msg, in, state, tier, missing), nil, nil

@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -23,6 +28,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	declareUpstream := fs.Bool("declare-upstream", false, "declare missing upstream exchanges (local brokers only; a Pulse user may not)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+	httpAddr := fs.String("http", "", "serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. :9464 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -31,7 +37,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator run: --log-level %q: use debug, info, warn or error\n", *level)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	logger := newLogger(stderr, lvl)
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
@@ -58,6 +64,25 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *httpAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics, err := pipeline.NewMetrics(reg)
+		if err != nil {
+			fmt.Fprintf(stderr, "pulsetranslator run: metrics: %v\n", err)
+			return 1
+		}
+		runner.UseMetrics(metrics)
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "pulsetranslator run: --http %s: %v\n", *httpAddr, err)
+			return 1
+		}
+		srv := &http.Server{Handler: pipeline.HTTPHandler(runner, reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		logger.Info("serving metrics and health", "address", ln.Addr().String())
+	}
 	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", pipeline.RedactURL(cfg.Connection), "pipelines", len(cfg.Pipelines))
 	if err := runner.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
@@ -65,4 +90,16 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// newLogger logs as text on a terminal and as JSON lines otherwise, for
+// log collectors.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -31,6 +31,11 @@ type Publisher struct {
 	timeout   time.Duration
 	logger    watermill.LoggerAdapter
 
+	// Observe, when set, is called after every Publish with the exchange
+	// of each message, how long the publish and its confirms took, and
+	// the error (nil when every message was confirmed).
+	Observe func(exchanges []string, took time.Duration, err error)
+
 	mu          sync.Mutex
 	idle        []*amqp.Channel
 	watchedConn *amqp.Connection
@@ -56,6 +61,20 @@ func (p *Publisher) PublishContext(ctx context.Context, topic string, msgs ...*m
 	if len(msgs) == 0 {
 		return nil
 	}
+	if p.Observe == nil {
+		return p.publish(ctx, topic, msgs)
+	}
+	began := time.Now()
+	err := p.publish(ctx, topic, msgs)
+	exchanges := make([]string, len(msgs))
+	for i, msg := range msgs {
+		exchanges[i], _ = Route(topic, msg)
+	}
+	p.Observe(exchanges, time.Since(began), err)
+	return err
+}
+
+func (p *Publisher) publish(ctx context.Context, topic string, msgs []*message.Message) error {
 	ch, err := p.channel(ctx)
 	if err != nil {
 		return err

@@ -22,14 +22,23 @@ func Refuse(class, format string, args ...any) error {
 // Dropped says a message is deliberately not published (for example a
 // duplicate notification, or an ignored platform).
 type Dropped struct {
-	// Reason names why, for logs and counters.
+	// Class is a short, stable name of the kind of drop, such as
+	// "ignored_platform": the label metrics count it by. Optional; drops
+	// without one are counted as "unclassified".
+	Class string
+	// Reason says why in full, for logs.
 	Reason string
 }
 
 // Error returns "dropped: Reason".
 func (d *Dropped) Error() string { return "dropped: " + d.Reason }
 
-// Drop returns a *Dropped with a formatted reason.
+// Drop returns a *Dropped with a formatted reason and no class.
 func Drop(format string, args ...any) error {
 	return &Dropped{Reason: fmt.Sprintf(format, args...)}
+}
+
+// DropClass returns a *Dropped with a class and a formatted reason.
+func DropClass(class, format string, args ...any) error {
+	return &Dropped{Class: class, Reason: fmt.Sprintf(format, args...)}
 }

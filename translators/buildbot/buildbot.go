@@ -93,7 +93,7 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 		return t.unitTest(j, m, msg)
 	}
 	if word := t.tables.internalBuilder(key); word != "" {
-		return nil, translator.Drop("internal builder (%q in %s)", word, key)
+		return nil, translator.DropClass("internal_builder", "internal builder (%q in %s)", word, key)
 	}
 	return t.build(j)
 }

@@ -30,7 +30,7 @@ func setBuilddate(p map[string]any) error {
 func (t *Translator) unitTest(j job, m []string, msg translator.Message) ([]translator.Output, error) {
 	p := j.payload
 	if m[8] == "finished" {
-		return nil, translator.Drop("unit tests are published on log_uploaded; %s is the duplicate .finished notice", j.key)
+		return nil, translator.DropClass("duplicate_finished", "unit tests are published on log_uploaded; %s is the duplicate .finished notice", j.key)
 	}
 	buildername := text(p["buildername"])
 	p["os"] = t.tables.convertOS(m[3], buildername)
@@ -42,7 +42,7 @@ func (t *Translator) unitTest(j job, m []string, msg translator.Message) ([]tran
 	}
 	platform := text(p["platform"])
 	if t.tables.ignored[platform] {
-		return nil, translator.Drop("ignored platform %q", platform)
+		return nil, translator.DropClass("ignored_platform", "ignored platform %q", platform)
 	}
 	if text(p["logurl"]) == "" {
 		return nil, translator.Refuse("no_log_url", "%s is a unit test without a log_url property; its results cannot be read", j.key)
@@ -88,7 +88,7 @@ func (t *Translator) build(j job) ([]translator.Output, error) {
 		return nil, translator.Refuse("unknown_message_type", "%s does not read as build.<tree>-<platform>[-<tags>].<number>.<event> for tree %q and platform %q", j.key, tree, platform)
 	}
 	if m[9] == "finished" {
-		return nil, translator.Drop("builds are published on log_uploaded; %s is the duplicate .finished notice", j.key)
+		return nil, translator.DropClass("duplicate_finished", "builds are published on log_uploaded; %s is the duplicate .finished notice", j.key)
 	}
 	tags := []any{}
 	for _, tag := range strings.Split(strings.ReplaceAll(m[7], "_", "-"), "-") {
@@ -109,7 +109,7 @@ func (t *Translator) build(j job) ([]translator.Output, error) {
 	}
 
 	if t.tables.ignored[platform] {
-		return nil, translator.Drop("ignored platform %q", platform)
+		return nil, translator.DropClass("ignored_platform", "ignored platform %q", platform)
 	}
 	if _, known := t.tables.Platforms[platform]; !known {
 		return nil, translator.Refuse("bad_platform", "%s: platform %q is not in the platforms table; add it to rules/buildbot.yaml if it is real", j.key, platform)

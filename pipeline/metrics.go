@@ -1,0 +1,83 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are a runner's Prometheus metrics, each labelled by pipeline.
+// Labels are bounded: classes and tiers are short fixed names, never
+// routing keys or reasons.
+type Metrics struct {
+	// Consumed counts messages taken from the input queue, redeliveries
+	// and returns from the wait queues included.
+	Consumed *prometheus.CounterVec
+	// Published counts outputs whose publish the broker confirmed.
+	Published *prometheus.CounterVec
+	// Dropped counts outputs or messages dropped on purpose, by class: the
+	// translator's (such as ignored_platform) or rule:<name>.
+	Dropped *prometheus.CounterVec
+	// Parked counts messages sent to the dead queue, by class.
+	Parked *prometheus.CounterVec
+	// Waiting counts messages sent to a wait queue, by tier.
+	Waiting *prometheus.CounterVec
+	// GateChecks counts artifact checks, by outcome (ready, not_yet,
+	// failed).
+	GateChecks *prometheus.CounterVec
+	// ConfirmSeconds observes how long publishes wait for the broker's
+	// confirms.
+	ConfirmSeconds *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pulsetranslator", Name: name, Help: help}, append([]string{"pipeline"}, labels...))
+	}
+	m := &Metrics{
+		Consumed:   counter("consumed_total", "Messages taken from the input queue."),
+		Published:  counter("published_total", "Outputs published and confirmed by the broker."),
+		Dropped:    counter("dropped_total", "Outputs or messages dropped on purpose, by class.", "class"),
+		Parked:     counter("parked_total", "Messages parked in the dead queue, by class.", "class"),
+		Waiting:    counter("waiting_total", "Messages sent to a wait queue of the readiness gate, by tier.", "tier"),
+		GateChecks: counter("gate_checks_total", "Artifact checks of the readiness gate, by outcome.", "outcome"),
+		ConfirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pulsetranslator", Name: "publish_confirm_seconds",
+			Help:    "Time from publishing a message's outputs to the broker's last confirm.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"pipeline"}),
+	}
+	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observePublish records one publish for the pipeline that owns its
+// exchanges: the confirm latency, and the outputs published.
+func (r *Runner) observePublish(exchanges []string, took time.Duration, err error) {
+	m := r.metrics
+	if m == nil || len(exchanges) == 0 {
+		return
+	}
+	name, ok := r.exchangeOwner[exchanges[0]]
+	if !ok {
+		return
+	}
+	m.ConfirmSeconds.WithLabelValues(name).Observe(took.Seconds())
+	if err != nil {
+		return
+	}
+	outputs := 0
+	for _, ex := range exchanges {
+		if r.outputExchange[ex] {
+			outputs++
+		}
+	}
+	if outputs > 0 {
+		m.Published.WithLabelValues(name).Add(float64(outputs))
+	}
+}
