@@ -51,7 +51,8 @@ func WaitQueue(client, pipeline string, tier time.Duration) string {
 // WaitExchange names the direct exchange of a pipeline's readiness gate:
 // waiting messages reach their tier's queue through it (routing key: the
 // tier's name), and come back from it into the input queue (routing key
-// RetryKey) when their TTL expires.
+// RetryKey) when their TTL expires. Replayed dead messages re-enter the
+// input queue through it too, so every pipeline has it.
 func WaitExchange(client, pipeline string) string {
 	return "exchange/" + client + "/" + pipeline + "/wait"
 }

@@ -129,6 +129,9 @@ func NewRunner(cfg *Config, reg *translator.Registry, logger watermill.LoggerAda
 		}
 		r.exchangeOwner[run.waitExchange] = p.Name
 		r.exchangeOwner[DeadExchange(cfg.ClientID, p.Name)] = p.Name
+		// The wait exchange and its retry binding always exist: they are
+		// also the route by which "dead replay" returns parked messages.
+		run.topology.Wait = &broker.WaitTopology{Exchange: run.waitExchange, RetryKey: RetryKey, MaxLength: p.Wait.MaxLength}
 		if proc.Waits() {
 			run.gate = newReadinessGate(cfg.ClientID, p, &run.stats, logger)
 			run.topology.Wait = run.gate.topology(cfg.ClientID)

@@ -175,7 +175,7 @@ func cleanup(conn *amqp.Connection, nm names) {
 	for _, q := range []string{nm.baselineQueue, nm.input, pipeline.DeadQueue(pipelineClient(nm), "build")} {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(pipelineClient(nm), "build")} {
+	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(pipelineClient(nm), "build"), pipeline.WaitExchange(pipelineClient(nm), "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }

@@ -15,6 +15,8 @@ commands:
   run       [--config FILE]                          run the pipelines on RabbitMQ
   translate [--config FILE] [--pipeline NAME] PATH...  translate raw messages offline, one JSON line per outcome
   check     [--config FILE]                          load and compile config, rules and schemas; no broker
+  dead      list|show|replay [--config FILE] [--pipeline NAME] ...
+                                                     inspect the dead queue, and replay parked messages after a fix
 
 Without --config the embedded default config is used (see README.md).
 Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
@@ -34,6 +36,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return translateCommand(rest, stdout, stderr)
 	case "check":
 		return checkCommand(rest, stdout, stderr)
+	case "dead":
+		return deadCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -91,3 +91,23 @@ pipelines:
 		t.Errorf("error does not name the file and line: %s", stderr.String())
 	}
 }
+
+// TestDeadUsage checks the dead command refuses what it cannot do before
+// it connects anywhere.
+func TestDeadUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"dead"},
+		{"dead", "purge"},
+		{"dead", "show"},
+		{"dead", "show", "1", "2"},
+		{"dead", "replay"},
+		{"dead", "replay", "--all", "3"},
+		{"dead", "replay", "zero"},
+		{"dead", "list", "4"},
+	} {
+		var out, errOut strings.Builder
+		if code := Main(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: pulsetranslator dead") && !strings.Contains(errOut.String(), "not a position") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 with the usage", args, code, errOut.String())
+		}
+	}
+}

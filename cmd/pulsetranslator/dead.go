@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] ...
+
+  list              the parked messages: position, when, class, source routing key, reason
+  show N            one parked message whole: its headers and body
+  replay --all      publish every parked message back into the pipeline's input
+  replay N [N...]   publish the messages at these positions back (as list numbers them)
+
+Replayed messages are removed from the dead queue once the broker confirms
+their copy; the others stay, in order. Replay after fixing what refused them
+(a rule, a table, a schema) and restarting the pipeline.
+`
+
+func deadCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, deadUsage)
+		return 2
+	}
+	action, rest := args[0], args[1:]
+	fs := newFlags("dead "+action, stderr)
+	configPath := fs.String("config", "", "config file (default: the embedded default)")
+	pipelineName := fs.String("pipeline", "", "pipeline (default: the first)")
+	limit := fs.Int("limit", 1000, "read at most this many parked messages")
+	all := fs.Bool("all", false, "replay: every parked message read")
+	if err := fs.Parse(rest); err != nil {
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "pulsetranslator dead %s: %v\n", action, err)
+		return 1
+	}
+	var positions []int
+	for _, arg := range fs.Args() {
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "pulsetranslator dead %s: %q is not a position (1, 2, ... as list shows)\n", action, arg)
+			return 2
+		}
+		positions = append(positions, n)
+	}
+	switch {
+	case action == "show" && len(positions) != 1,
+		action == "replay" && (*all == (len(positions) > 0)),
+		action == "list" && len(positions) > 0:
+		fmt.Fprint(stderr, deadUsage)
+		return 2
+	case action != "list" && action != "show" && action != "replay":
+		fmt.Fprintf(stderr, "pulsetranslator dead: unknown action %q\n\n%s", action, deadUsage)
+		return 2
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return fail(err)
+	}
+	name := *pipelineName
+	if name == "" {
+		name = cfg.Pipelines[0].Name
+	}
+	conn, err := cfg.Dial()
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	dead, err := pipeline.OpenDeadReader(conn, cfg, name)
+	if err != nil {
+		return fail(err)
+	}
+	defer dead.Close()
+	parked, err := dead.Read(*limit)
+	if err != nil {
+		return fail(err)
+	}
+	switch action {
+	case "list":
+		listParked(stdout, parked)
+	case "show":
+		if positions[0] > len(parked) {
+			return fail(fmt.Errorf("there is no message %d; the dead queue holds %d (within --limit %d)", positions[0], len(parked), *limit))
+		}
+		showParked(stdout, parked[positions[0]-1])
+	case "replay":
+		chosen := parked
+		if !*all {
+			chosen = nil
+			for _, n := range positions {
+				if n > len(parked) {
+					return fail(fmt.Errorf("there is no message %d; the dead queue holds %d (within --limit %d)", n, len(parked), *limit))
+				}
+				if !slices.ContainsFunc(chosen, func(p pipeline.Parked) bool { return p.Position == n }) {
+					chosen = append(chosen, parked[n-1])
+				}
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		n, err := dead.Replay(ctx, chosen)
+		fmt.Fprintf(stdout, "replayed %d of %d message(s) into the input of pipeline %s\n", n, len(chosen), name)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return 0
+}
+
+func listParked(w io.Writer, parked []pipeline.Parked) {
+	if len(parked) == 0 {
+		fmt.Fprintln(w, "the dead queue is empty")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tPARKED\tCLASS\tSOURCE ROUTING KEY\tREASON")
+	for _, p := range parked {
+		when := "-"
+		if !p.ParkedAt.IsZero() {
+			when = p.ParkedAt.UTC().Format(time.RFC3339)
+		}
+		reason := p.Reason
+		if len(reason) > 120 {
+			reason = reason[:117] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Position, when, p.Class, p.SourceRoutingKey, reason)
+	}
+	tw.Flush()
+}
+
+func showParked(w io.Writer, p pipeline.Parked) {
+	fmt.Fprintf(w, "position:    %d\nclass:       %s\nreason:      %s\nsource:      %s %s\nparked at:   %s\n",
+		p.Position, p.Class, p.Reason, p.SourceExchange, p.SourceRoutingKey, p.ParkedAt.UTC().Format(time.RFC3339))
+	keys := make([]string, 0, len(p.Delivery.Headers))
+	for k := range p.Delivery.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	fmt.Fprintln(w, "headers:")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %v\n", k, p.Delivery.Headers[k])
+	}
+	fmt.Fprintf(w, "body (%d bytes):\n", len(p.Delivery.Body))
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, p.Delivery.Body, "", "  ") == nil {
+		pretty.WriteByte('\n')
+		_, _ = pretty.WriteTo(w)
+		return
+	}
+	fmt.Fprintf(w, "%q\n", p.Delivery.Body)
+}

@@ -1,0 +1,93 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+)
+
+// TestDeadReplay parks a message its rules cannot translate (a platform
+// missing from the platforms table), adds the platform to the rule file,
+// restarts the pipeline, and replays the dead queue: the message is
+// published, and the dead queue is empty. All as the Pulse user.
+func TestDeadReplay(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	shipped, err := rules.Builtin.ReadFile("buildbot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruleFile := filepath.Join(t.TempDir(), "buildbot.yaml")
+	if err := os.WriteFile(ruleFile, shipped, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := w.configText(w.pulseUser(), "["+ruleFile+"]", "")
+	key := "build.mozilla-central-plan9.3.log_uploaded"
+	body := []byte(`{"payload": {"build": {"properties": [["branch", "mozilla-central", "x"], ["platform", "plan9", "x"], ["buildername", "Plan9 mozilla-central build", "x"], ["packageUrl", "http://a/b.tar.bz2", "x"]]}}, "_meta": {"exchange": "exchange/build/", "routing_key": "` + key + `"}}`)
+
+	first, err := pipeline.NewRunner(w.parse(text), translator.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	<-first.Running()
+	w.publishRaw(key, body)
+	if !w.waitFor(pipeline.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m == 1 }) {
+		t.Fatal("the plan9 message was not parked")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// The fix: the platform joins the table, and the pipeline restarts.
+	fixed := strings.Replace(string(shipped), "  platforms:\n", "  platforms:\n    plan9: [plan9]\n", 1)
+	if fixed == string(shipped) {
+		t.Fatal("the shipped rule file has no platforms table to add to")
+	}
+	if err := os.WriteFile(ruleFile, []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.parse(text)
+	start(t, cfg)
+	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+
+	userConn, err := cfg.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer userConn.Close()
+	dead, err := pipeline.OpenDeadReader(userConn, cfg, "build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked, err := dead.Read(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parked) != 1 || parked[0].Class != "bad_platform" || !strings.Contains(parked[0].Reason, "plan9") ||
+		parked[0].SourceRoutingKey != key || parked[0].SourceExchange != w.upstream {
+		t.Fatalf("the dead queue holds %+v; want the plan9 message, class bad_platform, from %s with %s", parked, w.upstream, key)
+	}
+	if n, err := dead.Replay(context.Background(), parked); err != nil || n != 1 {
+		t.Fatalf("replayed %d: %v", n, err)
+	}
+	if err := dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := receive(t, main, "the output exchange after the replay"); !strings.HasPrefix(d.RoutingKey, "build.mozilla-central.plan9.") {
+		t.Errorf("routing key %q", d.RoutingKey)
+	}
+	if q, err := w.inspect(pipeline.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
+		t.Errorf("the dead queue holds %d after the replay (%v), want 0", q.Messages, err)
+	}
+}
