@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// replayWindow is how many confirms a replay keeps outstanding.
+const replayWindow = 256
+
+func replayCommand(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("replay", stderr)
+	configPath := fs.String("config", "", "config file, for the connection (default: the embedded default)")
+	exchange := fs.String("exchange", "", "exchange to publish to (required)")
+	routingKey := fs.String("routing-key", "", "routing key for every message (default: each file's _meta.routing_key)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *exchange == "" || fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "usage: pulsetranslator replay --exchange EXCHANGE [--routing-key KEY] [--config FILE] PATH...")
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "pulsetranslator replay: %v\n", err)
+		return 1
+	}
+	var files []string
+	for _, root := range fs.Args() {
+		if err := walkFiles(root, func(path string) error { files = append(files, path); return nil }); err != nil {
+			return fail(err)
+		}
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return fail(err)
+	}
+	conn, err := cfg.Dial()
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		return fail(err)
+	}
+	progress := newProgress(stderr, len(files))
+	pending := make([]*amqp.DeferredConfirmation, 0, replayWindow)
+	confirmed := 0
+	flush := func() error {
+		for _, dc := range pending {
+			if !dc.Wait() {
+				return fmt.Errorf("the broker nacked a publish to %s", *exchange)
+			}
+			confirmed++
+			progress.show(confirmed)
+		}
+		pending = pending[:0]
+		return nil
+	}
+	for _, path := range files {
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return fail(err)
+		}
+		key := *routingKey
+		if key == "" {
+			var f pulseFile
+			if json.Unmarshal(body, &f) != nil || f.Meta.RoutingKey == "" {
+				return fail(fmt.Errorf("%s has no _meta.routing_key; give --routing-key", path))
+			}
+			key = f.Meta.RoutingKey
+		}
+		dc, err := ch.PublishWithDeferredConfirm(*exchange, key, false, false, amqp.Publishing{
+			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("publish %s: %w", path, err))
+		}
+		if pending = append(pending, dc); len(pending) == replayWindow {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	progress.done()
+	fmt.Fprintf(stdout, "published %d message(s) to %s, every one confirmed\n", confirmed, *exchange)
+	return 0
+}
+
+// progress draws a progress bar on a terminal, and nothing elsewhere.
+type progress struct {
+	w     io.Writer
+	total int
+	on    bool
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	p := &progress{w: w, total: total}
+	if f, ok := w.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			p.on = true
+		}
+	}
+	return p
+}
+
+func (p *progress) show(n int) {
+	if !p.on || p.total == 0 {
+		return
+	}
+	const width = 40
+	filled := width * n / p.total
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = '.'
+		if i < filled {
+			bar[i] = '#'
+		}
+	}
+	fmt.Fprintf(p.w, "\r[%s] %d/%d", bar, n, p.total)
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprintln(p.w)
+	}
+}

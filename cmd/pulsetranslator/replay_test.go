@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// pulseUserURL creates a broker user with exactly the Pulse permissions of
+// client, removed when the test ends, and returns its connection string.
+// Without a broker the test is skipped, or fails with CI=true.
+func pulseUserURL(t *testing.T, client string) string {
+	t.Helper()
+	admin := "amqp://guest:guest@127.0.0.1:5672/"
+	if u := os.Getenv("PULSE_TEST_CONNECTION"); u != "" {
+		admin = u
+	}
+	conn, err := amqp.Dial(admin)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no RabbitMQ (CI=true, so this fails instead of skipping): %v", err)
+		}
+		t.Skipf("no RabbitMQ: %v", err)
+	}
+	conn.Close()
+	password := "p/w@" + client
+	own := fmt.Sprintf("^(exchange|queue)/%s/.*", client)
+	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", client)
+	for _, args := range [][]string{{"add_user", client, password}, {"set_permissions", "-p", "/", client, own, own, read}} {
+		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl %s: %v\n%s", args[0], err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", client).Run() })
+	u, _ := url.Parse(admin)
+	u.User = url.UserPassword(client, password)
+	return u.String()
+}
+
+// TestReplay publishes a folder of raw messages with "replay", as a Pulse
+// user to an exchange of its own, and finds each on a queue bound to it,
+// with the routing key of its _meta.
+func TestReplay(t *testing.T) {
+	client := fmt.Sprintf("replaytest-%d", time.Now().UnixNano()%1e9)
+	user := pulseUserURL(t, client)
+	conn, err := amqp.Dial(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, _ := conn.Channel()
+	exchange, queue := "exchange/"+client+"/raw", "queue/"+client+"/probe"
+	if err := ch.ExchangeDeclare(exchange, "topic", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "c.yaml")
+	writeFile(t, config, fmt.Sprintf("client_id: %s\nconnection: %s\npipelines:\n  - name: build\n    translator: buildbot\n    bindings: [{exchange: exchange/build/, routing_keys: ['#']}]\n    outputs: [{exchange: build/normalized}]\n", client, user))
+	dir := filepath.Join(corpus, "mozilla-central")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+
+	var out, errOut strings.Builder
+	if code := Main([]string{"replay", "--config", config, "--exchange", exchange, dir}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("published %d message(s)", len(files))) {
+		t.Errorf("stdout %q, want %d published", out.String(), len(files))
+	}
+	keys := map[string]bool{}
+	for range files {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil || !ok {
+			t.Fatalf("only %d of %d messages on the queue (%v)", len(keys), len(files), err)
+		}
+		if d.DeliveryMode != amqp.Persistent || !strings.HasPrefix(d.RoutingKey, "build.mozilla-central") {
+			t.Errorf("delivery mode %d, routing key %q", d.DeliveryMode, d.RoutingKey)
+		}
+		keys[d.RoutingKey] = true
+	}
+	if strings.Contains(errOut.String()+out.String(), "p/w@") {
+		t.Error("the output shows the password")
+	}
+	if code := Main([]string{"replay", "--config", config, "--exchange", "exchange/someone-else/raw", dir}, &out, &errOut); code != 1 {
+		t.Errorf("replay outside the namespace: exit %d, want 1", code)
+	}
+}
