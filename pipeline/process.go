@@ -97,6 +97,9 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 // artifacts, and so whether it needs the readiness gate.
 func (p *Processor) Waits() bool { return p.rules.Waits() }
 
+// Translator returns the pipeline's translator.
+func (p *Processor) Translator() translator.Translator { return p.translator }
+
 // Rules returns the pipeline's compiled rules.
 func (p *Processor) Rules() *rules.Set { return p.rules }
 

@@ -46,13 +46,15 @@ type Set struct {
 }
 
 type compiledRule struct {
-	name     string
-	where    string // "file:line", for errors
-	when     *vm.Program
-	dropWhen *vm.Program
-	set      []setField
-	cc       []*vm.Program
-	waitFor  []*vm.Program
+	name       string
+	where      string // "file:line", for errors
+	when       *vm.Program
+	whenSource string
+	dropWhen   *vm.Program
+	set        []setField
+	cc         []*vm.Program
+	ccSource   []string
+	waitFor    []*vm.Program
 }
 
 type setField struct {
@@ -126,6 +128,7 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 	}
 	if !r.When.IsZero() {
 		cr.when = compile("when", r.When, expr.AsBool())
+		cr.whenSource = r.When.Source
 	}
 	if !r.DropWhen.IsZero() {
 		cr.dropWhen = compile("drop_when", r.DropWhen, expr.AsBool())
@@ -140,6 +143,7 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 	}
 	for i, e := range r.CC {
 		cr.cc = append(cr.cc, compile(fmt.Sprintf("cc[%d]", i), e, expr.AsKind(reflect.String)))
+		cr.ccSource = append(cr.ccSource, e.Source)
 	}
 	for i, e := range r.WaitFor {
 		cr.waitFor = append(cr.waitFor, compile(fmt.Sprintf("wait_for[%d]", i), e))
@@ -173,6 +177,23 @@ func (s *Set) Names() []string {
 
 // Len returns the number of rules.
 func (s *Set) Len() int { return len(s.rules) }
+
+// CCRoute documents one cc expression: the rule, its guard and the
+// expression whose value becomes a CC routing key.
+type CCRoute struct {
+	Rule, When, Expression string
+}
+
+// CCRoutes lists the cc expressions of the rules, in order.
+func (s *Set) CCRoutes() []CCRoute {
+	var out []CCRoute
+	for _, r := range s.rules {
+		for _, src := range r.ccSource {
+			out = append(out, CCRoute{Rule: r.name, When: r.whenSource, Expression: src})
+		}
+	}
+	return out
+}
 
 // Waits reports whether any rule has wait_for, that is whether the
 // pipeline needs the readiness gate and its wait queues.

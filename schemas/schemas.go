@@ -28,7 +28,13 @@ type Set struct {
 	byName map[string]*jsonschema.Schema
 	// fast holds the fast checks of schemas within their subset.
 	fast map[string]*fastSchema
+	// docs are the schema documents as decoded JSON.
+	docs map[string]map[string]any
 }
+
+// Document returns the named schema document as decoded JSON, or nil. It is
+// shared; do not modify it.
+func (s *Set) Document(name string) map[string]any { return s.docs[name] }
 
 // Compile compiles every schema in fsys (a tree of *.json files). A schema
 // that does not compile stops with its file name and the reason.
@@ -58,7 +64,7 @@ func Compile(fsys fs.FS) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names)), fast: map[string]*fastSchema{}}
+	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names)), fast: map[string]*fastSchema{}, docs: map[string]map[string]any{}}
 	var errs []error
 	for _, name := range names {
 		schema, err := c.Compile(resourceURL(name))
@@ -67,6 +73,9 @@ func Compile(fsys fs.FS) (*Set, error) {
 			continue
 		}
 		s.byName[name] = schema
+		if doc, ok := docs[name].(map[string]any); ok {
+			s.docs[name] = doc
+		}
 		if f := compileFast(docs[name]); f != nil {
 			s.fast[name] = f
 		}

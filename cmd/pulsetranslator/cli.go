@@ -15,6 +15,8 @@ commands:
   run       [--config FILE]                          run the pipelines on RabbitMQ
   translate [--config FILE] [--pipeline NAME] PATH...  translate raw messages offline, one JSON line per outcome
   check     [--config FILE]                          load and compile config, rules and schemas; no broker
+  docs      [--config FILE] [--pipeline NAME] [--format markdown|json]
+                                                     the reference of the output exchanges, for consumers
   replay    --exchange EX [--routing-key K] PATH...  publish raw message files with confirms
   dead      list|show|replay [--config FILE] [--pipeline NAME] ...
                                                      inspect the dead queue, and replay parked messages after a fix
@@ -37,6 +39,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return translateCommand(rest, stdout, stderr)
 	case "check":
 		return checkCommand(rest, stdout, stderr)
+	case "docs":
+		return docsCommand(rest, stdout, stderr)
 	case "replay":
 		return replayCommand(rest, stdout, stderr)
 	case "dead":

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+)
+
+func docs(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := Main(append([]string{"docs"}, args...), &out, &errOut); code != 0 {
+		t.Fatalf("docs %v: exit %d: %s", args, code, errOut.String())
+	}
+	return out.Bytes()
+}
+
+// TestReferenceMarkdownIsCurrent keeps schemas/REFERENCE.md, which the
+// README links, equal to what "docs" generates for the default pipeline.
+func TestReferenceMarkdownIsCurrent(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "..", "schemas", "REFERENCE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := docs(t); !bytes.Equal(got, want) {
+		t.Error("schemas/REFERENCE.md is stale: regenerate it with go run ./cmd/pulsetranslator docs > schemas/REFERENCE.md")
+	}
+}
+
+// TestReferenceJSON validates the default pipeline's reference against the
+// exchanges-reference shape, and checks the routing key of every output of
+// the corpus matches the words of exactly one entry.
+func TestReferenceJSON(t *testing.T) {
+	data := docs(t, "--format", "json")
+	schema, err := jsonschema.Compile(filepath.Join("testdata", "exchanges-reference.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(doc); err != nil {
+		t.Fatalf("the reference breaks the exchanges-reference schema: %v", err)
+	}
+	var ref pipeline.Reference
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := pipeline.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := offlineProcessor(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int{}
+	outputs := 0
+	// The corpus, plus a unit test and a talos message written by hand
+	// (the corpus has builds only).
+	check := func(path string) error {
+		for _, line := range translateFile(proc, path) {
+			if line.RoutingKey == "" {
+				continue
+			}
+			outputs++
+			var matched []string
+			for _, e := range ref.Entries {
+				if keyMatches(e.RoutingKey, strings.Split(line.RoutingKey, ".")) {
+					matched = append(matched, e.Name)
+				}
+			}
+			if len(matched) != 1 {
+				t.Errorf("%s: routing key %s matches entries %v, want exactly one", path, line.RoutingKey, matched)
+				continue
+			}
+			used[matched[0]]++
+		}
+		return nil
+	}
+	if err := walkFiles(corpus, check); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"unittest.log_uploaded.json", "talos.log_uploaded.json"} {
+		if err := check(filepath.Join("testdata", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if outputs != 233 || used["build"] != 231 || used["unittest"] != 1 || used["talos"] != 1 {
+		t.Errorf("%d outputs matched %v; want 231 builds, 1 unit test, 1 talos", outputs, used)
+	}
+}
+
+// keyMatches reports whether the words of a routing key fit the fields:
+// one word each, a constant where given, and any number for the one field
+// with multiple words.
+func keyMatches(fields []translator.KeyField, words []string) bool {
+	multi := -1
+	for i, f := range fields {
+		if f.MultipleWords {
+			multi = i
+		}
+	}
+	if multi < 0 && len(words) != len(fields) || multi >= 0 && len(words) < len(fields)-1 {
+		return false
+	}
+	match := func(f translator.KeyField, word string) bool {
+		return word != "" && (f.Constant == "" || f.Constant == word)
+	}
+	end := len(fields)
+	if multi >= 0 {
+		end = multi
+	}
+	for i := 0; i < end; i++ {
+		if !match(fields[i], words[i]) {
+			return false
+		}
+	}
+	if multi >= 0 {
+		for i := 1; i < len(fields)-multi; i++ {
+			if !match(fields[len(fields)-i], words[len(words)-i]) {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,177 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
+)
+
+// Reference documents a pipeline's output exchanges for consumers, in the
+// shape of taskcluster's exchanges reference (exchanges-reference-v0), with
+// the CC routes the rules add.
+type Reference struct {
+	Schema         string           `json:"$schema"`
+	APIVersion     string           `json:"apiVersion"`
+	ServiceName    string           `json:"serviceName"`
+	Title          string           `json:"title"`
+	Description    string           `json:"description"`
+	ExchangePrefix string           `json:"exchangePrefix"`
+	Entries        []ReferenceEntry `json:"entries"`
+}
+
+// ReferenceEntry is one kind of message on one exchange.
+type ReferenceEntry struct {
+	Type        string `json:"type"`
+	Exchange    string `json:"exchange"`
+	Name        string `json:"name"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	// RoutingKey lists the words of the primary routing key, in order.
+	RoutingKey []translator.KeyField `json:"routingKey"`
+	// Schema is the $id of the message's JSON Schema.
+	Schema string `json:"schema"`
+	// CCRoutes are the CC routing keys the rules add, as expressions.
+	CCRoutes []string `json:"ccRoutes,omitempty"`
+
+	// schemaName is the schema's name in the schema set.
+	schemaName string
+}
+
+// BuildReference documents the named pipeline of cfg. Its translator must
+// implement translator.Describer.
+func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, sch *schemas.Set) (*Reference, error) {
+	i := slices.IndexFunc(cfg.Pipelines, func(p PipelineConfig) bool { return p.Name == pipeline })
+	if i < 0 {
+		return nil, fmt.Errorf("no pipeline %q in %s", pipeline, cfg.Source())
+	}
+	p := cfg.Pipelines[i]
+	proc, err := NewProcessor(p, reg, sch)
+	if err != nil {
+		return nil, err
+	}
+	describer, ok := proc.Translator().(translator.Describer)
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q: the %s translator does not document its outputs (translator.Describer)", p.Name, p.Translator)
+	}
+	var cc []string
+	for _, route := range proc.Rules().CCRoutes() {
+		text := route.Expression
+		if route.When != "" {
+			text += " (when " + route.When + ")"
+		}
+		cc = append(cc, text)
+	}
+	ref := &Reference{
+		Schema:         "/schemas/common/exchanges-reference-v0.json#",
+		APIVersion:     "v1",
+		ServiceName:    cfg.ClientID,
+		Title:          fmt.Sprintf("%s: pipeline %s", cfg.ClientID, p.Name),
+		Description:    fmt.Sprintf("Normalized messages the %s translator publishes from %s.", p.Translator, bindingsText(p)),
+		ExchangePrefix: "exchange/" + cfg.ClientID + "/",
+	}
+	for _, doc := range describer.Describe() {
+		out := proc.output(doc.To)
+		if out == nil {
+			return nil, fmt.Errorf("pipeline %q: the %s translator documents output %q, which the pipeline does not have", p.Name, p.Translator, doc.To)
+		}
+		schemaID := doc.Schema
+		if d := sch.Document(doc.Schema); d != nil {
+			if id, ok := d["$id"].(string); ok {
+				schemaID = id
+			}
+		}
+		ref.Entries = append(ref.Entries, ReferenceEntry{
+			Type: "topic-exchange", Exchange: ShortName(cfg.ClientID, out.Exchange),
+			Name: doc.Name, Title: doc.Title, Description: doc.Description,
+			RoutingKey: doc.RoutingKey, Schema: schemaID, CCRoutes: cc, schemaName: doc.Schema,
+		})
+	}
+	return ref, nil
+}
+
+func bindingsText(p PipelineConfig) string {
+	var parts []string
+	for _, b := range p.Bindings {
+		parts = append(parts, b.Exchange+" ("+strings.Join(b.RoutingKeys, ", ")+")")
+	}
+	return strings.Join(parts, " and ")
+}
+
+// WriteMarkdown renders the reference for people: per entry the exchange,
+// the routing-key words, the CC routes and the schema's fields.
+func (r *Reference) WriteMarkdown(w io.Writer, sch *schemas.Set) {
+	fmt.Fprintf(w, "# %s\n\n%s\n\nExchanges are named `%s<exchange>`.\n", r.Title, r.Description, r.ExchangePrefix)
+	for _, e := range r.Entries {
+		fmt.Fprintf(w, "\n## %s: %s\n\n%s\n\n", e.Name, e.Title, e.Description)
+		fmt.Fprintf(w, "Exchange: `%s%s` (topic)\n\n", r.ExchangePrefix, e.Exchange)
+		var pattern []string
+		for _, f := range e.RoutingKey {
+			switch {
+			case f.Constant != "":
+				pattern = append(pattern, f.Constant)
+			case f.MultipleWords:
+				pattern = append(pattern, "<"+f.Name+"…>")
+			default:
+				pattern = append(pattern, "<"+f.Name+">")
+			}
+		}
+		fmt.Fprintf(w, "Routing key: `%s`\n\n| # | word | summary | constant | multiple words |\n| --- | --- | --- | --- | --- |\n", strings.Join(pattern, "."))
+		for i, f := range e.RoutingKey {
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %v |\n", i+1, f.Name, f.Summary, f.Constant, f.MultipleWords)
+		}
+		if len(e.CCRoutes) > 0 {
+			fmt.Fprintf(w, "\nCC routing keys (bind to these to follow one value):\n\n")
+			for _, route := range e.CCRoutes {
+				fmt.Fprintf(w, "- `%s`\n", route)
+			}
+		}
+		fmt.Fprintf(w, "\nSchema: [schemas/%s](%s) (`$id` %s)\n\n", e.schemaName, e.schemaName, e.Schema)
+		writeSchemaFields(w, sch.Document(e.schemaName))
+	}
+}
+
+// writeSchemaFields lists a schema's top-level properties.
+func writeSchemaFields(w io.Writer, doc map[string]any) {
+	props, _ := doc["properties"].(map[string]any)
+	if len(props) == 0 {
+		return
+	}
+	required := map[string]bool{}
+	if list, ok := doc["required"].([]any); ok {
+		for _, r := range list {
+			if s, ok := r.(string); ok {
+				required[s] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(props))
+	for name := range props {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fmt.Fprintln(w, "| field | type | required | description |\n| --- | --- | --- | --- |")
+	for _, name := range names {
+		prop, _ := props[name].(map[string]any)
+		typ := fmt.Sprint(prop["type"])
+		if list, ok := prop["type"].([]any); ok {
+			parts := make([]string, len(list))
+			for i, t := range list {
+				parts[i] = fmt.Sprint(t)
+			}
+			typ = strings.Join(parts, " or ")
+		}
+		if enum, ok := prop["enum"].([]any); ok && prop["type"] == nil {
+			parts := make([]string, len(enum))
+			for i, v := range enum {
+				parts[i] = fmt.Sprint(v)
+			}
+			typ = "one of " + strings.Join(parts, ", ")
+		}
+		desc, _ := prop["description"].(string)
+		fmt.Fprintf(w, "| %s | %s | %v | %s |\n", name, typ, required[name], strings.ReplaceAll(desc, "|", `\|`))
+	}
+}
