@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
 )
@@ -22,12 +22,7 @@ import (
 // The integration tests talk to a real RabbitMQ: PULSE_TEST_CONNECTION, or
 // the local broker as guest. In CI (CI=true) a missing broker fails them.
 
-func adminURL() string {
-	if u := os.Getenv("PULSE_TEST_CONNECTION"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
+func adminURL() string { return brokertest.AdminURL() }
 
 // brokerOrSkip connects as the admin user, failing in CI and skipping
 // elsewhere when there is no broker.
@@ -400,21 +395,10 @@ func TestPulsePermissions(t *testing.T) {
 // exactly the Pulse permissions, and a password that needs URL-encoding,
 // and returns its connection string.
 func (w *world) pulseUser() string {
-	t := w.t
-	t.Helper()
-	if w.user != "" {
-		return w.user
+	w.t.Helper()
+	if w.user == "" {
+		w.user = brokertest.PulseUser(w.t, w.client)
 	}
-	password := "p/w@" + w.client
-	rabbitmqctl(t, "add_user", w.client, password)
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", w.client).Run() })
-	own := fmt.Sprintf("^(exchange|queue)/%s/.*", w.client)
-	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", w.client)
-	rabbitmqctl(t, "set_permissions", "-p", "/", w.client, own, own, read)
-	admin, _ := url.Parse(adminURL())
-	restricted := *admin
-	restricted.User = url.UserPassword(w.client, password)
-	w.user = restricted.String()
 	return w.user
 }
 

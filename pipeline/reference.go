@@ -175,3 +175,42 @@ func writeSchemaFields(w io.Writer, doc map[string]any) {
 		fmt.Fprintf(w, "| %s | %s | %v | %s |\n", name, typ, required[name], strings.ReplaceAll(desc, "|", `\|`))
 	}
 }
+
+// ParseKey splits a routing key into the entry's named fields: one word
+// each, the constant where one is given, and the rest (joined by dots) for
+// the field of multiple words. ok is false when the key does not fit.
+func (e ReferenceEntry) ParseKey(key string) (fields map[string]string, ok bool) {
+	words := strings.Split(key, ".")
+	multi := slices.IndexFunc(e.RoutingKey, func(f translator.KeyField) bool { return f.MultipleWords })
+	n := len(e.RoutingKey)
+	if multi < 0 && len(words) != n || multi >= 0 && len(words) < n-1 {
+		return nil, false
+	}
+	fields = make(map[string]string, n)
+	set := func(f translator.KeyField, word string) bool {
+		if word == "" || f.Constant != "" && f.Constant != word {
+			return false
+		}
+		fields[f.Name] = word
+		return true
+	}
+	head := n
+	if multi >= 0 {
+		head = multi
+	}
+	for i := 0; i < head; i++ {
+		if !set(e.RoutingKey[i], words[i]) {
+			return nil, false
+		}
+	}
+	if multi >= 0 {
+		tail := n - multi - 1
+		for i := 1; i <= tail; i++ {
+			if !set(e.RoutingKey[n-i], words[len(words)-i]) {
+				return nil, false
+			}
+		}
+		fields[e.RoutingKey[multi].Name] = strings.Join(words[multi:len(words)-tail], ".")
+	}
+	return fields, true
+}

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 func docs(t *testing.T, args ...string) []byte {
@@ -76,7 +74,7 @@ func TestReferenceJSON(t *testing.T) {
 			outputs++
 			var matched []string
 			for _, e := range ref.Entries {
-				if keyMatches(e.RoutingKey, strings.Split(line.RoutingKey, ".")) {
+				if _, ok := e.ParseKey(line.RoutingKey); ok {
 					matched = append(matched, e.Name)
 				}
 			}
@@ -99,39 +97,4 @@ func TestReferenceJSON(t *testing.T) {
 	if outputs != 233 || used["build"] != 231 || used["unittest"] != 1 || used["talos"] != 1 {
 		t.Errorf("%d outputs matched %v; want 231 builds, 1 unit test, 1 talos", outputs, used)
 	}
-}
-
-// keyMatches reports whether the words of a routing key fit the fields:
-// one word each, a constant where given, and any number for the one field
-// with multiple words.
-func keyMatches(fields []translator.KeyField, words []string) bool {
-	multi := -1
-	for i, f := range fields {
-		if f.MultipleWords {
-			multi = i
-		}
-	}
-	if multi < 0 && len(words) != len(fields) || multi >= 0 && len(words) < len(fields)-1 {
-		return false
-	}
-	match := func(f translator.KeyField, word string) bool {
-		return word != "" && (f.Constant == "" || f.Constant == word)
-	}
-	end := len(fields)
-	if multi >= 0 {
-		end = multi
-	}
-	for i := 0; i < end; i++ {
-		if !match(fields[i], words[i]) {
-			return false
-		}
-	}
-	if multi >= 0 {
-		for i := 1; i < len(fields)-multi; i++ {
-			if !match(fields[len(fields)-i], words[len(words)-i]) {
-				return false
-			}
-		}
-	}
-	return true
 }

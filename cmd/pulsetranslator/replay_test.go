@@ -2,54 +2,23 @@ package main
 
 import (
 	"fmt"
-	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-)
 
-// pulseUserURL creates a broker user with exactly the Pulse permissions of
-// client, removed when the test ends, and returns its connection string.
-// Without a broker the test is skipped, or fails with CI=true.
-func pulseUserURL(t *testing.T, client string) string {
-	t.Helper()
-	admin := "amqp://guest:guest@127.0.0.1:5672/"
-	if u := os.Getenv("PULSE_TEST_CONNECTION"); u != "" {
-		admin = u
-	}
-	conn, err := amqp.Dial(admin)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no RabbitMQ (CI=true, so this fails instead of skipping): %v", err)
-		}
-		t.Skipf("no RabbitMQ: %v", err)
-	}
-	conn.Close()
-	password := "p/w@" + client
-	own := fmt.Sprintf("^(exchange|queue)/%s/.*", client)
-	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", client)
-	for _, args := range [][]string{{"add_user", client, password}, {"set_permissions", "-p", "/", client, own, own, read}} {
-		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl %s: %v\n%s", args[0], err, out)
-		}
-	}
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", client).Run() })
-	u, _ := url.Parse(admin)
-	u.User = url.UserPassword(client, password)
-	return u.String()
-}
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+)
 
 // TestReplay publishes a folder of raw messages with "replay", as a Pulse
 // user to an exchange of its own, and finds each on a queue bound to it,
 // with the routing key of its _meta.
 func TestReplay(t *testing.T) {
 	client := fmt.Sprintf("replaytest-%d", time.Now().UnixNano()%1e9)
-	user := pulseUserURL(t, client)
+	brokertest.Require(t)
+	user := brokertest.PulseUser(t, client)
 	conn, err := amqp.Dial(user)
 	if err != nil {
 		t.Fatal(err)

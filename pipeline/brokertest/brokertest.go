@@ -1,0 +1,60 @@
+// Package brokertest helps tests that need the real RabbitMQ: it finds the
+// broker (failing, not skipping, with CI=true) and makes users with exactly
+// the Pulse permissions of a client id.
+package brokertest
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// AdminURL is the broker the tests use: PULSE_TEST_CONNECTION, or the
+// local broker as guest.
+func AdminURL() string {
+	if u := os.Getenv("PULSE_TEST_CONNECTION"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// Require skips the test when there is no broker, or fails it with CI=true.
+func Require(t testing.TB) {
+	t.Helper()
+	conn, err := amqp.Dial(AdminURL())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no RabbitMQ (CI=true, so this fails instead of skipping): %v", err)
+		}
+		t.Skipf("no RabbitMQ: %v (run deploy/local/test.sh to start one)", err)
+	}
+	conn.Close()
+}
+
+// PulseUser creates a user named client with exactly the Pulse permissions
+// of that client id (configure and write ^(exchange|queue)/<client>/.*, read
+// ^(exchange/.*|queue/<client>/.*)) and a password that needs URL-encoding,
+// deletes it when the test ends, and returns its connection string. It
+// needs rabbitmqctl, run as root.
+func PulseUser(t testing.TB, client string) string {
+	t.Helper()
+	password := "p/w@" + client
+	own := fmt.Sprintf("^(exchange|queue)/%s/.*", client)
+	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", client)
+	for _, args := range [][]string{{"add_user", client, password}, {"set_permissions", "-p", "/", client, own, own, read}} {
+		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl %s: %v\n%s (the test needs rabbitmqctl, run as root)", args[0], err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", client).Run() })
+	u, err := url.Parse(AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(client, password)
+	return u.String()
+}
