@@ -6,4 +6,6 @@ package all
 import (
 	// buildbot: raw Buildbot pulse messages to normalized build and test messages.
 	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
+	// mapping: any JSON stream, by the expressions of a rule file's mapping table.
+	_ "github.com/pulsetranslator/pulsetranslator/translators/mapping"
 )
