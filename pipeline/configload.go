@@ -37,6 +37,15 @@ func LoadDefault() (*Config, error) { return Parse(DefaultSource, defaultConfig)
 // DefaultYAML returns the text of the embedded default config.
 func DefaultYAML() []byte { return bytes.Clone(defaultConfig) }
 
+// LoadOrDefault loads the config file at path, or the embedded default
+// when path is empty: what a command's --config flag means.
+func LoadOrDefault(path string) (*Config, error) {
+	if strings.TrimSpace(path) == "" {
+		return LoadDefault()
+	}
+	return Load(path)
+}
+
 // Load reads, checks and completes the config file at path, with the
 // environment applied. Every error names the file, the line and the field.
 func Load(path string) (*Config, error) {

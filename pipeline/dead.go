@@ -2,9 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -16,15 +16,14 @@ import (
 // settings, for the commands that inspect queues. Errors never show the
 // password.
 func (c *Config) Dial() (*amqp.Connection, error) {
-	cfg := amqp.Config{Properties: amqp.Table{"connection_name": "pulsetranslator tools " + c.ClientID}, Heartbeat: 10 * time.Second, Locale: "en_US"}
-	if u, err := url.Parse(c.Connection); err == nil && u.Scheme == "amqps" {
-		tlsCfg, err := c.clientTLS()
-		if err != nil {
+	var tlsCfg *tls.Config
+	if c.usesTLS() {
+		var err error
+		if tlsCfg, err = c.clientTLS(); err != nil {
 			return nil, err
 		}
-		cfg.TLSClientConfig = tlsCfg
 	}
-	conn, err := amqp.DialConfig(c.Connection, cfg)
+	conn, err := amqp.DialConfig(c.Connection, *c.amqpConfig("pulsetranslator tools", tlsCfg))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", RedactURL(c.Connection), explainTLS(err))
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
@@ -227,16 +225,11 @@ func (r *Runner) Run(ctx context.Context) error {
 // connectionConfig is the watermill-amqp connection config: heartbeats, a
 // connection name, TLS with SNI for amqps, and reconnection with backoff.
 func (r *Runner) connectionConfig() wamqp.ConnectionConfig {
-	amqpCfg := &amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Locale:     "en_US",
-		Properties: amqp.Table{"connection_name": "pulsetranslator " + r.cfg.ClientID},
-		Dial:       amqp.DefaultDial(30 * time.Second),
+	return wamqp.ConnectionConfig{
+		AmqpURI:    r.cfg.Connection,
+		AmqpConfig: r.cfg.amqpConfig("pulsetranslator", r.tls),
+		Reconnect:  wamqp.DefaultReconnectConfig(),
 	}
-	if u, err := url.Parse(r.cfg.Connection); err == nil && u.Scheme == "amqps" {
-		amqpCfg.TLSClientConfig = r.tls
-	}
-	return wamqp.ConnectionConfig{AmqpURI: r.cfg.Connection, AmqpConfig: amqpCfg, Reconnect: wamqp.DefaultReconnectConfig()}
 }
 
 // addPipeline adds one handler per consumer of a pipeline to the router.

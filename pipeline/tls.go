@@ -5,8 +5,33 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
+
+// usesTLS reports whether the connection string is amqps://.
+func (c *Config) usesTLS() bool {
+	u, err := url.Parse(c.Connection)
+	return err == nil && u.Scheme == "amqps"
+}
+
+// amqpConfig is the amqp091-go config of a connection named name:
+// heartbeats, a 30s dial timeout, and tlsCfg for an amqps:// URL.
+func (c *Config) amqpConfig(name string, tlsCfg *tls.Config) *amqp.Config {
+	cfg := &amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Properties: amqp.Table{"connection_name": name + " " + c.ClientID},
+		Dial:       amqp.DefaultDial(30 * time.Second),
+	}
+	if c.usesTLS() {
+		cfg.TLSClientConfig = tlsCfg
+	}
+	return cfg
+}
 
 // clientTLS builds the TLS config of amqps:// connections: TLS 1.2 or
 // later, the broker's certificate verified against tls.ca_file or the

@@ -68,9 +68,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// names are the benchmark's exchanges and queues.
+// names are the benchmark's client id, exchanges and queues.
 type names struct {
-	upstream, output, input, baselineQueue string
+	client, upstream, output, input, baselineQueue string
 }
 
 func bench(o options, stdout io.Writer) error {
@@ -79,6 +79,7 @@ func bench(o options, stdout io.Writer) error {
 		return fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
 	}
 	nm := names{
+		client:        o.client,
 		upstream:      "exchange/" + o.client + "-upstream/build/",
 		output:        pipeline.ExchangeName(o.client, "build/normalized"),
 		input:         pipeline.InputQueue(o.client, "build"),
@@ -172,17 +173,12 @@ func cleanup(conn *amqp.Connection, nm names) {
 		return
 	}
 	defer ch.Close()
-	for _, q := range []string{nm.baselineQueue, nm.input, pipeline.DeadQueue(pipelineClient(nm), "build")} {
+	for _, q := range []string{nm.baselineQueue, nm.input, pipeline.DeadQueue(nm.client, "build")} {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(pipelineClient(nm), "build"), pipeline.WaitExchange(pipelineClient(nm), "build")} {
+	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
-}
-
-// pipelineClient recovers the client id from the input queue's name.
-func pipelineClient(nm names) string {
-	return filepath.Base(filepath.Dir(nm.input))
 }
 
 // publishAsync publishes the stream on its own channel in the background.

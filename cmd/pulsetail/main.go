@@ -58,13 +58,7 @@ func tailMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "pulsetail: %v\n", err)
 		return 1
 	}
-	var cfg *pipeline.Config
-	var err error
-	if *configPath == "" {
-		cfg, err = pipeline.LoadDefault()
-	} else {
-		cfg, err = pipeline.Load(*configPath)
-	}
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}

@@ -24,7 +24,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 		return 1

@@ -4,7 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
+	"os"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
@@ -53,17 +53,29 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// pipelineName is the --pipeline flag's value, or the first pipeline's
+// name when it is empty.
+func pipelineName(cfg *pipeline.Config, flag string) string {
+	if flag == "" {
+		return cfg.Pipelines[0].Name
+	}
+	return flag
+}
+
+// isTerminal reports whether w is a terminal, where people read the output
+// (text logs, progress bars) rather than programs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
 // newFlags makes a flag set that prints errors to stderr.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
-}
-
-// loadConfig loads --config, or the embedded default when it is empty.
-func loadConfig(path string) (*pipeline.Config, error) {
-	if strings.TrimSpace(path) == "" {
-		return pipeline.LoadDefault()
-	}
-	return pipeline.Load(path)
 }

@@ -34,7 +34,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	action, rest := args[0], args[1:]
 	fs := newFlags("dead "+action, stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
-	pipelineName := fs.String("pipeline", "", "pipeline (default: the first)")
+	pipelineFlag := fs.String("pipeline", "", "pipeline (default: the first)")
 	limit := fs.Int("limit", 1000, "read at most this many parked messages")
 	all := fs.Bool("all", false, "replay: every parked message read")
 	if err := fs.Parse(rest); err != nil {
@@ -63,14 +63,11 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator dead: unknown action %q\n\n%s", action, deadUsage)
 		return 2
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}
-	name := *pipelineName
-	if name == "" {
-		name = cfg.Pipelines[0].Name
-	}
+	name := pipelineName(cfg, *pipelineFlag)
 	conn, err := cfg.Dial()
 	if err != nil {
 		return fail(err)

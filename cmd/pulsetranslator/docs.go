@@ -7,13 +7,12 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 func docsCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("docs", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
-	pipelineName := fs.String("pipeline", "", "pipeline (default: the first)")
+	pipelineFlag := fs.String("pipeline", "", "pipeline (default: the first)")
 	format := fs.String("format", "markdown", "markdown, or json (taskcluster's exchanges-reference-v0 shape)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -26,19 +25,15 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator docs: %v\n", err)
 		return 1
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}
-	name := *pipelineName
-	if name == "" {
-		name = cfg.Pipelines[0].Name
-	}
-	sch, err := schemas.Builtin()
+	sch, err := builtinSchemas()
 	if err != nil {
 		return fail(err)
 	}
-	ref, err := pipeline.BuildReference(cfg, name, translator.Default, sch)
+	ref, err := pipeline.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, sch)
 	if err != nil {
 		return fail(err)
 	}

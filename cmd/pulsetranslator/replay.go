@@ -7,6 +7,8 @@ import (
 	"os"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
 
 // replayWindow is how many confirms a replay keeps outstanding.
@@ -34,7 +36,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -105,13 +107,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, total int) *progress {
-	p := &progress{w: w, total: total}
-	if f, ok := w.(*os.File); ok {
-		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
-			p.on = true
-		}
-	}
-	return p
+	return &progress{w: w, total: total, on: isTerminal(w)}
 }
 
 func (p *progress) show(n int) {

@@ -38,7 +38,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(stderr, lvl)
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1
@@ -96,10 +96,8 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 // log collectors.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if f, ok := w.(*os.File); ok {
-		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, opts))
-		}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -45,7 +45,7 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pulsetranslator translate: name at least one file or folder of raw pulse messages")
 		return 2
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := pipeline.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator translate: %v\n", err)
 		return 1

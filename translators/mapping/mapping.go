@@ -155,6 +155,4 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
 var _ translator.Describer = (*Translator)(nil)
