@@ -57,7 +57,7 @@ func TestCheckContentType(t *testing.T) {
 // FuzzDecode: whatever the bytes, Decode does not panic, and what it
 // accepts is UTF-8 JSON within the limits.
 func FuzzDecode(f *testing.F) {
-	for _, seed := range []string{`{"payload": {}, "_meta": {}}`, `[`, `"\ud800"`, "{\"a\": \"\xff\"}", strings.Repeat("[", 70), `{"a":"[[[["}`} {
+	for _, seed := range []string{`{"payload": {}, "_meta": {}}`, `[`, `[1.5e-3, -0, "\u00e9\n", true, false, null, {}]`, `"\ud800"`, "{\"a\": \"\xff\"}", strings.Repeat("[", 70), `{"a":"[[[["}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -70,9 +70,12 @@ func FuzzDecode(f *testing.F) {
 			if r.Class == pipeline.ClassMalformed && json.Valid(body) {
 				t.Fatalf("refused as malformed a body encoding/json finds valid: %q", body)
 			}
+			if r.Class == pipeline.ClassTooDeep && nesting(body) <= pipeline.MaxJSONDepth {
+				t.Fatalf("refused as too deep a body nested %d deep: %q", nesting(body), body)
+			}
 			return
 		}
-		if !utf8.Valid(body) || !json.Valid(body) || len(body) > pipeline.MaxBodyBytes {
+		if !utf8.Valid(body) || !json.Valid(body) || len(body) > pipeline.MaxBodyBytes || nesting(body) > pipeline.MaxJSONDepth {
 			t.Fatalf("accepted a body that is not UTF-8 JSON within the limits: %q", body)
 		}
 		// Numbers as json.Number: JSON allows 2e400, a float64 does not
@@ -84,4 +87,25 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a body encoding/json cannot read: %v", err)
 		}
 	})
+}
+
+// nesting is the deepest nesting of objects and arrays in a JSON text,
+// counted the slow, obvious way, outside strings.
+func nesting(body []byte) int {
+	deepest, depth, inString := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }

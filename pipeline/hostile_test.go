@@ -69,7 +69,7 @@ func TestHostileInput(t *testing.T) {
 		{"nulls everywhere", `{"payload": {"build": {"properties": [["branch", null, null], ["platform", null, null]], "results": null}}, "_meta": {"exchange": null, "routing_key": null}}`, "", "no_branch", "no 'branch' property"},
 		{"unknown platform", props("plan9"), "", "unknown_message_type", `platform "plan9"`},
 		{"a 10 MiB body", `{"payload": "` + strings.Repeat("x", 10<<20) + `"}`, "", pipeline.ClassTooLarge, "limit is 4194304"},
-		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pipeline.ClassTooDeep, "100000 levels"},
+		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pipeline.ClassTooDeep, "more than 64 levels"},
 		{"wrong content type", string(good), "application/x-msgpack", pipeline.ClassContentType, "application/x-msgpack"},
 	}
 	for _, c := range cases {

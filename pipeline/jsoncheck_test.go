@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestCheckJSONGrammar holds checkJSON to encoding/json.Valid on the
+// grammar's corners, each written to trip one branch.
+func TestCheckJSONGrammar(t *testing.T) {
+	cases := []string{
+		``, ` `, `{}`, `[]`, ` { } `, `[ ]`, `{"a":1}`, `{"a" : [1, 2, {"b": null}]}`,
+		`{"a":1,}`, `[1,]`, `[,1]`, `{,}`, `{"a"}`, `{"a":}`, `{1:2}`, `{"a" 1}`, `[1 2]`,
+		`{"a":1}}`, `[1]]`, `{"a":1]`, `[1}`, `{"a":1} x`, `1 2`, `{"a":[}`, `[`, `{`, `{"a":1`,
+		`0`, `-0`, `01`, `-`, `1.`, `1.5`, `.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-a`, `1.5e3.2`,
+		`123456789012345678901234567890`, `2e400`, `-01`, `0x1`, `+1`,
+		`true`, `false`, `null`, `tru`, `nul`, `falsey`, `True`, `[true,false,null]`,
+		`"a"`, `"`, `"abc`, `"\"`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\x"`, `"\u00e9"`, `"\u00G9"`,
+		`"\u12"`, `"\ud800"`, "\"tab\there\"", "\"nl\nhere\"", "\"\x7f\"", `"é ünïcödé ✓"`,
+		`"12345678901234567890\"12345678"`, `["12345678901234567", "x"]`,
+		"[1,\r\n\t2]", "\v[]", "[]\x00",
+	}
+	for _, c := range cases {
+		fault, _ := checkJSON([]byte(c))
+		if want := json.Valid([]byte(c)); (fault == jsonOK) != want {
+			t.Errorf("%q: fault %d, encoding/json.Valid says %v", c, fault, want)
+		}
+	}
+}
+
+func TestCheckJSONFaults(t *testing.T) {
+	cases := []struct {
+		body  string
+		fault jsonFault
+		at    int
+	}{
+		{strings.Repeat("[", 64) + strings.Repeat("]", 64), jsonOK, -1},
+		{strings.Repeat("[", 65) + strings.Repeat("]", 65), jsonTooDeep, 64},
+		{strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65), jsonTooDeep, 5 * 64},
+		{strings.Repeat("[", 1000000), jsonTooDeep, 64},
+		{"{\"a\": \"x\x01\"}", jsonControl, 8},
+		{`{"a": "x"`, jsonMalformed, 9},
+		{`{"a": tru}`, jsonMalformed, 6},
+	}
+	for _, c := range cases {
+		fault, at := checkJSON([]byte(c.body))
+		if fault != c.fault || at != c.at {
+			t.Errorf("%.40q: fault %d at %d, want %d at %d", c.body, fault, at, c.fault, c.at)
+		}
+	}
+}
