@@ -7,46 +7,55 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// parsers parse raw bodies. A corpus body is about 17 KB, mostly build
-// steps the translation never reads; fastjson walks it several times
-// faster than encoding/json and keeps only what is asked for.
+// parsers parse the parts of a raw body the translator reads.
 var parsers fastjson.ParserPool
 
 // parseRawMessage reads the parts of a raw Buildbot message the translator
 // uses: _meta.routing_key, payload.build.properties and
-// payload.build.results. Property values are kept as JSON text.
+// payload.build.results. It finds them with locate (scan.go) and parses
+// only them; property values are decoded as encoding/json would.
 func parseRawMessage(body []byte) (rawMessage, error) {
 	var raw rawMessage
 	p := parsers.Get()
 	defer parsers.Put(p)
-	v, err := p.ParseBytes(body)
-	if err != nil {
-		return raw, err
-	}
-	if meta := v.Get("_meta"); meta != nil && meta.Type() != fastjson.TypeNull {
-		if meta.Type() != fastjson.TypeObject {
-			return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
+	parts := locate(body)
+	if span := parts.meta; span != nil {
+		meta, err := p.ParseBytes(span)
+		if err != nil {
+			return raw, fmt.Errorf("_meta: %v", err)
 		}
-		raw.Meta = &struct {
-			RoutingKey string `json:"routing_key"`
-		}{}
-		if key := meta.Get("routing_key"); key != nil && key.Type() != fastjson.TypeNull {
-			b, err := key.StringBytes()
-			if err != nil {
-				return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
+		if meta.Type() != fastjson.TypeNull {
+			if meta.Type() != fastjson.TypeObject {
+				return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
 			}
-			raw.Meta.RoutingKey = string(b)
+			raw.Meta = &struct {
+				RoutingKey string `json:"routing_key"`
+			}{}
+			if key := meta.Get("routing_key"); key != nil && key.Type() != fastjson.TypeNull {
+				b, err := key.StringBytes()
+				if err != nil {
+					return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
+				}
+				raw.Meta.RoutingKey = string(b)
+			}
 		}
 	}
-	build := v.Get("payload", "build")
-	if build == nil || build.Type() != fastjson.TypeObject {
-		return raw, nil
-	}
-	if results := build.Get("results"); results != nil {
+	if span := parts.results; span != nil {
+		results, err := p.ParseBytes(span)
+		if err != nil {
+			return raw, fmt.Errorf("payload.build.results: %v", err)
+		}
 		raw.Payload.Build.Results = decode(results)
 	}
-	props := build.Get("properties")
-	if props == nil || props.Type() == fastjson.TypeNull {
+	span := parts.properties
+	if span == nil {
+		return raw, nil
+	}
+	props, err := p.ParseBytes(span)
+	if err != nil {
+		return raw, fmt.Errorf("payload.build.properties: %v", err)
+	}
+	if props.Type() == fastjson.TypeNull {
 		return raw, nil
 	}
 	items, err := props.Array()
