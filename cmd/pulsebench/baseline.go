@@ -3,10 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
 
 // baseline is the bare worker the translator is measured against: plain
@@ -96,4 +102,33 @@ func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
 		}
 	}
 	return d.Ack(false)
+}
+
+// serveBaseline is the -serve-baseline process: the bare worker, in a
+// process of its own like a translator, consuming until SIGTERM.
+func serveBaseline(o options, _ io.Writer) error {
+	su, err := prepare(o, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer su.cleanup()
+	conn, err := amqp.Dial(o.broker)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
+	}
+	defer conn.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	worker := &baseline{conn: conn, queue: su.nm.baselineQueue, exchange: su.nm.output, consumers: o.consumers, prefetch: o.prefetch, stream: su.stream}
+	return worker.run(ctx)
+}
+
+// baselineArgv is the command line of a baseline worker process for o.
+func baselineArgv(o options) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return []string{self, "-serve-baseline", "-broker", o.broker, "-corpus", o.corpus, "-mix", o.mix, "-client", o.client,
+		"-n", strconv.Itoa(o.n), "-prefetch", strconv.Itoa(o.prefetch), "-consumers", strconv.Itoa(o.consumers * o.replicas)}, nil
 }

@@ -12,7 +12,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,9 +34,13 @@ func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
 type options struct {
 	broker, translator, corpus, mix, client string
 	n, prefetch, consumers, replicas, runs  int
-	preload, baseline                       bool
+	preload, baseline, isolate              bool
 	cpuProfile                              string
-	timeout                                 time.Duration
+	// workerCPUs is where the worker processes run with -isolate.
+	workerCPUs string
+	// serveBaseline makes this process the bare worker (see runBaseline).
+	serveBaseline bool
+	timeout       time.Duration
 }
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
@@ -56,12 +59,18 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "runs of each; medians are reported")
 	fs.BoolVar(&o.preload, "preload", false, "queue all N messages before starting the consumers (measures a backlog, and RSS under it)")
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare baseline too")
+	fs.BoolVar(&o.isolate, "isolate", false, "pin the local broker and pulsebench's publisher and probe to CPU 0, and the translator or baseline worker to the other CPUs, as when the broker has its own machine (needs 2 CPUs and the right to set a process's affinity)")
+	fs.BoolVar(&o.serveBaseline, "serve-baseline", false, "be the bare baseline worker on the benchmark's queue until stopped (pulsebench starts it so)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "have each translator replica write a CPU profile to FILE.<run>.<replica>")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit of one run")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := bench(o, stdout); err != nil {
+	run := bench
+	if o.serveBaseline {
+		run = serveBaseline
+	}
+	if err := run(o, stdout); err != nil {
 		fmt.Fprintf(stderr, "pulsebench: %v\n", err)
 		return 1
 	}
@@ -73,11 +82,16 @@ type names struct {
 	client, upstream, output, input, baselineQueue string
 }
 
-func bench(o options, stdout io.Writer) error {
-	translatorPath, err := filepath.Abs(o.translator)
-	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
-		return fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
-	}
+// setup is what both a benchmark and its baseline worker work from.
+type setup struct {
+	nm         names
+	configPath string
+	stream     *stream
+	cleanup    func()
+}
+
+// prepare writes the translator's config and computes the stream.
+func prepare(o options, stdout io.Writer) (*setup, error) {
 	nm := names{
 		client:        o.client,
 		upstream:      "exchange/" + o.client + "-upstream/build/",
@@ -87,10 +101,9 @@ func bench(o options, stdout io.Writer) error {
 	}
 	dir, err := os.MkdirTemp("", "pulsebench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	configPath := filepath.Join(dir, "config.yaml")
+	su := &setup{nm: nm, configPath: filepath.Join(dir, "config.yaml"), cleanup: func() { os.RemoveAll(dir) }}
 	configText := fmt.Sprintf(`client_id: %s
 connection: %s
 pipelines:
@@ -103,17 +116,42 @@ pipelines:
     consumers: %d
     queue: {max_length: %d}
 `, o.client, o.broker, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000)
-	if err := os.WriteFile(configPath, []byte(configText), 0o600); err != nil {
-		return err
+	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {
+		su.cleanup()
+		return nil, err
 	}
-	cfg, err := pipeline.Parse(configPath, []byte(configText))
+	cfg, err := pipeline.Parse(su.configPath, []byte(configText))
 	if err != nil {
-		return err
+		su.cleanup()
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "preparing %d messages from %s/%s ...\n", o.n, o.corpus, o.mix)
-	s, err := newStream(cfg, o.corpus, o.mix, o.n)
+	if su.stream, err = newStream(cfg, o.corpus, o.mix, o.n); err != nil {
+		su.cleanup()
+		return nil, err
+	}
+	return su, nil
+}
+
+func bench(o options, stdout io.Writer) error {
+	translatorPath, err := filepath.Abs(o.translator)
+	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
+		return fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
+	}
+	su, err := prepare(o, stdout)
 	if err != nil {
 		return err
+	}
+	defer su.cleanup()
+	nm, configPath, s := su.nm, su.configPath, su.stream
+	if o.isolate {
+		restore, cpus, err := isolate()
+		if err != nil {
+			return fmt.Errorf("-isolate: %w", err)
+		}
+		defer restore()
+		o.workerCPUs = cpus
+		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on CPUs %s\n", cpus)
 	}
 	conn, err := amqp.Dial(o.broker)
 	if err != nil {
@@ -202,6 +240,8 @@ func publishAsync(conn *amqp.Connection, exchange string, s *stream) (*sentTimes
 	return st, nil
 }
 
+// runBaseline measures the bare worker, run as a process of its own
+// (pulsebench -serve-baseline) like the translator.
 func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result, error) {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -219,9 +259,21 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 	if err != nil {
 		return result{}, err
 	}
-	worker := &baseline{conn: conn, queue: nm.baselineQueue, exchange: nm.output, consumers: o.consumers * o.replicas, prefetch: o.prefetch, stream: s}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	argv, err := baselineArgv(o)
+	if err != nil {
+		return result{}, err
+	}
+	start := func() (*workerProcess, error) {
+		w, err := startWorker(o.workerCPUs, argv...)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitConsumers(conn, nm.baselineQueue, []*workerProcess{w}, o.consumers*o.replicas); err != nil {
+			w.stop()
+			return nil, err
+		}
+		return w, nil
+	}
 	var st *sentTimes
 	if o.preload {
 		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
@@ -229,18 +281,23 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		}
 		st.get()
 	}
-	began := time.Now()
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.run(ctx) }()
+	worker, err := start()
+	if err != nil {
+		return result{}, err
+	}
+	defer worker.stop()
+	began, cpu := time.Now(), startCPU(brokerPID())
+	workerAt := cpuTime(worker.cmd.Process.Pid)
 	if !o.preload {
 		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
 			return result{}, err
 		}
 	}
 	r := p.collect(s, st.get, began, o.timeout)
-	cancel()
-	if err := <-workerDone; err != nil {
-		return r, err
+	r.brokerCPU, r.benchCPU = cpu.stop()
+	r.workerCPU = cpuTime(worker.cmd.Process.Pid) - workerAt
+	if worker.exited() {
+		return r, fmt.Errorf("the baseline worker exited:\n%s", worker.logs.String())
 	}
 	return r, st.err
 }
@@ -256,15 +313,15 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		return result{}, err
 	}
 	starts := 0
-	start := func() ([]*translatorProcess, error) {
-		var procs []*translatorProcess
+	start := func() ([]*workerProcess, error) {
+		var procs []*workerProcess
 		starts++
 		for i := range o.replicas {
 			var extra []string
 			if o.cpuProfile != "" {
 				extra = []string{"--cpuprofile", fmt.Sprintf("%s.%d.%d", o.cpuProfile, starts, i)}
 			}
-			p, err := startTranslator(binary, config, extra...)
+			p, err := startWorker(o.workerCPUs, append([]string{binary, "run", "--config", config, "--log-level", "warn"}, extra...)...)
 			if err != nil {
 				return procs, err
 			}
@@ -272,7 +329,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		}
 		return procs, waitConsumers(conn, nm.input, procs, o.replicas*o.consumers)
 	}
-	stopAll := func(procs []*translatorProcess) {
+	stopAll := func(procs []*workerProcess) {
 		for _, p := range procs {
 			p.stop()
 		}
@@ -300,7 +357,11 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			return result{}, err
 		}
 	}
-	began := time.Now()
+	began, cpu := time.Now(), startCPU(brokerPID())
+	cpuAt := make([]time.Duration, len(procs))
+	for i, proc := range procs {
+		cpuAt[i] = cpuTime(proc.cmd.Process.Pid)
+	}
 	if !o.preload {
 		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
 			stopAll(procs)
@@ -308,15 +369,17 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		}
 	}
 	r := p.collect(s, st.get, began, o.timeout)
-	for _, proc := range procs {
+	r.brokerCPU, r.benchCPU = cpu.stop()
+	for i, proc := range procs {
 		r.peakRSS = max(r.peakRSS, proc.peakRSS())
+		r.workerCPU += cpuTime(proc.cmd.Process.Pid) - cpuAt[i]
 	}
 	stopAll(procs)
 	return r, st.err
 }
 
 // waitConsumers waits until the input queue has want consumers.
-func waitConsumers(conn *amqp.Connection, queue string, procs []*translatorProcess, want int) error {
+func waitConsumers(conn *amqp.Connection, queue string, procs []*workerProcess, want int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, p := range procs {
@@ -342,8 +405,9 @@ func printResult(w io.Writer, r result) {
 	if r.peakRSS > 0 {
 		rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSS)/(1<<20))
 	}
-	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d\n",
-		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates)
+	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d  CPU ms/msg: broker %.2f worker %.2f pulsebench %.2f\n",
+		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates,
+		r.perInput(r.brokerCPU), r.perInput(r.workerCPU), r.perInput(r.benchCPU))
 }
 
 func median(rs []result, f func(result) float64) float64 {
@@ -358,15 +422,18 @@ func median(rs []result, f func(result) float64) float64 {
 func report(w io.Writer, base, ours []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\t")
+	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\tCPU ms/msg: broker\tworker\tpulsebench\t")
 	row := func(name string, rs []result) {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t\n", name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", name,
 			median(rs, result.rate),
 			median(rs, func(r result) float64 { return float64(r.p50) / 1e6 }),
 			median(rs, func(r result) float64 { return float64(r.p99) / 1e6 }),
 			median(rs, func(r result) float64 { return float64(r.peakRSS) / (1 << 20) }),
 			median(rs, func(r result) float64 { return float64(r.lost) }),
-			median(rs, func(r result) float64 { return float64(r.duplicates) }))
+			median(rs, func(r result) float64 { return float64(r.duplicates) }),
+			median(rs, func(r result) float64 { return r.perInput(r.brokerCPU) }),
+			median(rs, func(r result) float64 { return r.perInput(r.workerCPU) }),
+			median(rs, func(r result) float64 { return r.perInput(r.benchCPU) }))
 	}
 	if len(base) > 0 {
 		row("baseline", base)

@@ -28,9 +28,19 @@ type result struct {
 	// processes; 0 for the baseline.
 	peakRSS          int64
 	lost, duplicates int
+	// CPU time used over the run by the broker (when it runs on this
+	// machine), by the worker processes (the translator replicas, or the
+	// bare baseline worker), and by pulsebench itself: its publisher and
+	// probe.
+	brokerCPU, workerCPU, benchCPU time.Duration
 }
 
 func (r result) rate() float64 { return float64(r.inputs) / r.elapsed.Seconds() }
+
+// perInput is a CPU time per input message, in milliseconds.
+func (r result) perInput(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond) / float64(r.inputs)
+}
 
 // publisher sends the stream upstream with confirms.
 type publisher struct {

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// translatorProcess is one "pulsetranslator run" replica.
-type translatorProcess struct {
+// workerProcess is a process that consumes the input: a "pulsetranslator
+// run" replica, or the bare baseline worker.
+type workerProcess struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	done chan struct{}
@@ -37,9 +38,16 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func startTranslator(binary, config string, extra ...string) (*translatorProcess, error) {
-	p := &translatorProcess{logs: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"run", "--config", config, "--log-level", "warn"}, extra...)...)
+// startWorker starts argv, on the CPUs cpus (a taskset list such as
+// "1-3") unless cpus is empty.
+func startWorker(cpus string, argv ...string) (*workerProcess, error) {
+	p := &workerProcess{logs: &lockedBuffer{}, done: make(chan struct{})}
+	binary := argv[0]
+	if cpus != "" {
+		// taskset execs the worker, which keeps its pid and the affinity.
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
@@ -49,7 +57,7 @@ func startTranslator(binary, config string, extra ...string) (*translatorProcess
 }
 
 // stop sends SIGTERM, the translator's graceful stop, and waits.
-func (p *translatorProcess) stop() {
+func (p *workerProcess) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -59,7 +67,7 @@ func (p *translatorProcess) stop() {
 	}
 }
 
-func (p *translatorProcess) exited() bool {
+func (p *workerProcess) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -69,7 +77,7 @@ func (p *translatorProcess) exited() bool {
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM), in bytes.
-func (p *translatorProcess) peakRSS() int64 {
+func (p *workerProcess) peakRSS() int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0

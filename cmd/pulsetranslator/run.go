@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -44,7 +43,8 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.DeclareUpstream = cfg.DeclareUpstream || *declareUpstream
-	runner, err := pipeline.NewRunner(cfg, translator.Default, watermill.NewSlogLogger(logger))
+	tuneGC()
+	runner, err := pipeline.NewRunner(cfg, translator.Default, routerLogger(logger))
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1
