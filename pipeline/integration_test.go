@@ -26,18 +26,7 @@ func adminURL() string { return brokertest.AdminURL() }
 
 // brokerOrSkip connects as the admin user, failing in CI and skipping
 // elsewhere when there is no broker.
-func brokerOrSkip(t testing.TB) *amqp.Connection {
-	t.Helper()
-	conn, err := amqp.Dial(adminURL())
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no RabbitMQ at %s (CI=true, so this fails instead of skipping): %v", pipeline.RedactURL(adminURL()), err)
-		}
-		t.Skipf("no RabbitMQ at %s: %v (run deploy/local/test.sh to start one)", pipeline.RedactURL(adminURL()), err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
+func brokerOrSkip(t testing.TB) *amqp.Connection { return brokertest.Connect(t) }
 
 // world is one test's private names on the broker.
 type world struct {

@@ -25,6 +25,20 @@ func AdminURL() string {
 // Require skips the test when there is no broker, or fails it with CI=true.
 func Require(t testing.TB) {
 	t.Helper()
+	dial(t).Close()
+}
+
+// Connect connects to the broker as AdminURL's user, closed when the test
+// ends; with no broker it skips the test, or fails it with CI=true.
+func Connect(t testing.TB) *amqp.Connection {
+	t.Helper()
+	conn := dial(t)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func dial(t testing.TB) *amqp.Connection {
+	t.Helper()
 	conn, err := amqp.Dial(AdminURL())
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -32,7 +46,7 @@ func Require(t testing.TB) {
 		}
 		t.Skipf("no RabbitMQ: %v (run deploy/local/test.sh to start one)", err)
 	}
-	conn.Close()
+	return conn
 }
 
 // PulseUser creates a user named client with exactly the Pulse permissions

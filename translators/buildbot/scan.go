@@ -14,20 +14,6 @@ import (
 // translator.Message); on anything else they never panic and find what
 // they find, which the parse of the found values then refuses.
 
-// member returns the raw value of the first member of the object obj
-// named name, or nil when obj is not an object or has no such member.
-func member(obj []byte, name string) []byte {
-	var found []byte
-	eachMember(obj, skipSpace(obj, 0), func(key []byte, at int) int {
-		end := skipValue(obj, at)
-		if found == nil && keyIs(key, name) {
-			found = obj[at:end]
-		}
-		return end
-	})
-	return found
-}
-
 // eachMember calls visit with the quoted name and the value's offset of
 // each member of the object at b[i:], in order; visit returns the offset
 // just past the value, having skipped or read it. eachMember returns the

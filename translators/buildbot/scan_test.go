@@ -8,6 +8,21 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+// member, the test's view of eachMember and skipValue (what locate
+// is made of), returns the raw value of the first member of the object obj
+// named name, or nil when obj is not an object or has no such member.
+func member(obj []byte, name string) []byte {
+	var found []byte
+	eachMember(obj, skipSpace(obj, 0), func(key []byte, at int) int {
+		end := skipValue(obj, at)
+		if found == nil && keyIs(key, name) {
+			found = obj[at:end]
+		}
+		return end
+	})
+	return found
+}
+
 func TestMember(t *testing.T) {
 	cases := []struct {
 		obj, name, want string
