@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -16,7 +17,7 @@ const (
 	// MaxBodyBytes is the largest raw body decoded.
 	MaxBodyBytes = 4 << 20
 	// MaxJSONDepth is the deepest nesting of objects and arrays accepted.
-	MaxJSONDepth = 64
+	MaxJSONDepth = rawjson.MaxDepth
 )
 
 // Refusal classes: the x-pulsetranslator-class of a parked message.
@@ -42,9 +43,10 @@ const (
 	ClassArtifactsMissing = "artifacts_missing"
 )
 
-// Decode checks a raw body and makes the translator's Message of it. It
-// reads the body only; it never looks at what the JSON means. A body that
-// is too large, not UTF-8, not JSON or nested too deep is refused.
+// Decode checks a raw body and makes the translator's Message of it, with
+// the body's outline, made in the same pass as the grammar check (see
+// rawjson.Check). It never looks at what the JSON means. A body that is too large, not UTF-8,
+// not JSON or nested too deep is refused.
 func Decode(exchange, routingKey string, body []byte, received time.Time) (translator.Message, error) {
 	msg := translator.Message{Exchange: exchange, RoutingKey: routingKey, Body: body, Received: received}
 	switch {
@@ -53,14 +55,16 @@ func Decode(exchange, routingKey string, body []byte, received time.Time) (trans
 	case !utf8.Valid(body):
 		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
 	}
-	switch fault, at := checkJSON(body); fault {
-	case jsonTooDeep:
+	outline, fault, at := rawjson.Check(body)
+	switch fault {
+	case rawjson.TooDeep:
 		return msg, translator.Refuse(ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, at, MaxJSONDepth)
-	case jsonControl:
+	case rawjson.Control:
 		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[at], at)
-	case jsonMalformed:
+	case rawjson.Malformed:
 		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
 	}
+	msg.Outline = outline
 	return msg, nil
 }
 

@@ -27,7 +27,11 @@ func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
 	for _, p := range paths {
 		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
 		body, key := corpusFile(b, rel)
-		msg := translator.Message{Exchange: "exchange/build/", RoutingKey: key, Body: body, Received: time.Now()}
+		// As the runner does: the translator gets Decode's message, outline and all.
+		msg, err := pipeline.Decode("exchange/build/", key, body, time.Now())
+		if err != nil {
+			b.Fatalf("%s: %v", rel, err)
+		}
 		outs, _ := tr.Translate(msg)
 		c.msgs = append(c.msgs, msg)
 		c.outputs = append(c.outputs, outs)

@@ -5,7 +5,10 @@
 package translator
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 )
 
 // Message is one raw upstream message as a translator sees it.
@@ -24,6 +27,28 @@ type Message struct {
 	// it instead of reading the clock, so that a translation is a pure function
 	// of its Message.
 	Received time.Time
+	// Outline is where the members of the body's outer objects lie, made
+	// by the framework in the pass that checks the body, so that a
+	// translator finds the values it reads without reading the body again.
+	// A Message made by hand may have none; Outlined makes one then.
+	Outline *rawjson.Outline
+}
+
+// Outlined returns the outline of the message's body: the framework's, or
+// one made now when the message was made by hand. A body that is not
+// well-formed JSON has none, and the error says where it breaks.
+func (m Message) Outlined() (*rawjson.Outline, error) {
+	if m.Outline != nil {
+		return m.Outline, nil
+	}
+	outline, fault, at := rawjson.Check(m.Body)
+	switch fault {
+	case rawjson.OK:
+		return outline, nil
+	case rawjson.TooDeep:
+		return nil, fmt.Errorf("the body nests more than %d levels deep (at byte %d)", rawjson.MaxDepth, at)
+	}
+	return nil, fmt.Errorf("the body is not well-formed JSON (at byte %d)", at)
 }
 
 // Output is one normalized message a translator produces.

@@ -60,7 +60,11 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if kind := topLevelKind(msg.Body); kind != "an object" {
 		return nil, translator.Refuse("malformed", "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
 	}
-	raw, err := parseRawMessage(msg.Body)
+	outline, err := msg.Outlined()
+	if err != nil {
+		return nil, translator.Refuse("malformed", "%v", err)
+	}
+	raw, err := parseRawMessage(outline)
 	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 )
 
 // parsers parse the parts of a raw body the translator reads.
@@ -12,14 +14,15 @@ var parsers fastjson.ParserPool
 
 // parseRawMessage reads the parts of a raw Buildbot message the translator
 // uses: _meta.routing_key, payload.build.properties and
-// payload.build.results. It finds them with locate (scan.go) and parses
-// only them; property values are decoded as encoding/json would.
-func parseRawMessage(body []byte) (rawMessage, error) {
+// payload.build.results. It finds them in the body's outline and parses
+// only them (the build steps, source stamp and times, most of a body, are
+// never read); property values are decoded as encoding/json would. Like a
+// parse, it takes the first of members with the same name.
+func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 	var raw rawMessage
 	p := parsers.Get()
 	defer parsers.Put(p)
-	parts := locate(body)
-	if span := parts.meta; span != nil {
+	if span, ok := outline.Find("_meta"); ok {
 		meta, err := p.ParseBytes(span)
 		if err != nil {
 			return raw, fmt.Errorf("_meta: %v", err)
@@ -40,15 +43,15 @@ func parseRawMessage(body []byte) (rawMessage, error) {
 			}
 		}
 	}
-	if span := parts.results; span != nil {
+	if span, ok := outline.Find("payload", "build", "results"); ok {
 		results, err := p.ParseBytes(span)
 		if err != nil {
 			return raw, fmt.Errorf("payload.build.results: %v", err)
 		}
 		raw.Payload.Build.Results = decode(results)
 	}
-	span := parts.properties
-	if span == nil {
+	span, ok := outline.Find("payload", "build", "properties")
+	if !ok {
 		return raw, nil
 	}
 	props, err := p.ParseBytes(span)

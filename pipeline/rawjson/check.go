@@ -1,40 +1,52 @@
-package pipeline
+// Package rawjson checks raw message bodies against JSON's grammar in one
+// pass, without building anything, and on the way records an Outline: where
+// the members of the body's outer objects lie, so that a translator can
+// find the few values it reads without reading the body again.
+package rawjson
 
-// jsonFault is what checkJSON found wrong with a body.
-type jsonFault uint8
+// Fault is what Check found wrong with a body.
+type Fault uint8
 
 const (
-	jsonOK        jsonFault = iota
-	jsonMalformed           // not JSON by RFC 8259's grammar
-	jsonTooDeep             // objects and arrays nested beyond MaxJSONDepth
-	jsonControl             // a raw control character inside a string
+	// OK: the body is JSON by RFC 8259's grammar, within MaxDepth.
+	OK Fault = iota
+	// Malformed: not JSON by RFC 8259's grammar.
+	Malformed
+	// TooDeep: objects and arrays nested beyond MaxDepth.
+	TooDeep
+	// Control: a raw control character inside a string.
+	Control
 )
 
-// checkJSON checks a UTF-8 body against JSON's grammar in one pass, without
-// building anything, and returns the first fault and its byte offset. It
-// stops at the first object or array nested deeper than MaxJSONDepth, so a
-// body nested 100,000 deep costs 65 bytes of reading. UTF-8 itself is
-// checked before (utf8.Valid); bytes of 0x80 and above are taken as part
-// of a string.
+// MaxDepth is the deepest nesting of objects and arrays Check accepts.
+const MaxDepth = 64
+
+// Check checks a UTF-8 body against JSON's grammar in one pass and returns
+// the body's outline, or the first fault and its byte offset (and a nil
+// outline). It stops at the first object or array nested deeper than
+// MaxDepth, so a body nested 100,000 deep costs 65 bytes of reading. UTF-8
+// itself is checked before (utf8.Valid); bytes of 0x80 and above are taken
+// as part of a string.
 //
 // It accepts exactly what encoding/json.Valid accepts within the depth
-// limit (FuzzDecode holds it to that), about twice as fast as fastjson's
-// validator on corpus bodies.
-func checkJSON(b []byte) (jsonFault, int) {
+// limit (FuzzDecode in package pipeline holds it to that), about twice as
+// fast as fastjson's validator on corpus bodies.
+func Check(b []byte) (*Outline, Fault, int) {
+	var o outliner
 	// containers holds one bit per open container, 1 for an object, the
-	// innermost in bit 0; MaxJSONDepth fits in it.
+	// innermost in bit 0; MaxDepth fits in it.
 	var containers uint64
 	depth := 0
 	i := skipSpace(b, 0)
 
 value:
 	if i >= len(b) {
-		return jsonMalformed, i
+		return nil, Malformed, i
 	}
 	switch c := b[i]; {
 	case c == '{':
-		if depth++; depth > MaxJSONDepth {
-			return jsonTooDeep, i
+		if depth++; depth > MaxDepth {
+			return nil, TooDeep, i
 		}
 		containers = containers<<1 | 1
 		if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
@@ -45,8 +57,8 @@ value:
 		}
 		goto key
 	case c == '[':
-		if depth++; depth > MaxJSONDepth {
-			return jsonTooDeep, i
+		if depth++; depth > MaxDepth {
+			return nil, TooDeep, i
 		}
 		containers <<= 1
 		if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
@@ -57,44 +69,47 @@ value:
 		}
 		goto value
 	case c == '"':
-		var f jsonFault
-		if i, f = skipString(b, i); f != jsonOK {
-			return f, i
+		var f Fault
+		if i, f = skipString(b, i); f != OK {
+			return nil, f, i
 		}
 	case c == '-' || c-'0' <= 9:
 		var ok bool
 		if i, ok = skipNumber(b, i); !ok {
-			return jsonMalformed, i
+			return nil, Malformed, i
 		}
 	case c == 't':
 		if !hasLiteral(b, i, "true") {
-			return jsonMalformed, i
+			return nil, Malformed, i
 		}
 		i += 4
 	case c == 'f':
 		if !hasLiteral(b, i, "false") {
-			return jsonMalformed, i
+			return nil, Malformed, i
 		}
 		i += 5
 	case c == 'n':
 		if !hasLiteral(b, i, "null") {
-			return jsonMalformed, i
+			return nil, Malformed, i
 		}
 		i += 4
 	default:
-		return jsonMalformed, i
+		return nil, Malformed, i
 	}
 
 next: // after a value: a separator, a closing bracket, or the end
+	if depth <= OutlineDepth {
+		o.valueEnds(depth, i)
+	}
 	i = skipSpace(b, i)
 	if depth == 0 {
 		if i != len(b) {
-			return jsonMalformed, i
+			return nil, Malformed, i
 		}
-		return jsonOK, -1
+		return o.outline(b), OK, -1
 	}
 	if i >= len(b) {
-		return jsonMalformed, i
+		return nil, Malformed, i
 	}
 	switch inObject := containers&1 == 1; {
 	case b[i] == ',':
@@ -109,23 +124,30 @@ next: // after a value: a separator, a closing bracket, or the end
 		containers >>= 1
 		goto next
 	default:
-		return jsonMalformed, i
+		return nil, Malformed, i
 	}
 
 key: // a member's name and colon, then its value
 	if i >= len(b) || b[i] != '"' {
-		return jsonMalformed, i
+		return nil, Malformed, i
 	}
 	{
-		var f jsonFault
-		if i, f = skipString(b, i); f != jsonOK {
-			return f, i
+		start := i
+		var f Fault
+		if i, f = skipString(b, i); f != OK {
+			return nil, f, i
+		}
+		keyEnd := i
+		if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+			return nil, Malformed, i
+		}
+		i = skipSpace(b, i+1)
+		// A member is outlined when every container from the top down to
+		// its object is an object (the low depth bits of containers).
+		if depth <= OutlineDepth && containers&(1<<depth-1) == 1<<depth-1 {
+			o.member(depth, start, keyEnd, i)
 		}
 	}
-	if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
-		return jsonMalformed, i
-	}
-	i = skipSpace(b, i+1)
 	goto value
 }
 
@@ -140,7 +162,7 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the offset just past the string that opens at i, or
 // the fault and its offset.
-func skipString(b []byte, i int) (int, jsonFault) {
+func skipString(b []byte, i int) (int, Fault) {
 	i++
 	for {
 		// Runs of ordinary characters, eight at a time when they can be.
@@ -154,28 +176,28 @@ func skipString(b []byte, i int) (int, jsonFault) {
 			i++
 		}
 		if i >= len(b) {
-			return i, jsonMalformed
+			return i, Malformed
 		}
 		switch c := b[i]; {
 		case c == '"':
-			return i + 1, jsonOK
+			return i + 1, OK
 		case c < 0x20:
-			return i, jsonControl
+			return i, Control
 		}
 		// A backslash: one of \" \\ \/ \b \f \n \r \t, or \u and four hex digits.
 		if i+1 >= len(b) {
-			return i, jsonMalformed
+			return i, Malformed
 		}
 		switch b[i+1] {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			i += 2
 		case 'u':
 			if i+6 > len(b) || byteClass[b[i+2]]&byteClass[b[i+3]]&byteClass[b[i+4]]&byteClass[b[i+5]]&isHex == 0 {
-				return i, jsonMalformed
+				return i, Malformed
 			}
 			i += 6
 		default:
-			return i, jsonMalformed
+			return i, Malformed
 		}
 	}
 }
@@ -228,7 +250,7 @@ func hasLiteral(b []byte, i int, lit string) bool {
 	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
 }
 
-// Byte classes for checkJSON.
+// Byte classes for Check.
 const (
 	isSpace = 1 << iota // JSON white space
 	isPlain             // stands for itself inside a string

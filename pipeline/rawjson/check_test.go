@@ -1,4 +1,4 @@
-package pipeline
+package rawjson
 
 import (
 	"encoding/json"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestCheckJSONGrammar holds checkJSON to encoding/json.Valid on the
+// TestCheckGrammar holds Check to encoding/json.Valid on the
 // grammar's corners, each written to trip one branch.
-func TestCheckJSONGrammar(t *testing.T) {
+func TestCheckGrammar(t *testing.T) {
 	cases := []string{
 		``, ` `, `{}`, `[]`, ` { } `, `[ ]`, `{"a":1}`, `{"a" : [1, 2, {"b": null}]}`,
 		`{"a":1,}`, `[1,]`, `[,1]`, `{,}`, `{"a"}`, `{"a":}`, `{1:2}`, `{"a" 1}`, `[1 2]`,
@@ -22,29 +22,29 @@ func TestCheckJSONGrammar(t *testing.T) {
 		"[1,\r\n\t2]", "\v[]", "[]\x00",
 	}
 	for _, c := range cases {
-		fault, _ := checkJSON([]byte(c))
-		if want := json.Valid([]byte(c)); (fault == jsonOK) != want {
+		_, fault, _ := Check([]byte(c))
+		if want := json.Valid([]byte(c)); (fault == OK) != want {
 			t.Errorf("%q: fault %d, encoding/json.Valid says %v", c, fault, want)
 		}
 	}
 }
 
-func TestCheckJSONFaults(t *testing.T) {
+func TestCheckFaults(t *testing.T) {
 	cases := []struct {
 		body  string
-		fault jsonFault
+		fault Fault
 		at    int
 	}{
-		{strings.Repeat("[", 64) + strings.Repeat("]", 64), jsonOK, -1},
-		{strings.Repeat("[", 65) + strings.Repeat("]", 65), jsonTooDeep, 64},
-		{strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65), jsonTooDeep, 5 * 64},
-		{strings.Repeat("[", 1000000), jsonTooDeep, 64},
-		{"{\"a\": \"x\x01\"}", jsonControl, 8},
-		{`{"a": "x"`, jsonMalformed, 9},
-		{`{"a": tru}`, jsonMalformed, 6},
+		{strings.Repeat("[", 64) + strings.Repeat("]", 64), OK, -1},
+		{strings.Repeat("[", 65) + strings.Repeat("]", 65), TooDeep, 64},
+		{strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65), TooDeep, 5 * 64},
+		{strings.Repeat("[", 1000000), TooDeep, 64},
+		{"{\"a\": \"x\x01\"}", Control, 8},
+		{`{"a": "x"`, Malformed, 9},
+		{`{"a": tru}`, Malformed, 6},
 	}
 	for _, c := range cases {
-		fault, at := checkJSON([]byte(c.body))
+		_, fault, at := Check([]byte(c.body))
 		if fault != c.fault || at != c.at {
 			t.Errorf("%.40q: fault %d at %d, want %d at %d", c.body, fault, at, c.fault, c.at)
 		}
