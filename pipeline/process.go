@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
@@ -214,34 +216,45 @@ func asRefusal(err error) error {
 	return translator.Refuse(ClassInternal, "%v", err)
 }
 
-// inputDigest identifies a raw message by its exchange, routing key and body.
+// inputDigest identifies a raw message by its exchange, routing key and
+// body: SHA-256 of the exchange, the routing key, the body's length and its
+// xxHash64. Hashing the body with xxHash (over 10 GB/s) rather than SHA-256
+// (2 GB/s, as long as the whole translation of a 17 KB message) keeps the
+// digest cheap; two different bodies with the same exchange and routing key
+// share an id only if their 64-bit hashes and lengths collide.
 func inputDigest(msg translator.Message) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(msg.Exchange))
-	h.Write([]byte{0})
-	h.Write([]byte(msg.RoutingKey))
-	h.Write([]byte{0})
-	h.Write(msg.Body)
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
+	buf := make([]byte, 0, 512)
+	buf = append(buf, msg.Exchange...)
+	buf = append(buf, 0)
+	buf = append(buf, msg.RoutingKey...)
+	buf = append(buf, 0)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(msg.Body)))
+	buf = binary.BigEndian.AppendUint64(buf, xxhash.Sum64(msg.Body))
+	return sha256.Sum256(buf)
 }
 
 // outputID derives an output's message id, formatted as a UUID (version 8,
 // custom), from the input digest and the output's place.
 func outputID(digest [32]byte, pipeline, exchange, routingKey string, index int) string {
-	h := sha256.New()
-	h.Write(digest[:])
-	for _, s := range []string{pipeline, exchange, routingKey} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	buf := make([]byte, 0, 512)
+	buf = append(buf, digest[:]...)
+	for _, s := range [...]string{pipeline, exchange, routingKey} {
+		buf = append(buf, s...)
+		buf = append(buf, 0)
 	}
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(index))
-	h.Write(n[:])
-	sum := h.Sum(nil)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(index))
+	sum := sha256.Sum256(buf)
 	sum[6] = sum[6]&0x0f | 0x80 // version 8
 	sum[8] = sum[8]&0x3f | 0x80 // RFC 9562 variant
-	s := hex.EncodeToString(sum[:16])
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+	var id [36]byte
+	hex.Encode(id[0:8], sum[0:4])
+	id[8] = '-'
+	hex.Encode(id[9:13], sum[4:6])
+	id[13] = '-'
+	hex.Encode(id[14:18], sum[6:8])
+	id[18] = '-'
+	hex.Encode(id[19:23], sum[8:10])
+	id[23] = '-'
+	hex.Encode(id[24:36], sum[10:16])
+	return string(id[:])
 }
