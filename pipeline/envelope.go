@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -19,7 +21,22 @@ import (
 // reflection: payloads are built of JSON's Go types, and anything else is
 // handed to encoding/json.
 func Body(r Routed, sent time.Time) ([]byte, error) {
-	buf := make([]byte, 0, 4096)
+	scratch := scratchBuffers.Get().(*[]byte)
+	defer scratchBuffers.Put(scratch)
+	buf, err := appendBody((*scratch)[:0], r, sent)
+	if err != nil {
+		return nil, err
+	}
+	*scratch = buf
+	// The body is kept until the broker confirms it: copy it out at its
+	// size rather than hold a scratch buffer's.
+	return bytes.Clone(buf), nil
+}
+
+// scratchBuffers hold bodies while they are encoded.
+var scratchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
+
+func appendBody(buf []byte, r Routed, sent time.Time) ([]byte, error) {
 	if r.Output.Envelope == EnvelopeBare {
 		return appendJSON(buf, r.Payload)
 	}
@@ -80,24 +97,7 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 		if v == nil {
 			return append(buf, "null"...), nil
 		}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		buf = append(buf, '{')
-		for i, k := range keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendJSONString(buf, k)
-			buf = append(buf, ':')
-			var err error
-			if buf, err = appendJSON(buf, v[k]); err != nil {
-				return nil, err
-			}
-		}
-		return append(buf, '}'), nil
+		return appendObject(buf, v)
 	case []any:
 		if v == nil {
 			return append(buf, "null"...), nil
@@ -121,6 +121,88 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(buf, data...), nil
+}
+
+// appendObject appends an object with its members sorted by key, as
+// encoding/json does (byte order). The members are read from the map once,
+// with their values, and their order is sorted apart from them, on the
+// first eight bytes of the keys.
+func appendObject(buf []byte, m map[string]any) ([]byte, error) {
+	var (
+		roomMembers [48]objectMember
+		roomOrder   [48]memberRank
+	)
+	members, order := roomMembers[:0], roomOrder[:0]
+	for k, v := range m {
+		order = append(order, memberRank{prefix: keyPrefix(k), index: int32(len(members))})
+		members = append(members, objectMember{key: k, value: v})
+	}
+	sortRanks(order, members)
+	buf = append(buf, '{')
+	for i, r := range order {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		member := &members[r.index]
+		buf = appendJSONString(buf, member.key)
+		buf = append(buf, ':')
+		var err error
+		if buf, err = appendJSON(buf, member.value); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// objectMember is one member of an object being encoded.
+type objectMember struct {
+	key   string
+	value any
+}
+
+// memberRank places a member in the sorted order: by prefix, the key's
+// first eight bytes big-endian and zero-padded, whose order is the keys'
+// where they differ, and by the whole key where they do not.
+type memberRank struct {
+	prefix uint64
+	index  int32
+}
+
+func keyPrefix(k string) uint64 {
+	var p uint64
+	for i := range min(len(k), 8) {
+		p |= uint64(k[i]) << (56 - 8*i)
+	}
+	return p
+}
+
+// sortRanks sorts the ranks of members by key: by insertion for the
+// objects of a normalized payload (tens of members; the ranks hold no
+// pointers, so moving them is cheap), by slices.SortFunc beyond.
+func sortRanks(order []memberRank, members []objectMember) {
+	less := func(a, b memberRank) bool {
+		return a.prefix < b.prefix || a.prefix == b.prefix && members[a.index].key < members[b.index].key
+	}
+	if len(order) > 48 {
+		slices.SortFunc(order, func(a, b memberRank) int {
+			switch {
+			case less(a, b):
+				return -1
+			case less(b, a):
+				return 1
+			}
+			return 0
+		})
+		return
+	}
+	for i := 1; i < len(order); i++ {
+		r := order[i]
+		j := i
+		for ; j > 0 && less(r, order[j-1]); j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = r
+	}
 }
 
 // validNumber reports whether s is a JSON number.
@@ -170,8 +252,17 @@ func appendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Runs of bytes that stand for themselves, eight at a time when
+		// they can be.
+		for i+8 <= len(s) && plainInJSON[s[i]]&plainInJSON[s[i+1]]&plainInJSON[s[i+2]]&plainInJSON[s[i+3]]&
+			plainInJSON[s[i+4]]&plainInJSON[s[i+5]]&plainInJSON[s[i+6]]&plainInJSON[s[i+7]] != 0 {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if plainInJSON[b] != 0 {
 				i++
 				continue
 			}
@@ -216,6 +307,17 @@ func appendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
 }
+
+// plainInJSON is 1 for the bytes appendJSONString writes as they are:
+// ASCII but for control characters, the quote, the backslash, <, > and &.
+var plainInJSON = func() (t [256]uint8) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		if b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			t[b] = 1
+		}
+	}
+	return t
+}()
 
 // jsonStrings encodes a list of strings as a JSON array.
 func jsonStrings(items []string) string {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -53,4 +54,31 @@ func FuzzBodyMatchesEncodingJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBodyKeyOrder holds the order of object members to encoding/json's
+// (byte order of keys) where sorting on key prefixes could go wrong: keys
+// that are prefixes of others, equal first eight bytes, NUL bytes,
+// non-ASCII, and objects too large for the insertion sort.
+func TestBodyKeyOrder(t *testing.T) {
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "ab", "build", "buildid", "buildid\x00", "buildid_", "builddate",
+		"buildername", "build_number", "build_url", "buildtype", "buildurl", "12345678", "123456789", "12345678a",
+		"1234567", "\x00", "\x00\x00\x00\x00\x00\x00\x00\x00\x01", "\xff", "é", "z", "Z", "~", "key with spaces", "\u2028"}
+	small := map[string]any{}
+	for i, k := range keys {
+		small[k] = i
+	}
+	large := map[string]any{}
+	for i := range 300 {
+		large[fmt.Sprintf("k%d", i*7919%1000)] = i
+		large[fmt.Sprintf("prefix-shared-%d", i)] = []any{i}
+	}
+	for name, payload := range map[string]map[string]any{"small": small, "large": large, "nested": {"o": small, "p": large}} {
+		r := Routed{Output: &OutputConfig{Envelope: EnvelopeBare}, Payload: payload}
+		got, err := Body(r, time.Time{})
+		want, werr := json.Marshal(payload)
+		if err != nil || werr != nil || string(got) != string(want) {
+			t.Errorf("%s: Body:\n%s\nencoding/json:\n%s", name, got, want)
+		}
+	}
 }
