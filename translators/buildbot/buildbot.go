@@ -64,7 +64,9 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if err != nil {
 		return nil, translator.Refuse("malformed", "%v", err)
 	}
-	raw, err := parseRawMessage(outline)
+	parser := parsers.Get()
+	defer parsers.Put(parser)
+	raw, err := parseRawMessage(parser, outline)
 	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}

@@ -2,8 +2,8 @@ package buildbot
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -24,13 +24,18 @@ type rawMessage struct {
 	} `json:"_meta"`
 }
 
-// property is one Buildbot property: a [name, value, source] triple, its
-// value decoded as encoding/json would with UseNumber: string,
-// json.Number, bool, nil, []any or map[string]any.
+// property is one Buildbot property, a [name, value, source] triple: its
+// name, and its value as parsed, decoded only where the translation reads
+// it (most properties of a message, the long uploadFiles among them, are
+// never read). It lives as long as the parser that made it.
 type property struct {
-	Name  string
-	Value any
+	name []byte
+	raw  *fastjson.Value
 }
+
+// value decodes the property's value as encoding/json would with
+// UseNumber: string, json.Number, bool, nil, []any or map[string]any.
+func (p property) value() any { return decode(p.raw) }
 
 // text returns a value as a string when it is one.
 func text(v any) string {
@@ -50,31 +55,14 @@ var textProperties = map[string]bool{
 // numbers, booleans, arrays or objects, naming the property and its type.
 func checkTextProperties(key string, props []property) error {
 	for _, prop := range props {
-		if !textProperties[prop.Name] {
+		if !textProperties[string(prop.name)] {
 			continue
 		}
-		switch v := prop.Value.(type) {
-		case nil, string:
-		default:
-			return translator.Refuse("bad_property", "%s: the %q property is %s, not a string", key, prop.Name, jsonKind(v))
+		if t := prop.raw.Type(); t != fastjson.TypeString && t != fastjson.TypeNull {
+			return translator.Refuse("bad_property", "%s: the %q property is %s, not a string", key, prop.name, kindOf(prop.raw))
 		}
 	}
 	return nil
-}
-
-// jsonKind names the JSON type of a decoded value.
-func jsonKind(v any) string {
-	switch v.(type) {
-	case bool:
-		return "a boolean"
-	case json.Number, float64:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("a %T", v)
 }
 
 // topLevelKind names the JSON type of a body by its first byte.

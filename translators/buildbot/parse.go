@@ -15,13 +15,11 @@ var parsers fastjson.ParserPool
 // parseRawMessage reads the parts of a raw Buildbot message the translator
 // uses: _meta.routing_key, payload.build.properties and
 // payload.build.results. It finds them in the body's outline and parses
-// only them (the build steps, source stamp and times, most of a body, are
-// never read); property values are decoded as encoding/json would. Like a
-// parse, it takes the first of members with the same name.
-func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
+// only them with p (the build steps, source stamp and times, most of a
+// body, are never read); the properties' values stay p's until decoded.
+// Like a parse, it takes the first of members with the same name.
+func parseRawMessage(p *fastjson.Parser, outline *rawjson.Outline) (rawMessage, error) {
 	var raw rawMessage
-	p := parsers.Get()
-	defer parsers.Put(p)
 	if span, ok := outline.Find("_meta"); ok {
 		meta, err := p.ParseBytes(span)
 		if err != nil {
@@ -54,6 +52,8 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 	if !ok {
 		return raw, nil
 	}
+	// A parser's values live until its next parse: the properties are
+	// parsed last.
 	props, err := p.ParseBytes(span)
 	if err != nil {
 		return raw, fmt.Errorf("payload.build.properties: %v", err)
@@ -78,9 +78,7 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 		if err != nil {
 			return raw, fmt.Errorf("a build property name is not a string: %s", triple[0])
 		}
-		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{
-			Name: string(name), Value: decode(triple[1]),
-		})
+		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{name: name, raw: triple[1]})
 	}
 	return raw, nil
 }

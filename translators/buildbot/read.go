@@ -46,65 +46,58 @@ var urlFields = map[string]bool{
 	"test_packages_url": true, "completemarurl": true,
 }
 
+// nullFields are the payload fields every message has, null until a
+// property sets them.
+var nullFields = []string{
+	"job_number", "buildid", "build_number", "previous_buildid", "status", "platform", "builddate",
+	"buildurl", "locale", "locales", "logurl", "testsurl", "test_packages_url", "symbols_url",
+	"release", "buildername", "slave", "repack", "revision", "product", "version", "tree",
+}
+
+// payloadRoom is room for every field of a payload: the null fields, the
+// key and timestamp, and those set later (buildtype, tags, os, test,
+// talos, insertion_time, blobber_files), so that the map never grows.
+const payloadRoom = 40
+
 // read collects the fields of a raw message.
 func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
-	p := map[string]any{
-		"key":               key,
-		"job_number":        nil,
-		"buildid":           nil,
-		"build_number":      nil,
-		"previous_buildid":  nil,
-		"status":            nil,
-		"platform":          nil,
-		"builddate":         nil,
-		"buildurl":          nil,
-		"locale":            nil,
-		"locales":           nil,
-		"logurl":            nil,
-		"testsurl":          nil,
-		"test_packages_url": nil,
-		"symbols_url":       nil,
-		"release":           nil,
-		"buildername":       nil,
-		"slave":             nil,
-		"repack":            nil,
-		"revision":          nil,
-		"product":           nil,
-		"version":           nil,
-		"tree":              nil,
-		"timestamp":         received.UTC().Format("2006-01-02T15:04:05Z"),
+	p := make(map[string]any, payloadRoom)
+	for _, field := range nullFields {
+		p[field] = nil
 	}
+	p["key"] = key
+	p["timestamp"] = received.UTC().Format("2006-01-02T15:04:05Z")
 	j := job{key: key, payload: p}
 	for _, prop := range raw.Payload.Build.Properties {
-		if field, ok := propertyFields[prop.Name]; ok {
-			v := prop.Value
+		if field, ok := propertyFields[string(prop.name)]; ok {
+			v := prop.value()
 			if s, isText := v.(string); isText && urlFields[field] {
 				v = quoteURL(s)
 			}
 			p[field] = v
 			continue
 		}
-		switch prop.Name {
+		switch string(prop.name) {
 		case "product":
-			v := prop.Value
+			v := prop.value()
 			if s, ok := v.(string); ok {
 				v = strings.ToLower(s)
 			}
 			p["product"] = v
 		case "branch":
-			v := prop.Value
+			v := prop.value()
 			if s, ok := v.(string); ok {
 				v = s[strings.LastIndexByte(s, '/')+1:]
 			}
 			p["tree"] = v
 		case "buildid":
-			v := prop.Value
+			v := prop.value()
 			if n, ok := v.(json.Number); ok {
 				v = n.String()
 			}
 			p["buildid"] = v
 		case "platform":
-			v := prop.Value
+			v := prop.value()
 			if s, ok := v.(string); ok {
 				if i := strings.Index(s, "-debug"); i >= 0 {
 					s = s[:i]
@@ -113,17 +106,17 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 			}
 			p["platform"] = v
 		case "locales":
-			j.locales = prop.Value
+			j.locales = prop.value()
 			p["locales"] = j.locales
 		case "blobber_files":
 			// A JSON document in a string; the original kept the field out
 			// when it was malformed, and so do we.
 			var files any
-			if json.Unmarshal([]byte(text(prop.Value)), &files) == nil {
+			if json.Unmarshal([]byte(text(prop.value())), &files) == nil {
 				p["blobber_files"] = files
 			}
 		case "stage_platform":
-			j.stagePlatform = t.tables.stripBuildtype(text(prop.Value))
+			j.stagePlatform = t.tables.stripBuildtype(text(prop.value()))
 		}
 	}
 	if text(p["locale"]) == "" {
@@ -144,10 +137,9 @@ func (t *Translator) read(key string, raw *rawMessage, received time.Time) job {
 // quoteURL percent-encodes the bytes that may not stand in a URL and leaves
 // everything else, including existing %XX escapes, as it is.
 func quoteURL(s string) string {
-	const unsafe = " \"<>\\^`{|}"
 	needs := false
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c >= 0x7f || strings.IndexByte(unsafe, c) >= 0 {
+		if unsafeInURL[s[i]] {
 			needs = true
 			break
 		}
@@ -159,7 +151,7 @@ func quoteURL(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x21 || c >= 0x7f || strings.IndexByte(unsafe, c) >= 0 {
+		if unsafeInURL[c] {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&15])
@@ -169,3 +161,12 @@ func quoteURL(s string) string {
 	}
 	return b.String()
 }
+
+// unsafeInURL marks the bytes quoteURL percent-encodes: controls, space,
+// DEL, bytes beyond ASCII and " < > \ ^ ` { | }.
+var unsafeInURL = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c < 0x21 || c >= 0x7f || strings.IndexByte(" \"<>\\^`{|}", byte(c)) >= 0
+	}
+	return t
+}()
