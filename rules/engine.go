@@ -42,7 +42,17 @@ const maxNodes = 10000
 type Set struct {
 	rules  []compiledRule
 	tables map[string]any
-	vms    sync.Pool
+	// runs holds *run values: a VM (not safe to share) and the Env it
+	// reads, so that neither is allocated per evaluation.
+	runs sync.Pool
+}
+
+// run is what one Apply evaluates with. The VM reads the Env through a
+// pointer: a struct passed by value would be copied to the heap for
+// every expression.
+type run struct {
+	machine vm.VM
+	env     Env
 }
 
 type compiledRule struct {
@@ -66,7 +76,7 @@ type setField struct {
 // is reported, each with its file, line and rule name.
 func Compile(files ...*File) (*Set, error) {
 	s := &Set{tables: map[string]any{}}
-	s.vms.New = func() any { return &vm.VM{} }
+	s.runs.New = func() any { return &run{} }
 	var errs []error
 	for _, f := range files {
 		for name, table := range f.Tables {
@@ -242,9 +252,13 @@ func (s *Set) Apply(subj *Subject) (droppedBy string, err error) {
 	if len(s.rules) == 0 {
 		return "", nil
 	}
-	machine := s.vms.Get().(*vm.VM)
-	defer s.vms.Put(machine)
-	env := Env{Payload: subj.Payload, RoutingKey: subj.RoutingKey, CC: subj.CC, Input: subj.Input, Tables: s.tables}
+	ev := s.runs.Get().(*run)
+	defer func() {
+		ev.env = Env{}
+		s.runs.Put(ev)
+	}()
+	machine, env := &ev.machine, &ev.env
+	*env = Env{Payload: subj.Payload, RoutingKey: subj.RoutingKey, CC: subj.CC, Input: subj.Input, Tables: s.tables}
 	for i := range s.rules {
 		r := &s.rules[i]
 		env.CC = subj.CC
