@@ -9,6 +9,7 @@ package buildbot
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -95,8 +96,10 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 		return nil, translator.Refuse("bad_buildid", "%s: %v", key, err)
 	}
 
-	if m := t.pattern(unitTestPattern, tree, "").FindStringSubmatch(key); m != nil {
-		return t.unitTest(j, m, msg)
+	if mayBeUnitTest(key) {
+		if m := t.pattern(unitTestPattern, tree, "").FindStringSubmatch(key); m != nil {
+			return t.unitTest(j, m, msg)
+		}
 	}
 	if word := t.tables.internalBuilder(key); word != "" {
 		return nil, translator.DropClass("internal_builder", "internal builder (%q in %s)", word, key)
@@ -109,6 +112,13 @@ const (
 	unitTestPattern = `^build\.((%[1]s)[-|_](.*?)(-debug|-o-debug|-pgo|_pgo|_test)?[-|_](test|unittest|pgo)-(.*?))\.(\d+)\.(log_uploaded|finished)`
 	buildPattern    = `^build\.((release-|jetpack-|b2g_)?(%[1]s)[-|_](xulrunner[-|_])?(%[2]s)([-|_]?)(.*?))\.(\d+)\.(log_uploaded|finished)`
 )
+
+// mayBeUnitTest is a necessary condition of unitTestPattern, cheap enough
+// to spare a build's routing key the pattern: (test|unittest|pgo) is
+// followed by a dash.
+func mayBeUnitTest(key string) bool {
+	return strings.Contains(key, "test-") || strings.Contains(key, "pgo-")
+}
 
 // pattern returns the compiled routing-key pattern for a tree and platform.
 func (t *Translator) pattern(layout, tree, platform string) *regexp.Regexp {

@@ -92,6 +92,13 @@ func TestUnitTests(t *testing.T) {
 			key:      "unittest.mozilla-central.win32.win7-ix.pgo.reftest.firefox.mozilla-central_win7-ix-pgo_test-reftest",
 			platform: "win32", os: "win7-ix", test: "reftest", buildtyp: "pgo",
 		},
+		{
+			// (test|unittest|pgo) matches "pgo": no "test-" in the key.
+			name:     "pgo talos",
+			msg:      raw(t, "build.mozilla-central_ubuntu32_vm_pgo-talos-chromez.5.log_uploaded", 0, unitTestProps("linux", "Ubuntu VM 12.04 mozilla-central pgo talos chromez")...),
+			key:      "talos.mozilla-central.linux.ubuntu32_vm.pgo.talos-chromez.firefox.mozilla-central_ubuntu32_vm_pgo-talos-chromez",
+			platform: "linux", os: "ubuntu32_vm", test: "talos-chromez", talos: true, buildtyp: "pgo",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
