@@ -252,9 +252,10 @@ func hasLiteral(b []byte, i int, lit string) bool {
 
 // Byte classes for Check.
 const (
-	isSpace = 1 << iota // JSON white space
-	isPlain             // stands for itself inside a string
-	isHex               // a hex digit
+	isSpace     = 1 << iota // JSON white space
+	isPlain                 // stands for itself inside a string
+	isHex                   // a hex digit
+	isDelimiter             // ends a number or literal: white space , : ] }
 )
 
 var byteClass = func() (t [256]uint8) {
@@ -268,6 +269,9 @@ var byteClass = func() (t [256]uint8) {
 	}
 	for _, c := range "0123456789abcdefABCDEF" {
 		t[c] |= isHex
+	}
+	for _, c := range " \t\n\r,:]}" {
+		t[c] |= isDelimiter
 	}
 	return t
 }()

@@ -1,10 +1,5 @@
 package rawjson
 
-import (
-	"bytes"
-	"encoding/json"
-)
-
 // OutlineDepth is how deep Check outlines a body: the members of objects
 // nested up to this depth, each reached from the top through objects only.
 // {"payload": {"build": {"results": 0}}} outlines payload, payload.build
@@ -68,12 +63,8 @@ func (o *Outline) Body() []byte { return o.body }
 // keyIs tells whether a quoted member name is name. A name written with
 // escapes is unquoted first, so it matches as JSON means.
 func keyIs(quoted []byte, name string) bool {
-	raw := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw) == name
-	}
-	var s string
-	return json.Unmarshal(quoted, &s) == nil && s == name
+	s, ok := Unquote(quoted)
+	return ok && string(s) == name
 }
 
 // outliner records the outline while Check reads a body.

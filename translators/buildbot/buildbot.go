@@ -65,9 +65,7 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if err != nil {
 		return nil, translator.Refuse("malformed", "%v", err)
 	}
-	parser := parsers.Get()
-	defer parsers.Put(parser)
-	raw, err := parseRawMessage(parser, outline)
+	raw, err := parseRawMessage(outline)
 	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}

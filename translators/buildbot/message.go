@@ -3,8 +3,6 @@ package buildbot
 import (
 	"bytes"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -25,12 +23,12 @@ type rawMessage struct {
 }
 
 // property is one Buildbot property, a [name, value, source] triple: its
-// name, and its value as parsed, decoded only where the translation reads
-// it (most properties of a message, the long uploadFiles among them, are
-// never read). It lives as long as the parser that made it.
+// name, and its raw value in the body, decoded only where the translation
+// reads it (most properties of a message, the long uploadFiles among them,
+// are never read).
 type property struct {
 	name []byte
-	raw  *fastjson.Value
+	raw  []byte
 }
 
 // value decodes the property's value as encoding/json would with
@@ -58,7 +56,7 @@ func checkTextProperties(key string, props []property) error {
 		if !textProperties[string(prop.name)] {
 			continue
 		}
-		if t := prop.raw.Type(); t != fastjson.TypeString && t != fastjson.TypeNull {
+		if c := prop.raw[0]; c != '"' && c != 'n' {
 			return translator.Refuse("bad_property", "%s: the %q property is %s, not a string", key, prop.name, kindOf(prop.raw))
 		}
 	}

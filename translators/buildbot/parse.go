@@ -9,83 +9,98 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 )
 
-// parsers parse the parts of a raw body the translator reads.
-var parsers fastjson.ParserPool
-
 // parseRawMessage reads the parts of a raw Buildbot message the translator
-// uses: _meta.routing_key, payload.build.properties and
-// payload.build.results. It finds them in the body's outline and parses
-// only them with p (the build steps, source stamp and times, most of a
-// body, are never read); the properties' values stay p's until decoded.
-// Like a parse, it takes the first of members with the same name.
-func parseRawMessage(p *fastjson.Parser, outline *rawjson.Outline) (rawMessage, error) {
+// uses: _meta.routing_key, payload.build.results and the names and raw
+// values of payload.build.properties. It finds them in the body's outline
+// and reads only them: the build steps, source stamp and times, most of a
+// body, are never read, and a property's value is decoded only where the
+// translation reads it. Like a parse, it takes the first of members with
+// the same name.
+func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 	var raw rawMessage
-	if span, ok := outline.Find("_meta"); ok {
-		meta, err := p.ParseBytes(span)
-		if err != nil {
-			return raw, fmt.Errorf("_meta: %v", err)
+	if meta, ok := outline.Find("_meta"); ok && meta[0] != 'n' {
+		if meta[0] != '{' {
+			return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
 		}
-		if meta.Type() != fastjson.TypeNull {
-			if meta.Type() != fastjson.TypeObject {
-				return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
+		raw.Meta = &struct {
+			RoutingKey string `json:"routing_key"`
+		}{}
+		if key, ok := outline.Find("_meta", "routing_key"); ok && key[0] != 'n' {
+			s, isText := rawjson.Unquote(key)
+			if !isText {
+				return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
 			}
-			raw.Meta = &struct {
-				RoutingKey string `json:"routing_key"`
-			}{}
-			if key := meta.Get("routing_key"); key != nil && key.Type() != fastjson.TypeNull {
-				b, err := key.StringBytes()
-				if err != nil {
-					return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
-				}
-				raw.Meta.RoutingKey = string(b)
-			}
+			raw.Meta.RoutingKey = string(s)
 		}
 	}
-	if span, ok := outline.Find("payload", "build", "results"); ok {
-		results, err := p.ParseBytes(span)
-		if err != nil {
-			return raw, fmt.Errorf("payload.build.results: %v", err)
-		}
+	if results, ok := outline.Find("payload", "build", "results"); ok {
 		raw.Payload.Build.Results = decode(results)
 	}
-	span, ok := outline.Find("payload", "build", "properties")
-	if !ok {
+	props, ok := outline.Find("payload", "build", "properties")
+	if !ok || props[0] == 'n' {
 		return raw, nil
 	}
-	// A parser's values live until its next parse: the properties are
-	// parsed last.
-	props, err := p.ParseBytes(span)
-	if err != nil {
-		return raw, fmt.Errorf("payload.build.properties: %v", err)
-	}
-	if props.Type() == fastjson.TypeNull {
-		return raw, nil
-	}
-	items, err := props.Array()
-	if err != nil {
+	if props[0] != '[' {
 		return raw, fmt.Errorf("payload.build.properties is %s, not a list", kindOf(props))
 	}
-	raw.Payload.Build.Properties = make([]property, 0, len(items))
-	for _, item := range items {
-		triple, err := item.Array()
-		if err != nil {
+	raw.Payload.Build.Properties = make([]property, 0, 48)
+	for item := range rawjson.Elements(props) {
+		if item[0] != '[' {
 			return raw, fmt.Errorf("a build property is %s, not a [name, value, source] list", kindOf(item))
 		}
-		if len(triple) < 2 {
-			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", len(triple))
+		var triple [2][]byte
+		n := 0
+		for part := range rawjson.Elements(item) {
+			if n < len(triple) {
+				triple[n] = part
+			}
+			n++
 		}
-		name, err := triple[0].StringBytes()
-		if err != nil {
-			return raw, fmt.Errorf("a build property name is not a string: %s", triple[0])
+		if n < 2 {
+			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", n)
+		}
+		name, isText := rawjson.Unquote(triple[0])
+		if !isText {
+			return raw, fmt.Errorf("a build property name is not a string: %.100s", triple[0])
 		}
 		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{name: name, raw: triple[1]})
 	}
 	return raw, nil
 }
 
-// decode turns a parsed value into Go values as encoding/json would
+// decode turns a raw value of the checked body into Go values as
+// encoding/json would decode it into an any with UseNumber: strings,
+// numbers and literals straight from their bytes, lists and objects
+// through a parse.
+func decode(raw []byte) any {
+	switch raw[0] {
+	case '"':
+		s, _ := rawjson.Unquote(raw)
+		return string(s)
+	case 't':
+		return true
+	case 'f':
+		return false
+	case 'n':
+		return nil
+	case '[', '{':
+		p := parsers.Get()
+		defer parsers.Put(p)
+		v, err := p.ParseBytes(raw)
+		if err != nil {
+			return nil // not from a checked body
+		}
+		return decodeParsed(v)
+	}
+	return json.Number(raw)
+}
+
+// parsers parse the lists and objects decode meets.
+var parsers fastjson.ParserPool
+
+// decodeParsed turns a parsed value into Go values as encoding/json would
 // decode it into an any with UseNumber.
-func decode(v *fastjson.Value) any {
+func decodeParsed(v *fastjson.Value) any {
 	switch v.Type() {
 	case fastjson.TypeString:
 		return string(v.GetStringBytes())
@@ -99,31 +114,31 @@ func decode(v *fastjson.Value) any {
 		items := v.GetArray()
 		out := make([]any, len(items))
 		for i, item := range items {
-			out[i] = decode(item)
+			out[i] = decodeParsed(item)
 		}
 		return out
 	case fastjson.TypeObject:
 		o := v.GetObject()
 		out := make(map[string]any, o.Len())
-		o.Visit(func(key []byte, item *fastjson.Value) { out[string(key)] = decode(item) })
+		o.Visit(func(key []byte, item *fastjson.Value) { out[string(key)] = decodeParsed(item) })
 		return out
 	}
 	return nil
 }
 
-// kindOf names the JSON type of a parsed value.
-func kindOf(v *fastjson.Value) string {
-	switch v.Type() {
-	case fastjson.TypeObject:
+// kindOf names the JSON type of a raw value by its first byte.
+func kindOf(raw []byte) string {
+	switch raw[0] {
+	case '{':
 		return "an object"
-	case fastjson.TypeArray:
+	case '[':
 		return "a list"
-	case fastjson.TypeString:
+	case '"':
 		return "a string"
-	case fastjson.TypeNumber:
-		return "a number"
-	case fastjson.TypeTrue, fastjson.TypeFalse:
+	case 't', 'f':
 		return "a boolean"
+	case 'n':
+		return "null"
 	}
-	return "null"
+	return "a number"
 }
