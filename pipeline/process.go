@@ -127,6 +127,7 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 	}
 	digest := inputDigest(msg)
 	var result Outcome
+	var checkedURLs []string // the outputs of a repack share their URLs
 	for i := range outs {
 		out := &outs[i]
 		subj := rules.Subject{
@@ -143,7 +144,7 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule, Class: "rule:" + rule})
 			continue
 		}
-		routed, err := p.route(out, subj, digest, i)
+		routed, err := p.route(out, subj, digest, i, &checkedURLs)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -152,8 +153,9 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 	return result, nil
 }
 
-// route checks one output and names its exchange and id.
-func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32]byte, index int) (Routed, error) {
+// route checks one output and names its exchange and id. checkedURLs are
+// the artifact URLs found valid for earlier outputs of the message.
+func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32]byte, index int, checkedURLs *[]string) (Routed, error) {
 	target := p.output(out.To)
 	if target == nil {
 		return Routed{}, translator.Refuse(ClassUnknownTo, "the translator sent an output to %q, which pipeline %q does not have", out.To, p.name)
@@ -174,9 +176,13 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		return Routed{}, translator.Refuse(ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
 	}
 	for _, u := range subj.WaitFor {
+		if slices.Contains(*checkedURLs, u) {
+			continue
+		}
 		if err := gate.ValidURL(u); err != nil {
 			return Routed{}, translator.Refuse(ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
 		}
+		*checkedURLs = append(*checkedURLs, u)
 	}
 	return Routed{
 		Output:     target,

@@ -117,3 +117,38 @@ func TestProcessClassifiesTranslatorErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessRefusesUncheckableArtifactURL: an output whose wait_for gives
+// a URL the gate cannot check (not http or https, or no host) refuses the
+// message, also when an earlier output of it waits for a good one.
+func TestProcessRefusesUncheckableArtifactURL(t *testing.T) {
+	const rules = "rules:\n  - name: wait-for-log\n    wait_for: ['payload.logurl']\n"
+	withLogs := func(urls ...string) translator.Func {
+		return func(translator.Message) ([]translator.Output, error) {
+			var outs []translator.Output
+			for i, u := range urls {
+				p := build()
+				p["logurl"] = u
+				outs = append(outs, translator.Output{RoutingKey: "build.locale" + string(rune('a'+i)), Payload: p, Schema: "buildbot/build.json"})
+			}
+			return outs, nil
+		}
+	}
+	good := "https://archive.example/logs/build.txt.gz"
+	for name, urls := range map[string][]string{
+		"ftp":          {"ftp://archive.example/log.txt"},
+		"no host":      {"http:///log.txt"},
+		"after a good": {good, good, "file:///etc/passwd"},
+		"not a URL":    {good, "http://[::1"},
+	} {
+		_, err := processor(t, withLogs(urls...), rules).Process(translator.Message{Body: []byte(`{}`)})
+		var r *translator.Refusal
+		if !errors.As(err, &r) || r.Class != pipeline.ClassBadArtifactURL {
+			t.Errorf("%s: got %v, want a %s refusal", name, err, pipeline.ClassBadArtifactURL)
+		}
+	}
+	out, err := processor(t, withLogs(good, good, good), rules).Process(translator.Message{Body: []byte(`{}`)})
+	if err != nil || len(out.Published) != 3 || len(out.Published[2].WaitFor) != 1 {
+		t.Fatalf("three outputs waiting for one good URL: %+v, %v", out, err)
+	}
+}
