@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -16,15 +17,25 @@ import (
 // validation quicker but never more lenient. A schema with any other
 // keyword gets no fast path at all.
 type fastSchema struct {
-	types                typeSet
-	required             []string
-	properties           map[string]*fastSchema
+	types typeSet
+	// properties are the checks of named properties, each marked when it
+	// is required too; requiredKnown counts those, and requiredElse are
+	// the required names with no check of their own.
+	properties           map[string]propertyCheck
+	requiredKnown        int
+	requiredElse         []string
 	closed               bool // additionalProperties: false
 	minLength, maxLength int  // -1: none
 	pattern              *regexp.Regexp
 	minimum, maximum     *float64
 	enum                 []any
 	items                *fastSchema
+}
+
+// propertyCheck is the check of one named property of an object.
+type propertyCheck struct {
+	schema   *fastSchema
+	required bool
 }
 
 // typeSet is a set of JSON types; 0 means any.
@@ -58,6 +69,7 @@ func compileFast(raw any) *fastSchema {
 		return nil
 	}
 	f := &fastSchema{minLength: -1, maxLength: -1}
+	var required []string
 	for key, value := range m {
 		switch {
 		case annotations[key]:
@@ -70,11 +82,13 @@ func compileFast(raw any) *fastSchema {
 			if !ok {
 				return nil
 			}
-			f.properties = make(map[string]*fastSchema, len(props))
+			f.properties = make(map[string]propertyCheck, len(props))
 			for name, sub := range props {
-				if f.properties[name] = compileFast(sub); f.properties[name] == nil {
+				check := compileFast(sub)
+				if check == nil {
 					return nil
 				}
+				f.properties[name] = propertyCheck{schema: check}
 			}
 		case key == "required":
 			list, ok := value.([]any)
@@ -86,7 +100,7 @@ func compileFast(raw any) *fastSchema {
 				if !ok {
 					return nil
 				}
-				f.required = append(f.required, name)
+				required = append(required, name)
 			}
 		case key == "additionalProperties":
 			allowed, ok := value.(bool)
@@ -145,6 +159,16 @@ func compileFast(raw any) *fastSchema {
 			return nil
 		}
 	}
+	for _, name := range required {
+		switch prop, known := f.properties[name]; {
+		case known && !prop.required:
+			prop.required = true
+			f.properties[name] = prop
+			f.requiredKnown++
+		case !known && !slices.Contains(f.requiredElse, name):
+			f.requiredElse = append(f.requiredElse, name)
+		}
+	}
 	return f
 }
 
@@ -197,20 +221,27 @@ func (f *fastSchema) valid(v any) bool {
 		}
 	case typeObject:
 		m := v.(map[string]any)
-		for _, name := range f.required {
-			if _, ok := m[name]; !ok {
-				return false
-			}
-		}
+		requiredSeen := 0
 		for name, value := range m {
-			sub, known := f.properties[name]
+			prop, known := f.properties[name]
 			if !known {
 				if f.closed {
 					return false
 				}
 				continue
 			}
-			if !sub.valid(value) {
+			if prop.required {
+				requiredSeen++
+			}
+			if !prop.schema.valid(value) {
+				return false
+			}
+		}
+		if requiredSeen != f.requiredKnown {
+			return false
+		}
+		for _, name := range f.requiredElse {
+			if _, ok := m[name]; !ok {
 				return false
 			}
 		}

@@ -114,3 +114,35 @@ func TestValidateFallsBackForTheReason(t *testing.T) {
 		t.Fatalf("error %v, want one naming /buildid", err)
 	}
 }
+
+// TestFastRequired covers what the shipped schemas do not: required names
+// listed twice, and required names with no schema of their own under
+// properties. A missing one is never taken as valid.
+func TestFastRequired(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal([]byte(`{"type": "object", "required": ["a", "b", "a", "c"],
+		"properties": {"a": {"type": "string"}, "b": {"type": "integer"}, "d": {"type": "string"}}}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	f := compileFast(doc)
+	if f == nil {
+		t.Fatal("no fast path")
+	}
+	cases := []struct {
+		payload map[string]any
+		valid   bool
+	}{
+		{map[string]any{"a": "x", "b": 1, "c": nil}, true},
+		{map[string]any{"a": "x", "b": 1, "c": nil, "d": "y", "e": 5}, true},
+		{map[string]any{"b": 1, "c": nil, "d": "y"}, false},
+		{map[string]any{"a": "x", "c": nil}, false},
+		{map[string]any{"a": "x", "b": 1}, false},
+		{map[string]any{"a": "x", "b": 1, "d": "y"}, false},
+		{map[string]any{"a": 1, "b": 1, "c": nil}, false},
+	}
+	for _, c := range cases {
+		if got := f.valid(c.payload); got != c.valid {
+			t.Errorf("valid(%v) = %v, want %v", c.payload, got, c.valid)
+		}
+	}
+}
