@@ -49,9 +49,10 @@ func appendBody(buf []byte, r Routed, sent time.Time) ([]byte, error) {
 	buf = appendJSONString(buf, r.Output.Exchange)
 	buf = append(buf, `,"routing_key":`...)
 	buf = appendJSONString(buf, r.RoutingKey)
-	buf = append(buf, `,"serializer":"json","sent":`...)
-	buf = appendJSONString(buf, sent.UTC().Format(time.RFC3339))
-	return append(buf, "}}"...), nil
+	// RFC 3339 text holds nothing JSON escapes.
+	buf = append(buf, `,"serializer":"json","sent":"`...)
+	buf = sent.UTC().AppendFormat(buf, time.RFC3339)
+	return append(buf, `"}}`...), nil
 }
 
 // appendJSON appends v encoded as encoding/json would.

@@ -32,6 +32,9 @@ type Processor struct {
 	rules      *rules.Set
 	schemas    *schemas.Set
 	outputs    []OutputConfig
+	// ccRoom is how many CC routes the rules may add to an output: its CC
+	// list is made with room for them.
+	ccRoom int
 }
 
 // Routed is one output ready to publish.
@@ -92,7 +95,7 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 	}
-	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs}, nil
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, ccRoom: len(set.CCRoutes())}, nil
 }
 
 // Waits reports whether the pipeline's rules make outputs wait for
@@ -126,14 +129,18 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 		return Outcome{}, translator.Refuse(ClassEmptyResult, "the %s translator returned no outputs and no reason; this is a bug in the translator", p.name)
 	}
 	digest := inputDigest(msg)
-	var result Outcome
+	result := Outcome{Published: make([]Routed, 0, len(outs))}
 	var checkedURLs []string // the outputs of a repack share their URLs
 	for i := range outs {
 		out := &outs[i]
+		var cc []string
+		if room := len(out.CC) + p.ccRoom; room > 0 {
+			cc = append(make([]string, 0, room), out.CC...)
+		}
 		subj := rules.Subject{
 			Payload:    out.Payload,
 			RoutingKey: out.RoutingKey,
-			CC:         slices.Clone(out.CC),
+			CC:         cc,
 			Input:      rules.Input{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey},
 		}
 		rule, err := p.rules.Apply(&subj)

@@ -176,29 +176,39 @@ func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 // build.<tree>.<platform>.<buildtype>[.<tag>…].<builder>, the locale
 // following an l10n tag.
 func buildOutput(key string, p map[string]any) translator.Output {
-	parts := []string{"build", text(p["tree"]), text(p["platform"]), text(p["buildtype"])}
+	var b strings.Builder
+	b.Grow(len(key) + 64)
+	b.WriteString("build")
+	for _, word := range [...]string{text(p["tree"]), text(p["platform"]), text(p["buildtype"])} {
+		b.WriteByte('.')
+		b.WriteString(word)
+	}
 	for _, tag := range p["tags"].([]any) {
 		tag := tag.(string)
 		if tag == "" {
 			continue
 		}
-		parts = append(parts, tag)
+		b.WriteByte('.')
+		b.WriteString(tag)
 		if tag == "l10n" {
-			parts = append(parts, text(p["locale"]))
+			b.WriteByte('.')
+			b.WriteString(text(p["locale"]))
 		}
 	}
-	parts = append(parts, originalKey(key))
-	return translator.Output{RoutingKey: strings.Join(parts, "."), Payload: p, Schema: BuildSchema}
+	b.WriteByte('.')
+	b.WriteString(originalKey(key))
+	return translator.Output{RoutingKey: b.String(), Payload: p, Schema: BuildSchema}
 }
 
 // originalKey is the builder part of a raw routing key: "foo" of
 // build.foo.12.finished.
 func originalKey(key string) string {
-	parts := strings.SplitN(key, ".", 3)
-	if len(parts) < 2 {
+	_, rest, ok := strings.Cut(key, ".")
+	if !ok {
 		return key
 	}
-	return parts[1]
+	builder, _, _ := strings.Cut(rest, ".")
+	return builder
 }
 
 func isDigits(s string) bool {
