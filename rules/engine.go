@@ -129,7 +129,7 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 	}
 	var errs []error
 	compile := func(field string, e Expression, opts ...expr.Option) *vm.Program {
-		opts = append([]expr.Option{expr.Env(env), expr.MaxNodes(maxNodes)}, opts...)
+		opts = append(append([]expr.Option{expr.Env(env)}, ExprOptions()...), opts...)
 		p, err := expr.Compile(e.Source, opts...)
 		if err != nil {
 			errs = append(errs, compileError(where, r.Name, field, e, err))

@@ -143,3 +143,61 @@ rules:
 		t.Error("Waits() is true for a set without wait_for")
 	}
 }
+
+// TestMembershipInLiteralLists: `in` a list of literals (compiled to one
+// constant) means what it says for every kind of literal and any kind of
+// value on the left: a boolean is not in a list of strings (expr's own set
+// of strings fails on it). Lists with expressions in them and lists that
+// are values are left as they are; a string known to be one keeps expr's
+// set.
+func TestMembershipInLiteralLists(t *testing.T) {
+	set, err := compile(t, `
+rules:
+  - name: in-literals
+    set:
+      text_set: 'payload.v not in [nil, ""]'
+      any_kind: 'payload.v in [true, 2, 2.5, "x", nil]'
+      with_expr: 'payload.v in [payload.w, "y"]'
+      strings: 'payload.v in ["x", "y"]'
+      known_string: 'input.exchange in ["x", "y"]'
+      list: '["a", "b"]'
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		v, w                         any
+		textSet, anyKind, withExprIn bool
+	}{
+		{nil, nil, false, true, true},
+		{"", "z", false, false, false},
+		{"x", "z", true, true, false},
+		{"y", "z", true, false, true},
+		{"z", "z", true, false, true},
+		{true, nil, true, true, false},
+		{false, nil, true, false, false},
+		{2, nil, true, true, false},
+		{2.5, nil, true, true, false},
+		{3, nil, true, false, false},
+	}
+	for _, c := range cases {
+		subj := &rules.Subject{Payload: map[string]any{"v": c.v, "w": c.w}, Input: rules.Input{Exchange: "y"}}
+		if _, err := set.Apply(subj); err != nil {
+			t.Fatalf("v=%#v: %v", c.v, err)
+		}
+		p := subj.Payload
+		if p["text_set"] != c.textSet || p["any_kind"] != c.anyKind || p["with_expr"] != c.withExprIn {
+			t.Errorf("v=%#v w=%#v: not in [nil, \"\"] %v, in [true, 2, 2.5, \"x\", nil] %v, in [w, \"y\"] %v; want %v %v %v",
+				c.v, c.w, p["text_set"], p["any_kind"], p["with_expr"], c.textSet, c.anyKind, c.withExprIn)
+		}
+		if want := c.v == "x" || c.v == "y"; p["strings"] != want {
+			t.Errorf("v=%#v: in [\"x\", \"y\"] %v, want %v", c.v, p["strings"], want)
+		}
+		if p["known_string"] != true {
+			t.Errorf("input.exchange in [\"x\", \"y\"]: %v", p["known_string"])
+		}
+		if list, ok := p["list"].([]any); !ok || len(list) != 2 || list[0] != "a" {
+			t.Errorf("a list as a value: %#v", p["list"])
+		}
+	}
+}

@@ -155,6 +155,34 @@ mapping:
 	}
 }
 
+// TestMappingMembership: a when testing membership in a list of strings
+// matches strings and passes over values of other types (expr's own set of
+// strings would fail on a number), as the rules engine's expressions do.
+func TestMappingMembership(t *testing.T) {
+	f, err := rules.Parse("m.yaml", []byte(`tables:
+  mapping:
+    outputs:
+      - {name: a, when: 'body.kind in ["a", "b"]', schema: s.json, routing_key: [{name: k, summary: s, constant: a}], payload: {kind: body.kind}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := mapping.New(translator.Params{Pipeline: "p", Tables: f.Tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body, matches := range map[string]bool{`{"kind": "b"}`: true, `{"kind": "c"}`: false, `{"kind": 7}`: false, `{"kind": true}`: false, `{}`: false} {
+		outs, err := tr.Translate(translator.Message{Body: []byte(body)})
+		var d *translator.Dropped
+		switch {
+		case matches && (err != nil || len(outs) != 1):
+			t.Errorf("%s: %v, %v; want one output", body, outs, err)
+		case !matches && !errors.As(err, &d):
+			t.Errorf("%s: %v, %v; want it dropped as unmatched", body, outs, err)
+		}
+	}
+}
+
 func indent(s string) string {
 	if s == "" {
 		return " {}"

@@ -9,6 +9,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/pulsetranslator/pulsetranslator/rules"
 )
 
 // Spec is the "mapping" table of a rule file: what the translator
@@ -113,7 +115,7 @@ func compileSpec(table any) (*compiled, error) {
 	if len(spec.Outputs) == 0 {
 		errs = append(errs, errors.New("mapping.outputs: at least one output is required"))
 	}
-	env := expr.Env(Env{})
+	base := append([]expr.Option{expr.Env(Env{})}, rules.ExprOptions()...)
 	for i, o := range spec.Outputs {
 		at := fmt.Sprintf("mapping.outputs[%d] (%s)", i, o.Name)
 		if !namePattern.MatchString(o.Name) {
@@ -124,7 +126,7 @@ func compileSpec(table any) (*compiled, error) {
 		}
 		co := compiledOutput{spec: o}
 		compile := func(field, source string, opts ...expr.Option) *vm.Program {
-			p, err := expr.Compile(source, append([]expr.Option{env}, opts...)...)
+			p, err := expr.Compile(source, append(base[:len(base):len(base)], opts...)...)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %s: %w", at, field, err))
 			}
