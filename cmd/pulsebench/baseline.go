@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -19,14 +20,18 @@ import (
 // amqp091-go, no translation. Each of its consumers has its own channel
 // with the same prefetch, takes an input, publishes the outputs the
 // translator would (pre-computed: same bodies, routing keys, CC and ids),
-// persistent, waits for their confirms together, and acks the input.
+// persistent, waits for their confirms together, and acks the input. An
+// input the translator refuses it parks as the translator does: the input,
+// with the same headers, to a dead exchange of its own, persistent and
+// confirmed.
 type baseline struct {
-	conn      *amqp.Connection
-	queue     string
-	exchange  string
-	consumers int
-	prefetch  int
-	stream    *stream
+	conn         *amqp.Connection
+	queue        string
+	exchange     string
+	deadExchange string
+	consumers    int
+	prefetch     int
+	stream       *stream
 }
 
 // run consumes until ctx ends.
@@ -80,6 +85,17 @@ func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
 	if err != nil || i < 0 || i >= len(b.stream.outputs) {
 		return d.Ack(false)
 	}
+	if park := b.stream.parks[i]; park != nil {
+		dc, err := ch.PublishWithDeferredConfirm(b.deadExchange, "", false, false, amqp.Publishing{
+			ContentType: "application/json", DeliveryMode: amqp.Persistent, Timestamp: time.Now().UTC(), Headers: park, Body: d.Body})
+		if err != nil {
+			return err
+		}
+		if !dc.Wait() {
+			return fmt.Errorf("the broker nacked a baseline park")
+		}
+		return d.Ack(false)
+	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(b.stream.outputs[i]))
 	for _, o := range b.stream.outputs[i] {
 		pub := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: o.id, Body: o.body}
@@ -119,7 +135,8 @@ func serveBaseline(o options, _ io.Writer) error {
 	defer conn.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	worker := &baseline{conn: conn, queue: su.nm.baselineQueue, exchange: su.nm.output, consumers: o.consumers, prefetch: o.prefetch, stream: su.stream}
+	worker := &baseline{conn: conn, queue: su.nm.baselineQueue, exchange: su.nm.output, deadExchange: su.nm.baselineDeadExchange,
+		consumers: o.consumers, prefetch: o.prefetch, stream: su.stream}
 	return worker.run(ctx)
 }
 

@@ -5,7 +5,8 @@
 // throughput, latency p50/p99 and the translator's peak RSS. In the same
 // run it measures a bare baseline: a minimal amqp091-go worker that
 // consumes the same input and publishes the same output bodies with the
-// same persistence and confirms, and prints translator / baseline.
+// same persistence and confirms, parks the inputs the translator refuses
+// as the translator does, and prints translator / baseline.
 //
 //	go build -o /tmp/pulsetranslator ./cmd/pulsetranslator
 //	go run ./cmd/pulsebench -translator /tmp/pulsetranslator -n 20000 -runs 3
@@ -80,6 +81,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 // names are the benchmark's client id, exchanges and queues.
 type names struct {
 	client, upstream, output, input, baselineQueue string
+	// deadQueue is the translator's; the baseline parks through a dead
+	// exchange and queue of its own.
+	deadQueue, baselineDeadExchange, baselineDeadQueue string
 }
 
 // setup is what both a benchmark and its baseline worker work from.
@@ -98,6 +102,10 @@ func prepare(o options, stdout io.Writer) (*setup, error) {
 		output:        pipeline.ExchangeName(o.client, "build/normalized"),
 		input:         pipeline.InputQueue(o.client, "build"),
 		baselineQueue: "queue/" + o.client + "/baseline",
+		deadQueue:     pipeline.DeadQueue(o.client, "build"),
+
+		baselineDeadExchange: "exchange/" + o.client + "/baseline-dead",
+		baselineDeadQueue:    "queue/" + o.client + "/baseline-dead",
 	}
 	dir, err := os.MkdirTemp("", "pulsebench-")
 	if err != nil {
@@ -162,8 +170,8 @@ func bench(o options, stdout io.Writer) error {
 		return err
 	}
 	defer cleanup(conn, nm)
-	fmt.Fprintf(stdout, "%d inputs give %d outputs; broker %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
-		o.n, s.total, pipeline.RedactURL(o.broker), o.consumers, o.prefetch, o.replicas, o.preload)
+	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
+		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), o.consumers, o.prefetch, o.replicas, o.preload)
 
 	var base, ours []result
 	for run := 1; run <= o.runs; run++ {
@@ -185,6 +193,11 @@ func bench(o options, stdout io.Writer) error {
 		printResult(stdout, r)
 	}
 	report(stdout, base, ours)
+	for _, r := range append(base, ours...) {
+		if r.parked != s.parked {
+			fmt.Fprintf(stdout, "%s parked %d inputs; the stream has %d refused inputs\n", r.name, r.parked, s.parked)
+		}
+	}
 	return nil
 }
 
@@ -199,10 +212,32 @@ func declare(conn *amqp.Connection, nm names, n int) error {
 			return fmt.Errorf("declare %s: %w", ex, err)
 		}
 	}
-	if _, err := ch.QueueDeclare(nm.baselineQueue, true, false, false, false, amqp.Table{"x-max-length": int64(2*n + 1000)}); err != nil {
-		return fmt.Errorf("declare %s: %w", nm.baselineQueue, err)
+	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-max-length": int64(2*n + 1000)}); err != nil {
+			return fmt.Errorf("declare %s: %w", q, err)
+		}
+	}
+	if err := ch.ExchangeDeclare(nm.baselineDeadExchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare %s: %w", nm.baselineDeadExchange, err)
+	}
+	if err := ch.QueueBind(nm.baselineDeadQueue, "", nm.baselineDeadExchange, false, nil); err != nil {
+		return fmt.Errorf("bind %s: %w", nm.baselineDeadQueue, err)
 	}
 	return nil
+}
+
+// parkedIn counts the messages in a dead queue, -1 when it cannot.
+func parkedIn(conn *amqp.Connection, queue string) int {
+	ch, err := conn.Channel()
+	if err != nil {
+		return -1
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return -1
+	}
+	return q.Messages
 }
 
 func cleanup(conn *amqp.Connection, nm names) {
@@ -211,10 +246,10 @@ func cleanup(conn *amqp.Connection, nm names) {
 		return
 	}
 	defer ch.Close()
-	for _, q := range []string{nm.baselineQueue, nm.input, pipeline.DeadQueue(nm.client, "build")} {
+	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue, nm.input, nm.deadQueue} {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{nm.upstream, nm.output, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build")} {
+	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }
@@ -248,8 +283,10 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		return result{}, err
 	}
 	defer ch.Close()
-	if _, err := ch.QueuePurge(nm.baselineQueue, false); err != nil {
-		return result{}, err
+	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
+		if _, err := ch.QueuePurge(q, false); err != nil {
+			return result{}, err
+		}
 	}
 	if err := ch.QueueBind(nm.baselineQueue, "#", nm.upstream, false, nil); err != nil {
 		return result{}, err
@@ -296,6 +333,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 	r := p.collect(s, st.get, began, o.timeout)
 	r.brokerCPU, r.benchCPU = cpu.stop()
 	r.workerCPU = cpuTime(worker.cmd.Process.Pid) - workerAt
+	r.parked = parkedIn(conn, nm.baselineDeadQueue)
 	if worker.exited() {
 		return r, fmt.Errorf("the baseline worker exited:\n%s", worker.logs.String())
 	}
@@ -308,9 +346,12 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		return result{}, err
 	}
 	defer ch.Close()
-	// A fresh input queue: nothing left from an earlier run.
-	if _, err := ch.QueueDelete(nm.input, false, false, false); err != nil {
-		return result{}, err
+	// Fresh input and dead queues: nothing left from an earlier run, and
+	// no parked messages piling up from run to run.
+	for _, q := range []string{nm.input, nm.deadQueue} {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			return result{}, err
+		}
 	}
 	starts := 0
 	start := func() ([]*workerProcess, error) {
@@ -370,6 +411,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 	}
 	r := p.collect(s, st.get, began, o.timeout)
 	r.brokerCPU, r.benchCPU = cpu.stop()
+	r.parked = parkedIn(conn, nm.deadQueue)
 	for i, proc := range procs {
 		r.peakRSS = max(r.peakRSS, proc.peakRSS())
 		r.workerCPU += cpuTime(proc.cmd.Process.Pid) - cpuAt[i]
@@ -405,8 +447,8 @@ func printResult(w io.Writer, r result) {
 	if r.peakRSS > 0 {
 		rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSS)/(1<<20))
 	}
-	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d  CPU ms/msg: broker %.2f worker %.2f pulsebench %.2f\n",
-		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates,
+	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d  parked %d  CPU ms/msg: broker %.2f worker %.2f pulsebench %.2f\n",
+		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates, r.parked,
 		r.perInput(r.brokerCPU), r.perInput(r.workerCPU), r.perInput(r.benchCPU))
 }
 
@@ -422,15 +464,16 @@ func median(rs []result, f func(result) float64) float64 {
 func report(w io.Writer, base, ours []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\tCPU ms/msg: broker\tworker\tpulsebench\t")
+	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\tparked\tCPU ms/msg: broker\tworker\tpulsebench\t")
 	row := func(name string, rs []result) {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", name,
 			median(rs, result.rate),
 			median(rs, func(r result) float64 { return float64(r.p50) / 1e6 }),
 			median(rs, func(r result) float64 { return float64(r.p99) / 1e6 }),
 			median(rs, func(r result) float64 { return float64(r.peakRSS) / (1 << 20) }),
 			median(rs, func(r result) float64 { return float64(r.lost) }),
 			median(rs, func(r result) float64 { return float64(r.duplicates) }),
+			median(rs, func(r result) float64 { return float64(r.parked) }),
 			median(rs, func(r result) float64 { return r.perInput(r.brokerCPU) }),
 			median(rs, func(r result) float64 { return r.perInput(r.workerCPU) }),
 			median(rs, func(r result) float64 { return r.perInput(r.benchCPU) }))

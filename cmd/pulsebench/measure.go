@@ -28,6 +28,9 @@ type result struct {
 	// processes; 0 for the baseline.
 	peakRSS          int64
 	lost, duplicates int
+	// parked counts the inputs in the worker's dead queue after the run:
+	// the refused inputs of the stream, or something is wrong.
+	parked int
 	// CPU time used over the run by the broker (when it runs on this
 	// machine), by the worker processes (the translator replicas, or the
 	// bare baseline worker), and by pulsebench itself: its publisher and

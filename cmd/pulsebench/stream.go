@@ -2,13 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
@@ -29,10 +35,14 @@ type stream struct {
 	keys    []string
 	bodies  [][]byte
 	outputs [][]output
+	// parks holds, for each input the translator refuses, the headers its
+	// copy in the dead queue carries (nil for the others): the baseline
+	// parks those inputs as the translator does, persistent and confirmed.
+	parks []amqp.Table
 	// input maps an output's message id to its input's index.
 	input map[string]int
-	// total is the number of outputs.
-	total int
+	// total is the number of outputs; parked the number of refused inputs.
+	total, parked int
 }
 
 // newStream reads the corpus files under dir that match mix (a glob
@@ -85,23 +95,60 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 		f := i % len(files)
 		body := append([]byte(fmt.Sprintf(`{"pulsebench_copy": %d, `, i)), raws[f][1:]...)
 		var outs []output
-		msg, err := pipeline.Decode(p.Bindings[0].Exchange, keys[f], body, now)
-		if err == nil {
-			if outcome, err := proc.Process(msg); err == nil {
-				for _, r := range outcome.Published {
-					b, err := pipeline.Body(r, now)
-					if err != nil {
-						return nil, err
-					}
-					outs = append(outs, output{id: r.ID, routingKey: r.RoutingKey, cc: r.CC, body: b})
-					s.input[r.ID] = i
-				}
+		var park amqp.Table
+		outcome, err := process(proc, p.Bindings[0].Exchange, keys[f], body, now)
+		var refusal *translator.Refusal
+		switch {
+		case errors.As(err, &refusal):
+			park = parkHeaders(p, pipeline.InputQueue(cfg.ClientID, p.Name), i, keys[f], refusal)
+			s.parked++
+		case err != nil:
+			return nil, err
+		}
+		for _, r := range outcome.Published {
+			b, err := pipeline.Body(r, now)
+			if err != nil {
+				return nil, err
 			}
+			outs = append(outs, output{id: r.ID, routingKey: r.RoutingKey, cc: r.CC, body: b})
+			s.input[r.ID] = i
 		}
 		s.keys = append(s.keys, keys[f])
 		s.bodies = append(s.bodies, body)
 		s.outputs = append(s.outputs, outs)
+		s.parks = append(s.parks, park)
 		s.total += len(outs)
 	}
 	return s, nil
+}
+
+// process decodes and processes one input as the translator's handler
+// does.
+func process(proc *pipeline.Processor, exchange, key string, body []byte, now time.Time) (pipeline.Outcome, error) {
+	msg, err := pipeline.Decode(exchange, key, body, now)
+	if err != nil {
+		return pipeline.Outcome{}, err
+	}
+	return proc.Process(msg)
+}
+
+// parkHeaders are the headers of an input's copy in the dead queue as the
+// translator writes them: the delivery's own, what it said of itself, the
+// refusal, and Watermill's poison-queue keys.
+func parkHeaders(p pipeline.PipelineConfig, inputQueue string, index int, key string, refusal *translator.Refusal) amqp.Table {
+	return amqp.Table{
+		headerIndex:                      strconv.Itoa(index),
+		broker.MetaExchange:              p.Bindings[0].Exchange,
+		broker.MetaRoutingKey:            key,
+		broker.MetaRedelivered:           "false",
+		broker.MetaMessageID:             "",
+		broker.MetaContentType:           "application/json",
+		pipeline.HeaderClass:             refusal.Class,
+		pipeline.HeaderReason:            refusal.Reason,
+		pipeline.HeaderPipeline:          p.Name,
+		middleware.ReasonForPoisonedKey:  refusal.Error(),
+		middleware.PoisonedTopicKey:      inputQueue,
+		middleware.PoisonedHandlerKey:    p.Name + "-0",
+		middleware.PoisonedSubscriberKey: "amqp.Subscriber",
+	}
 }
