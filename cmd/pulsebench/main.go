@@ -122,8 +122,8 @@ pipelines:
     rules: [builtin:buildbot.yaml]
     prefetch: %d
     consumers: %d
-    queue: {max_length: %d}
-`, o.client, o.broker, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000)
+    queue: {max_length: %d, dead_max_length: %d}
+`, o.client, o.broker, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000, o.n+1000)
 	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {
 		su.cleanup()
 		return nil, err
