@@ -135,20 +135,13 @@ mapping:
 		})
 	}
 
-	f, err := rules.Parse("m.yaml", []byte(`tables:
+	tr := newMapping(t, `tables:
   mapping:
     unmatched: refuse
     outputs:
       - {name: a, when: 'body.kind == "a"', schema: s.json, routing_key: [{name: k, summary: s, constant: a}]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := mapping.New(translator.Params{Pipeline: "p", Tables: f.Tables})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = tr.Translate(translator.Message{Body: []byte(`{"kind": "b"}`)})
+`)
+	_, err := tr.Translate(translator.Message{Body: []byte(`{"kind": "b"}`)})
 	var r *translator.Refusal
 	if !errors.As(err, &r) || r.Class != "unmatched" {
 		t.Errorf("unmatched with refuse: %v", err)
@@ -159,18 +152,11 @@ mapping:
 // matches strings and passes over values of other types (expr's own set of
 // strings would fail on a number), as the rules engine's expressions do.
 func TestMappingMembership(t *testing.T) {
-	f, err := rules.Parse("m.yaml", []byte(`tables:
+	tr := newMapping(t, `tables:
   mapping:
     outputs:
       - {name: a, when: 'body.kind in ["a", "b"]', schema: s.json, routing_key: [{name: k, summary: s, constant: a}], payload: {kind: body.kind}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := mapping.New(translator.Params{Pipeline: "p", Tables: f.Tables})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	for body, matches := range map[string]bool{`{"kind": "b"}`: true, `{"kind": "c"}`: false, `{"kind": 7}`: false, `{"kind": true}`: false, `{}`: false} {
 		outs, err := tr.Translate(translator.Message{Body: []byte(body)})
 		var d *translator.Dropped
@@ -181,6 +167,20 @@ func TestMappingMembership(t *testing.T) {
 			t.Errorf("%s: %v, %v; want it dropped as unmatched", body, outs, err)
 		}
 	}
+}
+
+// newMapping builds the mapping translator of a rule file's text.
+func newMapping(t *testing.T, ruleFile string) translator.Translator {
+	t.Helper()
+	f, err := rules.Parse("m.yaml", []byte(ruleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := mapping.New(translator.Params{Pipeline: "p", Tables: f.Tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 func indent(s string) string {
