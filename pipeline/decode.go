@@ -45,8 +45,8 @@ const (
 
 // Decode checks a raw body and makes the translator's Message of it, with
 // the body's outline, made in the same pass as the grammar check (see
-// rawjson.Check). It never looks at what the JSON means. A body that is too large, not UTF-8,
-// not JSON or nested too deep is refused.
+// rawjson.Check). It never looks at what the JSON means. A body that is
+// too large, not UTF-8, not JSON or nested too deep is refused.
 func Decode(exchange, routingKey string, body []byte, received time.Time) (translator.Message, error) {
 	msg := translator.Message{Exchange: exchange, RoutingKey: routingKey, Body: body, Received: received}
 	switch {

@@ -232,9 +232,9 @@ func asRefusal(err error) error {
 // inputDigest identifies a raw message by its exchange, routing key and
 // body: SHA-256 of the exchange, the routing key, the body's length and its
 // xxHash64. Hashing the body with xxHash (over 10 GB/s) rather than SHA-256
-// (2 GB/s, as long as the whole translation of a 17 KB message) keeps the
-// digest cheap; two different bodies with the same exchange and routing key
-// share an id only if their 64-bit hashes and lengths collide.
+// (2 GB/s: 8 us for a 17 KB Buildbot message, half its translation) keeps
+// the digest cheap; two different bodies with the same exchange and routing
+// key share an id only if their 64-bit hashes and lengths collide.
 func inputDigest(msg translator.Message) [32]byte {
 	buf := make([]byte, 0, 512)
 	buf = append(buf, msg.Exchange...)
