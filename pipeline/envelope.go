@@ -130,8 +130,8 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 // first eight bytes of the keys.
 func appendObject(buf []byte, m map[string]any) ([]byte, error) {
 	var (
-		roomMembers [48]objectMember
-		roomOrder   [48]memberRank
+		roomMembers [objectRoom]objectMember
+		roomOrder   [objectRoom]memberRank
 	)
 	members, order := roomMembers[:0], roomOrder[:0]
 	for k, v := range m {
@@ -177,14 +177,18 @@ func keyPrefix(k string) uint64 {
 	return p
 }
 
-// sortRanks sorts the ranks of members by key: by insertion for the
-// objects of a normalized payload (tens of members; the ranks hold no
-// pointers, so moving them is cheap), by slices.SortFunc beyond.
+// objectRoom is how many members of an object appendObject holds on the
+// stack and sorts by insertion: the tens of a normalized payload.
+const objectRoom = 48
+
+// sortRanks sorts the ranks of members by key: by insertion up to
+// objectRoom members (the ranks hold no pointers, so moving them is
+// cheap), by slices.SortFunc beyond.
 func sortRanks(order []memberRank, members []objectMember) {
 	less := func(a, b memberRank) bool {
 		return a.prefix < b.prefix || a.prefix == b.prefix && members[a.index].key < members[b.index].key
 	}
-	if len(order) > 48 {
+	if len(order) > objectRoom {
 		slices.SortFunc(order, func(a, b memberRank) int {
 			switch {
 			case less(a, b):

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -107,6 +108,18 @@ func (p *Processor) Translator() translator.Translator { return p.translator }
 
 // Rules returns the pipeline's compiled rules.
 func (p *Processor) Rules() *rules.Set { return p.rules }
+
+// ProcessBody decodes a raw body (see Decode) and processes the message:
+// what the runner does with each delivery. It returns the decoded message
+// too, for what comes after (the readiness gate).
+func (p *Processor) ProcessBody(exchange, routingKey string, body []byte, received time.Time) (translator.Message, Outcome, error) {
+	msg, err := Decode(exchange, routingKey, body, received)
+	if err != nil {
+		return msg, Outcome{}, err
+	}
+	outcome, err := p.Process(msg)
+	return msg, outcome, err
+}
 
 // Process translates msg and runs the rules and schema checks on every
 // output. A refused message returns a *translator.Refusal (and never a

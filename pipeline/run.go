@@ -302,11 +302,7 @@ func (h *handler) handle(msg *message.Message) ([]*message.Message, error) {
 	if err := CheckContentType(msg.Metadata.Get(broker.MetaContentType)); err != nil {
 		return nil, err
 	}
-	in, err := Decode(msg.Metadata.Get(broker.MetaExchange), msg.Metadata.Get(broker.MetaRoutingKey), msg.Payload, now)
-	if err != nil {
-		return nil, err
-	}
-	outcome, err := p.proc.Process(in)
+	in, outcome, err := p.proc.ProcessBody(msg.Metadata.Get(broker.MetaExchange), msg.Metadata.Get(broker.MetaRoutingKey), msg.Payload, now)
 	if err != nil {
 		return nil, err
 	}

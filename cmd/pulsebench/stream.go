@@ -96,7 +96,7 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 		body := append([]byte(fmt.Sprintf(`{"pulsebench_copy": %d, `, i)), raws[f][1:]...)
 		var outs []output
 		var park amqp.Table
-		outcome, err := process(proc, p.Bindings[0].Exchange, keys[f], body, now)
+		_, outcome, err := proc.ProcessBody(p.Bindings[0].Exchange, keys[f], body, now)
 		var refusal *translator.Refusal
 		switch {
 		case errors.As(err, &refusal):
@@ -120,16 +120,6 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 		s.total += len(outs)
 	}
 	return s, nil
-}
-
-// process decodes and processes one input as the translator's handler
-// does.
-func process(proc *pipeline.Processor, exchange, key string, body []byte, now time.Time) (pipeline.Outcome, error) {
-	msg, err := pipeline.Decode(exchange, key, body, now)
-	if err != nil {
-		return pipeline.Outcome{}, err
-	}
-	return proc.Process(msg)
 }
 
 // parkHeaders are the headers of an input's copy in the dead queue as the

@@ -119,11 +119,7 @@ func translateFile(proc *pipeline.Processor, path string) []outcomeLine {
 	}
 	var meta pulseFile
 	_ = json.Unmarshal(body, &meta) // Decode reports a body that is not JSON.
-	msg, err := pipeline.Decode(meta.Meta.Exchange, meta.Meta.RoutingKey, body, time.Now())
-	var outcome pipeline.Outcome
-	if err == nil {
-		outcome, err = proc.Process(msg)
-	}
+	_, outcome, err := proc.ProcessBody(meta.Meta.Exchange, meta.Meta.RoutingKey, body, time.Now())
 	var refusal *translator.Refusal
 	if errors.As(err, &refusal) {
 		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: refusal.Class, Reason: refusal.Reason}}}
