@@ -132,11 +132,26 @@ func appendObject(buf []byte, m map[string]any) ([]byte, error) {
 	var (
 		roomMembers [objectRoom]objectMember
 		roomOrder   [objectRoom]memberRank
+		members     []objectMember
+		order       []memberRank
 	)
-	members, order := roomMembers[:0], roomOrder[:0]
-	for k, v := range m {
-		order = append(order, memberRank{prefix: keyPrefix(k), index: int32(len(members))})
-		members = append(members, objectMember{key: k, value: v})
+	if len(m) <= objectRoom {
+		// Stored by index into the arrays, which the compiler knows are
+		// on the stack, the members' pointers need no write barriers
+		// (append's result could be anywhere, and would).
+		n := 0
+		for k, v := range m {
+			roomMembers[n] = objectMember{key: k, value: v}
+			roomOrder[n] = memberRank{prefix: keyPrefix(k), index: int32(n)}
+			n++
+		}
+		members, order = roomMembers[:n], roomOrder[:n]
+	} else {
+		members, order = make([]objectMember, 0, len(m)), make([]memberRank, 0, len(m))
+		for k, v := range m {
+			order = append(order, memberRank{prefix: keyPrefix(k), index: int32(len(members))})
+			members = append(members, objectMember{key: k, value: v})
+		}
 	}
 	sortRanks(order, members)
 	buf = append(buf, '{')
@@ -170,6 +185,11 @@ type memberRank struct {
 }
 
 func keyPrefix(k string) uint64 {
+	if len(k) >= 8 {
+		// One load and a byte swap.
+		return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+			uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
+	}
 	var p uint64
 	for i := range min(len(k), 8) {
 		p |= uint64(k[i]) << (56 - 8*i)
