@@ -66,6 +66,7 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 		return nil, translator.Refuse("malformed", "%v", err)
 	}
 	raw, err := parseRawMessage(outline)
+	defer raw.release()
 	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}

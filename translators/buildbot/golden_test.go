@@ -186,3 +186,48 @@ func diffLines(want, got []string) string {
 	}
 	return b.String()
 }
+
+// TestTranslateConcurrently translates the corpus from several goroutines
+// at once, as the runner's handlers do with one translator, and holds every
+// result to the one-at-a-time translation of the same message: the pooled
+// property lists are never shared between two messages.
+func TestTranslateConcurrently(t *testing.T) {
+	tr := newTranslator(t)
+	paths, _ := filepath.Glob(filepath.Join(corpus, "buildbot", "*", "*"))
+	msgs := make([]translator.Message, len(paths))
+	want := make([]string, len(paths))
+	result := func(m translator.Message) string {
+		outs, err := tr.Translate(m)
+		var b strings.Builder
+		fmt.Fprintf(&b, "%v", err)
+		for _, o := range outs {
+			b.WriteString("\n" + o.RoutingKey + " " + canonical(t, o.Payload))
+		}
+		return b.String()
+	}
+	for i, p := range paths {
+		msgs[i] = readRaw(t, p)
+		want[i] = result(msgs[i])
+	}
+	const workers, rounds = 4, 5
+	errs := make(chan string, workers)
+	for w := range workers {
+		go func() {
+			for r := range rounds {
+				for k := range msgs {
+					i := (k*7 + w*13 + r) % len(msgs) // each worker in its own order
+					if got := result(msgs[i]); got != want[i] {
+						errs <- fmt.Sprintf("%s: concurrently %q\nalone %q", paths[i], got, want[i])
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range workers {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}

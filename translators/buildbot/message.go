@@ -20,6 +20,8 @@ type rawMessage struct {
 	Meta *struct {
 		RoutingKey string `json:"routing_key"`
 	} `json:"_meta"`
+	// list is the pooled list that holds Properties (see release).
+	list *[]property
 }
 
 // property is one Buildbot property, a [name, value, source] triple: its

@@ -3,6 +3,7 @@ package buildbot
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/valyala/fastjson"
 
@@ -15,7 +16,8 @@ import (
 // and reads only them: the build steps, source stamp and times, most of a
 // body, are never read, and a property's value is decoded only where the
 // translation reads it. Like a parse, it takes the first of members with
-// the same name.
+// the same name. The properties' list is pooled: the caller releases raw
+// when it is done with it, errors included.
 func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 	var raw rawMessage
 	if meta, ok := outline.Find("_meta"); ok && meta[0] != 'n' {
@@ -43,20 +45,22 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 	if props[0] != '[' {
 		return raw, fmt.Errorf("payload.build.properties is %s, not a list", kindOf(props))
 	}
-	raw.Payload.Build.Properties = make([]property, 0, 48)
+	raw.list = propertyLists.Get().(*[]property)
+	raw.Payload.Build.Properties = (*raw.list)[:0]
 	for item := range rawjson.Elements(props) {
 		if item[0] != '[' {
 			return raw, fmt.Errorf("a build property is %s, not a [name, value, source] list", kindOf(item))
 		}
+		// The name and the value; the source is not read.
 		var triple [2][]byte
 		n := 0
 		for part := range rawjson.Elements(item) {
-			if n < len(triple) {
-				triple[n] = part
+			triple[n] = part
+			if n++; n == len(triple) {
+				break
 			}
-			n++
 		}
-		if n < 2 {
+		if n < len(triple) {
 			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", n)
 		}
 		name, isText := rawjson.Unquote(triple[0])
@@ -66,6 +70,23 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{name: name, raw: triple[1]})
 	}
 	return raw, nil
+}
+
+// propertyLists hold the properties of messages being translated (a
+// message has tens); release returns a message's list.
+var propertyLists = sync.Pool{New: func() any { l := make([]property, 0, 64); return &l }}
+
+// release returns raw's property list to propertyLists, cleared so that
+// the pool holds no body. raw is not read again.
+func (raw *rawMessage) release() {
+	if raw.list == nil {
+		return
+	}
+	l := raw.Payload.Build.Properties
+	clear(l)
+	*raw.list = l[:0] // grown past its room, the list is kept at its size
+	propertyLists.Put(raw.list)
+	raw.list, raw.Payload.Build.Properties = nil, nil
 }
 
 // decode turns a raw value of the checked body into Go values as
