@@ -9,10 +9,11 @@ import (
 
 // ExprOptions are the options every expression of a rule file is compiled
 // with, beside its environment and result type: a bound on its size, and
-// the constantLists patch. A translator that compiles expressions of its
-// own from a rule file (translators/mapping) uses them too.
+// the constantLists and mapMembers patches. A translator that compiles
+// expressions of its own from a rule file (translators/mapping) uses them
+// too.
 func ExprOptions() []expr.Option {
-	return []expr.Option{expr.MaxNodes(maxNodes), expr.Patch(constantLists{})}
+	return []expr.Option{expr.MaxNodes(maxNodes), expr.Patch(constantLists{}), expr.Patch(mapMembers{})}
 }
 
 // constantLists is an expression patch for membership tests in a list
