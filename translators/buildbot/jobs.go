@@ -140,16 +140,26 @@ func (t *Translator) releaseRepack(j job) ([]translator.Output, error) {
 	if list == "" {
 		return nil, translator.Refuse("no_locales", "%s is a repack without a 'locales' property", j.key)
 	}
-	var outs []translator.Output
-	for _, locale := range strings.Split(list, ",") {
-		if locale == "" {
-			return nil, translator.Refuse("bad_locales", "%s: 'locales' %q has an empty locale", j.key, list)
-		}
-		p := maps.Clone(j.payload)
+	locales := strings.Split(list, ",")
+	if slices.Contains(locales, "") {
+		return nil, translator.Refuse("bad_locales", "%s: 'locales' %q has an empty locale", j.key, list)
+	}
+	outs := make([]translator.Output, 0, len(locales))
+	for i, locale := range locales {
+		p := localePayload(j.payload, i, len(locales))
 		p["locale"] = locale
 		outs = append(outs, buildOutput(j.key, p))
 	}
 	return outs, nil
+}
+
+// localePayload returns the payload of the i-th of n locales of a repack:
+// a copy of the common payload, which the last locale takes as it is.
+func localePayload(common map[string]any, i, n int) map[string]any {
+	if i == n-1 {
+		return common
+	}
+	return maps.Clone(common)
 }
 
 // nightlyRepack fans an l10n nightly repack out into one message per locale
@@ -162,9 +172,10 @@ func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 		return nil, translator.Refuse("bad_locales", "%s: 'locales' %v is not a JSON object of locale to result", j.key, j.locales)
 	}
 	delete(j.payload, "locales")
-	var outs []translator.Output
-	for _, locale := range slices.Sorted(maps.Keys(results)) {
-		p := maps.Clone(j.payload)
+	locales := slices.Sorted(maps.Keys(results))
+	outs := make([]translator.Output, 0, len(locales))
+	for i, locale := range locales {
+		p := localePayload(j.payload, i, len(locales))
 		p["locale"] = locale
 		p["status"] = t.tables.localeStatus(results[locale])
 		outs = append(outs, buildOutput(j.key, p))
