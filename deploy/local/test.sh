@@ -8,7 +8,7 @@ ensure_broker
 go vet ./...
 go test -count=1 ./... "$@"
 # Fuzz the envelope decoder, the outline and array elements of checked
-# bodies, and the buildbot translator for a fixed time
+# bodies, the buildbot translator and its build-key matcher for a fixed time
 # (FUZZTIME, default 15s each); a crasher fails the run and is written to
 # the package's testdata/fuzz, to be fixed and kept as a regression case.
 fuzztime="${FUZZTIME:-15s}"
@@ -16,3 +16,4 @@ go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$fuzztime" ./pipeline
 go test -run '^$' -fuzz '^FuzzOutlineMatchesParse$' -fuzztime "$fuzztime" ./pipeline/rawjson
 go test -run '^$' -fuzz '^FuzzElementsMatchParse$' -fuzztime "$fuzztime" ./pipeline/rawjson
 go test -run '^$' -fuzz '^FuzzTranslate$' -fuzztime "$fuzztime" ./translators/buildbot
+go test -run '^$' -fuzz '^FuzzBuildKeyMatchesPattern$' -fuzztime "$fuzztime" ./translators/buildbot

@@ -36,8 +36,9 @@ func init() {
 type Translator struct {
 	tables *compiledTables
 
-	// Routing-key patterns depend on the tree and platform of the message;
-	// they are compiled once per pair and kept, up to maxCachedPatterns.
+	// The unit-test routing-key pattern depends on the tree of the
+	// message; it is compiled once per tree and kept, up to
+	// maxCachedPatterns. (Build keys are matched by matchBuildKey.)
 	patterns     sync.Map // string -> *regexp.Regexp
 	patternCount int
 	patternMu    sync.Mutex
@@ -106,7 +107,9 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	return t.build(j)
 }
 
-// Routing-key patterns of the original. %[1]s is the tree, %[2]s the platform.
+// Routing-key patterns of the original. %[1]s is the tree, %[2]s the
+// platform. buildPattern is matched by matchBuildKey, which is held to it
+// by its tests.
 const (
 	unitTestPattern = `^build\.((%[1]s)[-|_](.*?)(-debug|-o-debug|-pgo|_pgo|_test)?[-|_](test|unittest|pgo)-(.*?))\.(\d+)\.(log_uploaded|finished)`
 	buildPattern    = `^build\.((release-|jetpack-|b2g_)?(%[1]s)[-|_](xulrunner[-|_])?(%[2]s)([-|_]?)(.*?))\.(\d+)\.(log_uploaded|finished)`

@@ -83,8 +83,8 @@ func (t *Translator) build(j job) ([]translator.Output, error) {
 		}
 	}
 	platform := text(p["platform"])
-	m := t.pattern(buildPattern, tree, platform).FindStringSubmatch(j.key)
-	if m == nil {
+	m, ok := matchBuildKey(j.key, tree, platform)
+	if !ok {
 		return nil, translator.Refuse("unknown_message_type", "%s does not read as build.<tree>-<platform>[-<tags>].<number>.<event> for tree %q and platform %q", j.key, tree, platform)
 	}
 	if m[9] == "finished" {
