@@ -57,7 +57,7 @@ func TestCheckContentType(t *testing.T) {
 // FuzzDecode: whatever the bytes, Decode does not panic, and what it
 // accepts is UTF-8 JSON within the limits.
 func FuzzDecode(f *testing.F) {
-	for _, seed := range []string{`{"payload": {}, "_meta": {}}`, `[`, `[1.5e-3, -0, "\u00e9\n", true, false, null, {}]`, `"\ud800"`, "{\"a\": \"\xff\"}", strings.Repeat("[", 70), `{"a":"[[[["}`} {
+	for _, seed := range []string{`{"payload": {}, "_meta": {}}`, `[`, `[1.5e-3, -0, "\u00e9\n", true, false, null, {}]`, `"\ud800"`, "{\"a\": \"\xff\"}", strings.Repeat("[", 70), `{"a":"[[[["}`, "[\"\xc3\xa9\", \xff]", "[\"\xe2\x9c\x93\"]"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -66,6 +66,9 @@ func FuzzDecode(f *testing.F) {
 			var r *translator.Refusal
 			if !errors.As(err, &r) || r.Reason == "" {
 				t.Fatalf("an error that is not a refusal with a reason: %v", err)
+			}
+			if !utf8.Valid(body) && len(body) <= pipeline.MaxBodyBytes && r.Class != pipeline.ClassNotUTF8 {
+				t.Fatalf("refused a body that is not UTF-8 as %s, not %s: %q", r.Class, pipeline.ClassNotUTF8, body)
 			}
 			if r.Class == pipeline.ClassMalformed && json.Valid(body) {
 				t.Fatalf("refused as malformed a body encoding/json finds valid: %q", body)
