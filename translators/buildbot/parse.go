@@ -52,22 +52,22 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 			return raw, fmt.Errorf("a build property is %s, not a [name, value, source] list", kindOf(item))
 		}
 		// The name and the value; the source is not read.
-		var triple [2][]byte
+		var nameValue [2][]byte
 		n := 0
 		for part := range rawjson.Elements(item) {
-			triple[n] = part
-			if n++; n == len(triple) {
+			nameValue[n] = part
+			if n++; n == len(nameValue) {
 				break
 			}
 		}
-		if n < len(triple) {
+		if n < len(nameValue) {
 			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", n)
 		}
-		name, isText := rawjson.Unquote(triple[0])
+		name, isText := rawjson.Unquote(nameValue[0])
 		if !isText {
-			return raw, fmt.Errorf("a build property name is not a string: %.100s", triple[0])
+			return raw, fmt.Errorf("a build property name is not a string: %.100s", nameValue[0])
 		}
-		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{name: name, raw: triple[1]})
+		raw.Payload.Build.Properties = append(raw.Payload.Build.Properties, property{name: name, raw: nameValue[1]})
 	}
 	return raw, nil
 }
