@@ -12,8 +12,12 @@ go test -count=1 ./... "$@"
 # (FUZZTIME, default 15s each); a crasher fails the run and is written to
 # the package's testdata/fuzz, to be fixed and kept as a regression case.
 fuzztime="${FUZZTIME:-15s}"
-go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$fuzztime" ./pipeline
-go test -run '^$' -fuzz '^FuzzOutlineMatchesParse$' -fuzztime "$fuzztime" ./pipeline/rawjson
-go test -run '^$' -fuzz '^FuzzElementsMatchParse$' -fuzztime "$fuzztime" ./pipeline/rawjson
-go test -run '^$' -fuzz '^FuzzTranslate$' -fuzztime "$fuzztime" ./translators/buildbot
-go test -run '^$' -fuzz '^FuzzBuildKeyMatchesPattern$' -fuzztime "$fuzztime" ./translators/buildbot
+# Minimizing each new input for go test's default minute spent the whole
+# fuzz time of the translator (corpus bodies are 16 KB) on a few inputs:
+# a hundred tries each keeps it fuzzing.
+minimize="${FUZZMINIMIZE:-100x}"
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline
+go test -run '^$' -fuzz '^FuzzOutlineMatchesParse$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/rawjson
+go test -run '^$' -fuzz '^FuzzElementsMatchParse$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/rawjson
+go test -run '^$' -fuzz '^FuzzTranslate$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./translators/buildbot
+go test -run '^$' -fuzz '^FuzzBuildKeyMatchesPattern$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./translators/buildbot
