@@ -7,6 +7,7 @@ package translator
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 )
@@ -36,10 +37,14 @@ type Message struct {
 
 // Outlined returns the outline of the message's body: the framework's, or
 // one made now when the message was made by hand. A body that is not
-// well-formed JSON has none, and the error says where it breaks.
+// well-formed UTF-8 JSON, which the framework never hands over, has none,
+// and the error says where it breaks.
 func (m Message) Outlined() (*rawjson.Outline, error) {
 	if m.Outline != nil {
 		return m.Outline, nil
+	}
+	if !utf8.Valid(m.Body) {
+		return nil, fmt.Errorf("the body is not UTF-8")
 	}
 	outline, fault, at := rawjson.Check(m.Body)
 	switch fault {

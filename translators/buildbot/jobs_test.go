@@ -1,8 +1,10 @@
 package buildbot_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,5 +241,28 @@ func TestTranslateDoesNotShareState(t *testing.T) {
 	outs[0].Payload["tree"] = "changed"
 	if outs[1].Payload["tree"] != "release-mozilla-beta" {
 		t.Fatal("the fan-out copies share their payload")
+	}
+}
+
+// TestBodyNotUTF8 gives the translator, by hand, a unit test's body whose
+// branch is not UTF-8 (the framework refuses such bodies before any
+// translator sees them): it is refused as malformed, where the tree's
+// routing-key pattern could not have been compiled.
+func TestBodyNotUTF8(t *testing.T) {
+	tr := newTranslator(t)
+	key := "build.mozilla-central\xff_ubuntu64_vm_test-mochitest-1.12.log_uploaded"
+	props := unitTestProps("linux64", "Ubuntu VM 12.04 x64 mozilla-central opt test mochitest-1")
+	props[0].value = "mozilla-central\xff"
+	m := raw(t, "build.x.1.log_uploaded", 0, props...)
+	// encoding/json writes \ufffd for the byte; put it back.
+	m.Body = bytes.ReplaceAll(m.Body, []byte(`mozilla-central\ufffd`), []byte("mozilla-central\xff"))
+	m.Body = bytes.Replace(m.Body, []byte("build.x.1.log_uploaded"), []byte(key), 1)
+	if !bytes.Contains(m.Body, []byte("\xff")) {
+		t.Fatal("the body is UTF-8 after all")
+	}
+	_, err := tr.Translate(m)
+	var refusal *translator.Refusal
+	if !errors.As(err, &refusal) || refusal.Class != "malformed" || !strings.Contains(refusal.Reason, "UTF-8") {
+		t.Fatalf("got %v, want a malformed refusal that names UTF-8", err)
 	}
 }
