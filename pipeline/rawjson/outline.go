@@ -57,9 +57,6 @@ func (o *Outline) Find(path ...string) ([]byte, bool) {
 	return o.body[m.start:m.end], true
 }
 
-// Body returns the body the outline was made of.
-func (o *Outline) Body() []byte { return o.body }
-
 // keyIs tells whether a quoted member name is name. A name written with
 // escapes is unquoted first, so it matches as JSON means.
 func keyIs(quoted []byte, name string) bool {
