@@ -121,16 +121,22 @@ func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
 }
 
 // serveBaseline is the -serve-baseline process: the bare worker, in a
-// process of its own like a translator, consuming until SIGTERM.
-func serveBaseline(o options, _ io.Writer) error {
+// process of its own like a translator, consuming until SIGTERM. It
+// connects to the URL in PULSE_CONNECTION_STRING, as the translator does,
+// or to -broker.
+func serveBaseline(o options) error {
 	su, err := prepare(o, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer su.cleanup()
-	conn, err := amqp.Dial(o.broker)
+	url := os.Getenv(pipeline.EnvConnection)
+	if url == "" {
+		url = o.broker
+	}
+	conn, err := amqp.Dial(url)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
+		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(url), err)
 	}
 	defer conn.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -146,6 +152,6 @@ func baselineArgv(o options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []string{self, "-serve-baseline", "-broker", o.broker, "-corpus", o.corpus, "-mix", o.mix, "-client", o.client,
+	return []string{self, "-serve-baseline", "-corpus", o.corpus, "-mix", o.mix, "-client", o.client,
 		"-n", strconv.Itoa(o.n), "-prefetch", strconv.Itoa(o.prefetch), "-consumers", strconv.Itoa(o.consumers * o.replicas)}, nil
 }

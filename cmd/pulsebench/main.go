@@ -34,6 +34,9 @@ func main() { os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr)) }
 // options are pulsebench's flags.
 type options struct {
 	broker, translator, corpus, mix, client string
+	// workerBroker is the URL the worker processes connect with; empty
+	// for broker's.
+	workerBroker string
 	n, prefetch, consumers, replicas, runs  int
 	preload, baseline, isolate              bool
 	cpuProfile                              string
@@ -49,6 +52,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker; the user declares the benchmark's exchanges and queues")
+	fs.StringVar(&o.workerBroker, "worker-broker", "", "AMQP URL the translator replicas and the baseline worker connect with (default -broker); a user with only the Pulse permissions of -client measures them as they run in production")
 	fs.StringVar(&o.translator, "translator", "pulsetranslator", "the pulsetranslator binary to run")
 	fs.StringVar(&o.corpus, "corpus", "translators/buildbot/testdata/corpus/buildbot", "folder of raw Buildbot messages")
 	fs.StringVar(&o.mix, "mix", "*/*", "glob of corpus files (relative to -corpus) to cycle through, e.g. 'mozilla-central/*'")
@@ -67,15 +71,48 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	run := bench
-	if o.serveBaseline {
-		run = serveBaseline
+	if err := o.check(); err != nil {
+		fmt.Fprintf(stderr, "pulsebench: %v\n", err)
+		return 2
 	}
-	if err := run(o, stdout); err != nil {
+	var err error
+	if o.serveBaseline {
+		err = serveBaseline(o)
+	} else {
+		_, err = bench(o, stdout)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "pulsebench: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// workerEnv is the environment of the worker processes: the worker
+// broker's URL goes in the variable the translator reads (and the
+// baseline worker too), never on a command line.
+func (o options) workerEnv() []string {
+	url := o.workerBroker
+	if url == "" {
+		url = o.broker
+	}
+	return []string{pipeline.EnvConnection + "=" + url}
+}
+
+// check refuses counts that cannot make a run.
+func (o options) check() error {
+	for _, c := range []struct {
+		flag  string
+		value int
+	}{{"-n", o.n}, {"-prefetch", o.prefetch}, {"-consumers", o.consumers}, {"-replicas", o.replicas}, {"-runs", o.runs}} {
+		if c.value < 1 {
+			return fmt.Errorf("%s %d: must be at least 1", c.flag, c.value)
+		}
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("-timeout %s: must be positive", o.timeout)
+	}
+	return nil
 }
 
 // names are the benchmark's client id, exchanges and queues.
@@ -84,6 +121,21 @@ type names struct {
 	// deadQueue is the translator's; the baseline parks through a dead
 	// exchange and queue of its own.
 	deadQueue, baselineDeadExchange, baselineDeadQueue string
+}
+
+// namesOf gives the benchmark's names for a client id.
+func namesOf(client string) names {
+	return names{
+		client:        client,
+		upstream:      "exchange/" + client + "-upstream/build/",
+		output:        pipeline.ExchangeName(client, "build/normalized"),
+		input:         pipeline.InputQueue(client, "build"),
+		baselineQueue: "queue/" + client + "/baseline",
+		deadQueue:     pipeline.DeadQueue(client, "build"),
+
+		baselineDeadExchange: "exchange/" + client + "/baseline-dead",
+		baselineDeadQueue:    "queue/" + client + "/baseline-dead",
+	}
 }
 
 // setup is what both a benchmark and its baseline worker work from.
@@ -96,24 +148,14 @@ type setup struct {
 
 // prepare writes the translator's config and computes the stream.
 func prepare(o options, stdout io.Writer) (*setup, error) {
-	nm := names{
-		client:        o.client,
-		upstream:      "exchange/" + o.client + "-upstream/build/",
-		output:        pipeline.ExchangeName(o.client, "build/normalized"),
-		input:         pipeline.InputQueue(o.client, "build"),
-		baselineQueue: "queue/" + o.client + "/baseline",
-		deadQueue:     pipeline.DeadQueue(o.client, "build"),
-
-		baselineDeadExchange: "exchange/" + o.client + "/baseline-dead",
-		baselineDeadQueue:    "queue/" + o.client + "/baseline-dead",
-	}
+	nm := namesOf(o.client)
 	dir, err := os.MkdirTemp("", "pulsebench-")
 	if err != nil {
 		return nil, err
 	}
 	su := &setup{nm: nm, configPath: filepath.Join(dir, "config.yaml"), cleanup: func() { os.RemoveAll(dir) }}
+	// The connection comes from the workers' environment (workerEnv).
 	configText := fmt.Sprintf(`client_id: %s
-connection: %s
 pipelines:
   - name: build
     translator: buildbot
@@ -123,7 +165,7 @@ pipelines:
     prefetch: %d
     consumers: %d
     queue: {max_length: %d, dead_max_length: %d}
-`, o.client, o.broker, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000, o.n+1000)
+`, o.client, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000, o.n+1000)
 	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {
 		su.cleanup()
 		return nil, err
@@ -141,21 +183,31 @@ pipelines:
 	return su, nil
 }
 
-func bench(o options, stdout io.Writer) error {
+// measured is what a benchmark found: what every run should give, and
+// each run's result.
+type measured struct {
+	// outputs and parked are the stream's outputs and refused inputs.
+	outputs, parked int
+	base, ours      []result
+}
+
+// bench runs the benchmark o describes, printing each run and the
+// medians to stdout.
+func bench(o options, stdout io.Writer) (measured, error) {
 	translatorPath, err := filepath.Abs(o.translator)
 	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
-		return fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
+		return measured{}, fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
 	}
 	su, err := prepare(o, stdout)
 	if err != nil {
-		return err
+		return measured{}, err
 	}
 	defer su.cleanup()
 	nm, configPath, s := su.nm, su.configPath, su.stream
 	if o.isolate {
 		restore, cpus, err := isolate()
 		if err != nil {
-			return fmt.Errorf("-isolate: %w", err)
+			return measured{}, fmt.Errorf("-isolate: %w", err)
 		}
 		defer restore()
 		o.workerCPUs = cpus
@@ -163,42 +215,46 @@ func bench(o options, stdout io.Writer) error {
 	}
 	conn, err := amqp.Dial(o.broker)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
+		return measured{}, fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
 	}
 	defer conn.Close()
 	if err := declare(conn, nm, o.n); err != nil {
-		return err
+		return measured{}, err
 	}
 	defer cleanup(conn, nm)
-	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
-		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), o.consumers, o.prefetch, o.replicas, o.preload)
+	workers := "as pulsebench"
+	if o.workerBroker != "" {
+		workers = "as " + pipeline.RedactURL(o.workerBroker)
+	}
+	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s, workers connect %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
+		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.replicas, o.preload)
 
-	var base, ours []result
+	m := measured{outputs: s.total, parked: s.parked}
 	for run := 1; run <= o.runs; run++ {
 		if o.baseline {
 			r, err := runBaseline(conn, o, nm, s)
 			if err != nil {
-				return fmt.Errorf("baseline run %d: %w", run, err)
+				return m, fmt.Errorf("baseline run %d: %w", run, err)
 			}
 			r.name = fmt.Sprintf("baseline #%d", run)
-			base = append(base, r)
+			m.base = append(m.base, r)
 			printResult(stdout, r)
 		}
 		r, err := runTranslator(conn, o, nm, s, translatorPath, configPath)
 		if err != nil {
-			return fmt.Errorf("translator run %d: %w", run, err)
+			return m, fmt.Errorf("translator run %d: %w", run, err)
 		}
 		r.name = fmt.Sprintf("translator x%d #%d", o.replicas, run)
-		ours = append(ours, r)
+		m.ours = append(m.ours, r)
 		printResult(stdout, r)
 	}
-	report(stdout, base, ours)
-	for _, r := range append(base, ours...) {
+	report(stdout, m.base, m.ours)
+	for _, r := range append(m.base, m.ours...) {
 		if r.parked != s.parked {
 			fmt.Fprintf(stdout, "%s parked %d inputs; the stream has %d refused inputs\n", r.name, r.parked, s.parked)
 		}
 	}
-	return nil
+	return m, nil
 }
 
 func declare(conn *amqp.Connection, nm names, n int) error {
@@ -301,7 +357,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		return result{}, err
 	}
 	start := func() (*workerProcess, error) {
-		w, err := startWorker(o.workerCPUs, argv...)
+		w, err := startWorker(o.workerCPUs, o.workerEnv(), argv...)
 		if err != nil {
 			return nil, err
 		}
@@ -330,14 +386,17 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 			return result{}, err
 		}
 	}
-	r := p.collect(s, st.get, began, o.timeout)
+	r, err := p.collect(s, st.get, began, o.timeout, anyStopped(worker))
 	r.brokerCPU, r.benchCPU = cpu.stop()
 	r.workerCPU = cpuTime(worker.cmd.Process.Pid) - workerAt
 	r.parked = parkedIn(conn, nm.baselineDeadQueue)
 	if worker.exited() {
 		return r, fmt.Errorf("the baseline worker exited:\n%s", worker.logs.String())
 	}
-	return r, st.err
+	if err != nil {
+		return r, err
+	}
+	return r, st.failure()
 }
 
 func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary, config string) (result, error) {
@@ -362,7 +421,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			if o.cpuProfile != "" {
 				extra = []string{"--cpuprofile", fmt.Sprintf("%s.%d.%d", o.cpuProfile, starts, i)}
 			}
-			p, err := startWorker(o.workerCPUs, append([]string{binary, "run", "--config", config, "--log-level", "warn"}, extra...)...)
+			p, err := startWorker(o.workerCPUs, o.workerEnv(), append([]string{binary, "run", "--config", config, "--log-level", "warn"}, extra...)...)
 			if err != nil {
 				return procs, err
 			}
@@ -409,15 +468,27 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			return result{}, err
 		}
 	}
-	r := p.collect(s, st.get, began, o.timeout)
+	r, err := p.collect(s, st.get, began, o.timeout, anyStopped(procs...))
 	r.brokerCPU, r.benchCPU = cpu.stop()
 	r.parked = parkedIn(conn, nm.deadQueue)
 	for i, proc := range procs {
 		r.peakRSS = max(r.peakRSS, proc.peakRSS())
 		r.workerCPU += cpuTime(proc.cmd.Process.Pid) - cpuAt[i]
 	}
+	var crashed error
+	for i, proc := range procs {
+		if crashed == nil && proc.exited() {
+			crashed = fmt.Errorf("translator replica %d exited during the run:\n%s", i+1, proc.logs.String())
+		}
+	}
 	stopAll(procs)
-	return r, st.err
+	if crashed != nil {
+		return r, crashed
+	}
+	if err != nil {
+		return r, err
+	}
+	return r, st.failure()
 }
 
 // waitConsumers waits until the input queue has want consumers.
@@ -452,12 +523,17 @@ func printResult(w io.Writer, r result) {
 		r.perInput(r.brokerCPU), r.perInput(r.workerCPU), r.perInput(r.benchCPU))
 }
 
+// median is the median of f over rs: the middle value, or the mean of
+// the two middle values of an even count.
 func median(rs []result, f func(result) float64) float64 {
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)
 	}
 	slices.Sort(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
 	return v[len(v)/2]
 }
 

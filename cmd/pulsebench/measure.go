@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -106,22 +107,30 @@ func newProbe(ch *amqp.Channel, exchange string) (*probe, error) {
 	return &probe{deliveries: d}, nil
 }
 
-// collect waits for every expected output (or timeout), then lingers a
-// moment for duplicates. sent are the inputs' publish times; from is when
-// the clock started.
-func (p *probe) collect(s *stream, sent func() []time.Time, from time.Time, timeout time.Duration) result {
+// collect waits for every expected output, then lingers a moment for
+// duplicates. It gives up at the timeout, or as soon as stopped is closed
+// (a worker process exited) or the deliveries end (the connection was
+// lost), and says which. sent returns the inputs' publish times; from is
+// when the clock started.
+func (p *probe) collect(s *stream, sent func() []time.Time, from time.Time, timeout time.Duration, stopped <-chan struct{}) (result, error) {
 	seen := make(map[string]int, s.total)
 	arrived := make(map[string]time.Time, s.total)
 	var last time.Time
+	var err error
 	deadline := time.After(timeout)
 	linger := (<-chan time.Time)(nil)
+wait:
 	for {
 		if linger == nil && len(seen) == s.total {
 			// Duplicates of at-least-once arrive shortly after.
 			linger = time.After(time.Second)
 		}
 		select {
-		case d := <-p.deliveries:
+		case d, ok := <-p.deliveries:
+			if !ok {
+				err = errors.New("the connection to the broker was lost while outputs were expected")
+				break wait
+			}
 			if _, ok := s.input[d.MessageId]; !ok {
 				continue
 			}
@@ -129,27 +138,55 @@ func (p *probe) collect(s *stream, sent func() []time.Time, from time.Time, time
 				last = time.Now()
 				arrived[d.MessageId] = last
 			}
-			continue
+		case <-stopped:
+			err = errors.New("a worker process exited while outputs were expected")
+			break wait
 		case <-linger:
+			break wait
 		case <-deadline:
+			break wait
 		}
-		break
+	}
+	if last.IsZero() {
+		last = time.Now()
+	}
+	r := result{inputs: len(s.bodies), outputs: len(seen), elapsed: last.Sub(from), lost: s.total - len(seen)}
+	for _, n := range seen {
+		r.duplicates += n - 1
+	}
+	if err != nil {
+		return r, err
 	}
 	times := sent()
 	latencies := make([]time.Duration, 0, len(arrived))
 	for id, at := range arrived {
 		latencies = append(latencies, at.Sub(times[s.input[id]]))
 	}
-	slices.Sort(latencies)
-	r := result{inputs: len(s.bodies), outputs: len(seen), elapsed: last.Sub(from), lost: s.total - len(seen)}
-	for _, n := range seen {
-		r.duplicates += n - 1
+	r.p50, r.p99 = percentiles(latencies)
+	return r, nil
+}
+
+// percentiles returns the 50th and 99th percentiles of ds (nearest rank
+// below), sorting ds; zero when ds is empty.
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
 	}
-	if len(latencies) > 0 {
-		r.p50 = latencies[len(latencies)/2]
-		r.p99 = latencies[len(latencies)*99/100]
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[len(ds)*99/100]
+}
+
+// anyStopped returns a channel closed when the first of procs exits.
+func anyStopped(procs ...*workerProcess) <-chan struct{} {
+	stopped := make(chan struct{})
+	var once sync.Once
+	for _, p := range procs {
+		go func() {
+			<-p.done
+			once.Do(func() { close(stopped) })
+		}()
 	}
-	return r
+	return stopped
 }
 
 // sentTimes holds the publish times once the publisher is done.
@@ -165,4 +202,12 @@ func (s *sentTimes) get() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.times
+}
+
+// failure waits for the publisher and returns why it failed, or nil.
+func (s *sentTimes) failure() error {
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }

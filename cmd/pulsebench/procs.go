@@ -38,9 +38,9 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// startWorker starts argv, on the CPUs cpus (a taskset list such as
-// "1-3") unless cpus is empty.
-func startWorker(cpus string, argv ...string) (*workerProcess, error) {
+// startWorker starts argv with env added to this process's environment,
+// on the CPUs cpus (a taskset list such as "1-3") unless cpus is empty.
+func startWorker(cpus string, env []string, argv ...string) (*workerProcess, error) {
 	p := &workerProcess{logs: &lockedBuffer{}, done: make(chan struct{})}
 	binary := argv[0]
 	if cpus != "" {
@@ -49,6 +49,7 @@ func startWorker(cpus string, argv ...string) (*workerProcess, error) {
 	}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+)
+
+// TestMain lets the test binary be the baseline worker process, which
+// pulsebench starts as itself with -serve-baseline.
+func TestMain(m *testing.M) {
+	if slices.Contains(os.Args[1:], "-serve-baseline") {
+		os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchOnTheBroker runs a small benchmark end to end on the real
+// broker: the translator and the bare baseline each deliver every output
+// once and park every refused input.
+func TestBenchOnTheBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two translator replicas and a baseline worker on the broker")
+	}
+	brokertest.Require(t)
+	binary := filepath.Join(t.TempDir(), "pulsetranslator")
+	if out, err := exec.Command("go", "build", "-o", binary, "../pulsetranslator").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../pulsetranslator: %v\n%s", err, out)
+	}
+	o := testOptions(400)
+	o.broker, o.translator, o.replicas, o.runs = brokertest.AdminURL(), binary, 2, 2
+	// The workers run as production does: a user with only the Pulse
+	// permissions of the client id, whose password stays out of the report.
+	o.workerBroker = brokertest.PulseUser(t, o.client)
+	var out strings.Builder
+	m, err := bench(o, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.outputs < 400 || m.parked == 0 {
+		t.Fatalf("the stream of 400 has %d outputs and %d refused inputs", m.outputs, m.parked)
+	}
+	if len(m.base) != 2 || len(m.ours) != 2 {
+		t.Fatalf("%d baseline and %d translator runs, want 2 each", len(m.base), len(m.ours))
+	}
+	for _, r := range append(m.base, m.ours...) {
+		if r.inputs != 400 || r.outputs != m.outputs || r.lost != 0 || r.duplicates != 0 || r.parked != m.parked {
+			t.Errorf("%s: %d inputs, %d outputs, %d lost, %d duplicates, %d parked; want 400, %d, 0, 0, %d",
+				r.name, r.inputs, r.outputs, r.lost, r.duplicates, r.parked, m.outputs, m.parked)
+		}
+		if r.rate() <= 0 || r.p50 <= 0 || r.p99 < r.p50 || r.workerCPU <= 0 {
+			t.Errorf("%s: %.0f msgs/s, p50 %s, p99 %s, worker CPU %s", r.name, r.rate(), r.p50, r.p99, r.workerCPU)
+		}
+	}
+	for _, r := range m.ours {
+		if r.peakRSS < 1<<20 || r.peakRSS > 1<<30 {
+			t.Errorf("%s: peak RSS %d bytes", r.name, r.peakRSS)
+		}
+	}
+	if !strings.Contains(out.String(), "translator / baseline: ") {
+		t.Errorf("no ratio in the report")
+	}
+	if u, _ := url.Parse(o.workerBroker); strings.Contains(out.String(), u.User.String()) || !strings.Contains(out.String(), "workers connect as amqp://"+o.client+":xxxxx@") {
+		t.Errorf("the report does not name the workers' user, or shows its password")
+	}
+	// Nothing of the benchmark is left on the broker.
+	conn := brokertest.Connect(t)
+	nm := namesOf(o.client)
+	for _, q := range []string{nm.input, nm.deadQueue, nm.baselineQueue, nm.baselineDeadQueue} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
+			t.Errorf("queue %s is left on the broker", q)
+		}
+		ch.Close()
+	}
+}
