@@ -230,23 +230,38 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.replicas, o.preload)
 
 	m := measured{outputs: s.total, parked: s.parked}
-	for run := 1; run <= o.runs; run++ {
-		if o.baseline {
-			r, err := runBaseline(conn, o, nm, s)
-			if err != nil {
-				return m, fmt.Errorf("baseline run %d: %w", run, err)
-			}
-			r.name = fmt.Sprintf("baseline #%d", run)
-			m.base = append(m.base, r)
-			printResult(stdout, r)
+	runBase := func(run int) error {
+		r, err := runBaseline(conn, o, nm, s)
+		if err != nil {
+			return fmt.Errorf("baseline run %d: %w", run, err)
 		}
+		r.name = fmt.Sprintf("baseline #%d", run)
+		m.base = append(m.base, r)
+		printResult(stdout, r)
+		return nil
+	}
+	runOurs := func(run int) error {
 		r, err := runTranslator(conn, o, nm, s, translatorPath, configPath)
 		if err != nil {
-			return m, fmt.Errorf("translator run %d: %w", run, err)
+			return fmt.Errorf("translator run %d: %w", run, err)
 		}
 		r.name = fmt.Sprintf("translator x%d #%d", o.replicas, run)
 		m.ours = append(m.ours, r)
 		printResult(stdout, r)
+		return nil
+	}
+	for run := 1; run <= o.runs; run++ {
+		order := []func(int) error{runOurs}
+		if o.baseline {
+			// The baseline goes first in odd runs and second in even ones,
+			// so that neither always follows the other.
+			order = pairOrder(run, runBase, runOurs)
+		}
+		for _, f := range order {
+			if err := f(run); err != nil {
+				return m, err
+			}
+		}
 	}
 	report(stdout, m.base, m.ours)
 	for _, r := range append(m.base, m.ours...) {
@@ -489,6 +504,15 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		return r, err
 	}
 	return r, st.failure()
+}
+
+// pairOrder is the order of a run's two measurements: first then second
+// in odd runs, the other way round in even ones.
+func pairOrder[T any](run int, first, second T) []T {
+	if run%2 == 1 {
+		return []T{first, second}
+	}
+	return []T{second, first}
 }
 
 // waitConsumers waits until the input queue has want consumers.

@@ -154,3 +154,14 @@ func TestOptionsRefuseEmptyRuns(t *testing.T) {
 		t.Errorf("-runs 0: exit %d, %q", code, stderr.String())
 	}
 }
+
+func TestRunsAlternateWhichGoesFirst(t *testing.T) {
+	var got []string
+	for run := 1; run <= 4; run++ {
+		got = append(got, pairOrder(run, "baseline", "translator")...)
+	}
+	want := "baseline translator translator baseline baseline translator translator baseline"
+	if strings.Join(got, " ") != want {
+		t.Errorf("order of four runs: %v", got)
+	}
+}
