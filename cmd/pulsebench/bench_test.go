@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -8,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 )
@@ -21,6 +25,73 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// buildTranslator builds cmd/pulsetranslator into the test's folder.
+func buildTranslator(t *testing.T) string {
+	t.Helper()
+	binary := filepath.Join(t.TempDir(), "pulsetranslator")
+	if out, err := exec.Command("go", "build", "-o", binary, "../pulsetranslator").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../pulsetranslator: %v\n%s", err, out)
+	}
+	return binary
+}
+
+// TestRunsLeaveNothingBehind runs the translator and the baseline once
+// each and checks that neither leaves a queue bound upstream (it would
+// take a copy of every input of the next run, and slow it) or parked
+// messages queued.
+func TestRunsLeaveNothingBehind(t *testing.T) {
+	conn := brokertest.Connect(t)
+	binary := buildTranslator(t)
+	o := testOptions(100)
+	o.client = "pulsebench-between"
+	o.broker = brokertest.AdminURL()
+	su, err := prepare(o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.cleanup()
+	nm := su.nm
+	if err := declare(conn, nm, o.n); err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup(conn, nm)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	for _, run := range []struct {
+		name string
+		run  func() (result, error)
+	}{
+		{"translator", func() (result, error) { return runTranslator(conn, o, nm, su.stream, binary, su.configPath) }},
+		{"baseline", func() (result, error) { return runBaseline(conn, o, nm, su.stream) }},
+	} {
+		r, err := run.run()
+		if err != nil {
+			t.Fatalf("%s: %v", run.name, err)
+		}
+		if r.lost != 0 || r.parked != su.stream.parked {
+			t.Fatalf("%s: lost %d, parked %d of %d", run.name, r.lost, r.parked, su.stream.parked)
+		}
+		// A mandatory message comes back when no queue is bound upstream.
+		if err := ch.Publish(nm.upstream, "build.x.1.finished", true, false, amqp.Publishing{Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-returns:
+		case <-time.After(5 * time.Second):
+			t.Errorf("after the %s run a queue is still bound to %s", run.name, nm.upstream)
+		}
+		for _, q := range []string{nm.input, nm.deadQueue, nm.baselineQueue, nm.baselineDeadQueue} {
+			if n := parkedIn(conn, q); n > 0 {
+				t.Errorf("after the %s run %s holds %d messages", run.name, q, n)
+			}
+		}
+	}
+}
+
 // TestBenchOnTheBroker runs a small benchmark end to end on the real
 // broker: the translator and the bare baseline each deliver every output
 // once and park every refused input.
@@ -29,12 +100,8 @@ func TestBenchOnTheBroker(t *testing.T) {
 		t.Skip("runs two translator replicas and a baseline worker on the broker")
 	}
 	brokertest.Require(t)
-	binary := filepath.Join(t.TempDir(), "pulsetranslator")
-	if out, err := exec.Command("go", "build", "-o", binary, "../pulsetranslator").CombinedOutput(); err != nil {
-		t.Fatalf("go build ../pulsetranslator: %v\n%s", err, out)
-	}
 	o := testOptions(400)
-	o.broker, o.translator, o.replicas, o.runs = brokertest.AdminURL(), binary, 2, 2
+	o.broker, o.translator, o.replicas, o.runs = brokertest.AdminURL(), buildTranslator(t), 2, 2
 	// The workers run as production does: a user with only the Pulse
 	// permissions of the client id, whose password stays out of the report.
 	o.workerBroker = brokertest.PulseUser(t, o.client)

@@ -36,10 +36,10 @@ type options struct {
 	broker, translator, corpus, mix, client string
 	// workerBroker is the URL the worker processes connect with; empty
 	// for broker's.
-	workerBroker string
-	n, prefetch, consumers, replicas, runs  int
-	preload, baseline, isolate              bool
-	cpuProfile                              string
+	workerBroker                           string
+	n, prefetch, consumers, replicas, runs int
+	preload, baseline, isolate             bool
+	cpuProfile                             string
 	// workerCPUs is where the worker processes run with -isolate.
 	workerCPUs string
 	// serveBaseline makes this process the bare worker (see runBaseline).
@@ -362,7 +362,14 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 	if err := ch.QueueBind(nm.baselineQueue, "#", nm.upstream, false, nil); err != nil {
 		return result{}, err
 	}
-	defer ch.QueueUnbind(nm.baselineQueue, "#", nm.upstream, nil)
+	// Leave nothing between runs: no queue bound upstream, no parked
+	// copies (the translator's run does the same with its queues).
+	defer func() {
+		_ = ch.QueueUnbind(nm.baselineQueue, "#", nm.upstream, nil)
+		for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
+			_, _ = ch.QueuePurge(q, false)
+		}
+	}()
 	p, err := newProbe(ch, nm.output)
 	if err != nil {
 		return result{}, err
@@ -427,6 +434,15 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			return result{}, err
 		}
 	}
+	// And none left after it: the input queue outlives the translator,
+	// bound upstream, and would take a persistent copy of every input of
+	// the next baseline run, which the next translator run would pay to
+	// delete.
+	defer func() {
+		for _, q := range []string{nm.input, nm.deadQueue} {
+			_, _ = ch.QueueDelete(q, false, false, false)
+		}
+	}()
 	starts := 0
 	start := func() ([]*workerProcess, error) {
 		var procs []*workerProcess
