@@ -38,7 +38,7 @@ type options struct {
 	// for broker's.
 	workerBroker                           string
 	n, prefetch, consumers, replicas, runs int
-	preload, baseline, isolate             bool
+	preload, baseline, isolate, warmup     bool
 	cpuProfile                             string
 	// workerCPUs is where the worker processes run with -isolate.
 	workerCPUs string
@@ -64,6 +64,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "runs of each; medians are reported")
 	fs.BoolVar(&o.preload, "preload", false, "queue all N messages before starting the consumers (measures a backlog, and RSS under it)")
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare baseline too")
+	fs.BoolVar(&o.warmup, "warmup", true, "run each once before the measured runs, printed but left out of the medians (a broker's first run is its slowest)")
 	fs.BoolVar(&o.isolate, "isolate", false, "pin the local broker and pulsebench's publisher and probe to CPU 0, and the translator or baseline worker to the other CPUs, as when the broker has its own machine (needs 2 CPUs and the right to set a process's affinity)")
 	fs.BoolVar(&o.serveBaseline, "serve-baseline", false, "be the bare baseline worker on the benchmark's queue until stopped (pulsebench starts it so)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "have each translator replica write a CPU profile to FILE.<run>.<replica>")
@@ -230,27 +231,42 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.replicas, o.preload)
 
 	m := measured{outputs: s.total, parked: s.parked}
+	// label names run 0 the warm-up, which is printed but not counted.
+	label := func(run int) string {
+		if run == 0 {
+			return "warm-up"
+		}
+		return fmt.Sprintf("#%d", run)
+	}
 	runBase := func(run int) error {
 		r, err := runBaseline(conn, o, nm, s)
 		if err != nil {
-			return fmt.Errorf("baseline run %d: %w", run, err)
+			return fmt.Errorf("baseline run %s: %w", label(run), err)
 		}
-		r.name = fmt.Sprintf("baseline #%d", run)
-		m.base = append(m.base, r)
+		r.name = "baseline " + label(run)
+		if run > 0 {
+			m.base = append(m.base, r)
+		}
 		printResult(stdout, r)
 		return nil
 	}
 	runOurs := func(run int) error {
 		r, err := runTranslator(conn, o, nm, s, translatorPath, configPath)
 		if err != nil {
-			return fmt.Errorf("translator run %d: %w", run, err)
+			return fmt.Errorf("translator run %s: %w", label(run), err)
 		}
-		r.name = fmt.Sprintf("translator x%d #%d", o.replicas, run)
-		m.ours = append(m.ours, r)
+		r.name = fmt.Sprintf("translator x%d %s", o.replicas, label(run))
+		if run > 0 {
+			m.ours = append(m.ours, r)
+		}
 		printResult(stdout, r)
 		return nil
 	}
-	for run := 1; run <= o.runs; run++ {
+	first := 1
+	if o.warmup {
+		first = 0
+	}
+	for run := first; run <= o.runs; run++ {
 		order := []func(int) error{runOurs}
 		if o.baseline {
 			// The baseline goes first in odd runs and second in even ones,
