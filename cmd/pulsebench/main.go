@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -586,11 +587,28 @@ func median(rs []result, f func(result) float64) float64 {
 	for i, r := range rs {
 		v[i] = f(r)
 	}
+	return medianOf(v)
+}
+
+// medianOf is the median of v, which it sorts.
+func medianOf(v []float64) float64 {
 	slices.Sort(v)
 	if len(v)%2 == 0 {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	return v[len(v)/2]
+}
+
+// pairedRatio is the median over runs of translator / baseline, each run's
+// two measurements taken back to back, and each run's ratio. Unlike the
+// ratio of the two medians, it does not move when the machine or the
+// broker slows down or speeds up between runs.
+func pairedRatio(base, ours []result) (float64, []float64) {
+	each := make([]float64, min(len(base), len(ours)))
+	for i := range each {
+		each[i] = ours[i].rate() / base[i].rate()
+	}
+	return medianOf(slices.Clone(each)), each
 }
 
 func report(w io.Writer, base, ours []result) {
@@ -616,6 +634,12 @@ func report(w io.Writer, base, ours []result) {
 	row("translator", ours)
 	tw.Flush()
 	if len(base) > 0 {
-		fmt.Fprintf(w, "\ntranslator / baseline: %.2f (medians)\n", median(ours, result.rate)/median(base, result.rate))
+		ratio, each := pairedRatio(base, ours)
+		runs := make([]string, len(each))
+		for i, r := range each {
+			runs[i] = fmt.Sprintf("%.2f", r)
+		}
+		fmt.Fprintf(w, "\ntranslator / baseline: %.2f, the median of the runs' ratios (%s); the ratio of the medians is %.2f\n",
+			ratio, strings.Join(runs, ", "), median(ours, result.rate)/median(base, result.rate))
 	}
 }

@@ -105,18 +105,20 @@ func TestPercentiles(t *testing.T) {
 	}
 }
 
-func TestMedian(t *testing.T) {
-	rs := func(vs ...float64) []result {
-		var out []result
-		for _, v := range vs {
-			out = append(out, result{inputs: int(v), elapsed: time.Second})
-		}
-		return out
+// ratesOf is one result per rate, in messages per second.
+func ratesOf(rates ...int) []result {
+	var out []result
+	for _, r := range rates {
+		out = append(out, result{inputs: r, elapsed: time.Second})
 	}
+	return out
+}
+
+func TestMedian(t *testing.T) {
 	for _, c := range []struct {
 		rs   []result
 		want float64
-	}{{rs(5), 5}, {rs(9, 1, 5), 5}, {rs(9, 1, 3, 5), 4}, {rs(700, 742, 1100, 950, 1020), 950}} {
+	}{{ratesOf(5), 5}, {ratesOf(9, 1, 5), 5}, {ratesOf(9, 1, 3, 5), 4}, {ratesOf(700, 742, 1100, 950, 1020), 950}} {
 		if got := median(c.rs, result.rate); got != c.want {
 			t.Errorf("median rate of %v: %v, want %v", c.rs, got, c.want)
 		}
@@ -163,5 +165,15 @@ func TestRunsAlternateWhichGoesFirst(t *testing.T) {
 	want := "baseline translator translator baseline baseline translator translator baseline"
 	if strings.Join(got, " ") != want {
 		t.Errorf("order of four runs: %v", got)
+	}
+}
+
+func TestPairedRatioIgnoresDrift(t *testing.T) {
+	// The machine speeds up and slows down between runs; within each
+	// run the two are close.
+	base, ours := ratesOf(1000, 500, 800), ratesOf(900, 500, 900)
+	ratio, each := pairedRatio(base, ours)
+	if ratio != 1 || len(each) != 3 || each[0] != 0.9 || each[2] != 1.125 {
+		t.Errorf("paired ratio %v of %v; want 1 of [0.9 1 1.125], where the ratio of medians is 1.125", ratio, each)
 	}
 }
