@@ -18,8 +18,9 @@ import (
 
 // TestMain lets the test binary be the baseline worker process, which
 // pulsebench starts as itself with -serve-baseline.
+// With PULSEBENCH_TEST_MAIN=1 it is pulsebench itself.
 func TestMain(m *testing.M) {
-	if slices.Contains(os.Args[1:], "-serve-baseline") {
+	if slices.Contains(os.Args[1:], "-serve-baseline") || os.Getenv("PULSEBENCH_TEST_MAIN") == "1" {
 		os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -151,4 +152,75 @@ func TestBenchOnTheBroker(t *testing.T) {
 		}
 		ch.Close()
 	}
+}
+
+// TestInterruptStopsWorkersAndCleansUp stops pulsebench with SIGINT in the
+// middle of a run: it stops the translator and deletes the benchmark's
+// queues and exchanges before it exits.
+func TestInterruptStopsWorkersAndCleansUp(t *testing.T) {
+	conn := brokertest.Connect(t)
+	binary := buildTranslator(t)
+	client := "pulsebench-interrupt"
+	cmd := exec.Command(os.Args[0], "-broker", brokertest.AdminURL(), "-translator", binary, "-corpus", corpusDir,
+		"-client", client, "-n", "20000", "-runs", "1", "-baseline=false", "-warmup=false")
+	cmd.Env = append(os.Environ(), "PULSEBENCH_TEST_MAIN=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nm := namesOf(client)
+	defer cleanup(conn, nm)
+	consuming := func() bool {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		q, err := ch.QueueDeclarePassive(nm.input, true, false, false, false, nil)
+		return err == nil && q.Consumers > 0
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !consuming() {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no translator consumed %s within a minute:\n%s", nm.input, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 130 {
+		t.Errorf("pulsebench ended with %v, want exit status 130", err)
+	}
+	if !strings.Contains(out.String(), "stopping the workers") {
+		t.Errorf("pulsebench did not say what it undid:\n%s", out.String())
+	}
+	if running := processesOf(binary); len(running) > 0 {
+		t.Errorf("translator processes %v still run after pulsebench ended", running)
+	}
+	for _, q := range []string{nm.input, nm.baselineQueue} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
+			t.Errorf("queue %s is left on the broker", q)
+		}
+		ch.Close()
+	}
+}
+
+// processesOf lists the processes running the program at path.
+func processesOf(path string) []string {
+	var pids []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), path+"\x00") {
+			pids = append(pids, filepath.Base(filepath.Dir(f)))
+		}
+	}
+	return pids
 }

@@ -81,6 +81,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	if o.serveBaseline {
 		err = serveBaseline(o)
 	} else {
+		undoOnSignal(stderr)
 		_, err = bench(o, stdout)
 	}
 	if err != nil {
@@ -211,7 +212,8 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		if err != nil {
 			return measured{}, fmt.Errorf("-isolate: %w", err)
 		}
-		defer restore()
+		forget := interrupted.add(restore)
+		defer func() { forget(); restore() }()
 		o.workerCPUs = cpus
 		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on CPUs %s\n", cpus)
 	}
@@ -223,8 +225,9 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	if err := declare(conn, nm, o.n); err != nil {
 		return measured{}, err
 	}
-	defer cleanup(conn, nm)
-	workers := "as pulsebench"
+	forget := interrupted.add(func() { cleanup(conn, nm) })
+	defer func() { forget(); cleanup(conn, nm) }()
+	workers := "as -broker"
 	if o.workerBroker != "" {
 		workers = "as " + pipeline.RedactURL(o.workerBroker)
 	}

@@ -177,3 +177,17 @@ func TestPairedRatioIgnoresDrift(t *testing.T) {
 		t.Errorf("paired ratio %v of %v; want 1 of [0.9 1 1.125], where the ratio of medians is 1.125", ratio, each)
 	}
 }
+
+func TestUndoListRunsNewestFirst(t *testing.T) {
+	var u undoList
+	var ran []string
+	u.add(func() { ran = append(ran, "a") })
+	forgetB := u.add(func() { ran = append(ran, "b") })
+	u.add(func() { ran = append(ran, "c") })
+	forgetB()
+	u.run()
+	u.run()
+	if strings.Join(ran, "") != "ca" {
+		t.Errorf("ran %v, want c then a, once each", ran)
+	}
+}

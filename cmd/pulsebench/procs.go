@@ -19,6 +19,8 @@ type workerProcess struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	done chan struct{}
+	// forget takes the process off the undo list once it is stopped.
+	forget func()
 }
 
 type lockedBuffer struct {
@@ -54,6 +56,7 @@ func startWorker(cpus string, env []string, argv ...string) (*workerProcess, err
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	p.forget = interrupted.add(p.stop)
 	return p, nil
 }
 
@@ -66,6 +69,7 @@ func (p *workerProcess) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+	p.forget()
 }
 
 func (p *workerProcess) exited() bool {
