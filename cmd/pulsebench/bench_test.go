@@ -142,16 +142,7 @@ func TestBenchOnTheBroker(t *testing.T) {
 	// Nothing of the benchmark is left on the broker.
 	conn := brokertest.Connect(t)
 	nm := namesOf(o.client)
-	for _, q := range []string{nm.input, nm.deadQueue, nm.baselineQueue, nm.baselineDeadQueue} {
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
-			t.Errorf("queue %s is left on the broker", q)
-		}
-		ch.Close()
-	}
+	noQueues(t, conn, nm.input, nm.deadQueue, nm.baselineQueue, nm.baselineDeadQueue)
 }
 
 // TestInterruptStopsWorkersAndCleansUp stops pulsebench with SIGINT in the
@@ -201,16 +192,7 @@ func TestInterruptStopsWorkersAndCleansUp(t *testing.T) {
 	if running := processesOf(binary); len(running) > 0 {
 		t.Errorf("translator processes %v still run after pulsebench ended", running)
 	}
-	for _, q := range []string{nm.input, nm.baselineQueue} {
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
-			t.Errorf("queue %s is left on the broker", q)
-		}
-		ch.Close()
-	}
+	noQueues(t, conn, nm.input, nm.baselineQueue)
 }
 
 // processesOf lists the processes running the program at path.
@@ -223,4 +205,19 @@ func processesOf(path string) []string {
 		}
 	}
 	return pids
+}
+
+// noQueues fails the test for each of queues the broker still has.
+func noQueues(t *testing.T, conn *amqp.Connection, queues ...string) {
+	t.Helper()
+	for _, q := range queues {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
+			t.Errorf("queue %s is left on the broker", q)
+		}
+		ch.Close()
+	}
 }
