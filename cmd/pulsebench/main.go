@@ -242,26 +242,23 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		}
 		return fmt.Sprintf("#%d", run)
 	}
-	runBase := func(run int) error {
-		r, err := runBaseline(conn, o, nm, s)
-		if err != nil {
-			return fmt.Errorf("baseline run %s: %w", label(run), err)
-		}
-		r.name = "baseline " + label(run)
-		if run > 0 {
-			m.base = append(m.base, r)
-		}
-		printResult(stdout, r)
-		return nil
+	// side is one of the two measured, with where its results go.
+	type side struct {
+		what, name string
+		results    *[]result
+		run        func() (result, error)
 	}
-	runOurs := func(run int) error {
-		r, err := runTranslator(conn, o, nm, s, translatorPath, configPath)
+	base := side{"baseline", "baseline", &m.base, func() (result, error) { return runBaseline(conn, o, nm, s) }}
+	ours := side{"translator", fmt.Sprintf("translator x%d", o.replicas), &m.ours,
+		func() (result, error) { return runTranslator(conn, o, nm, s, translatorPath, configPath) }}
+	measure := func(sd side, run int) error {
+		r, err := sd.run()
 		if err != nil {
-			return fmt.Errorf("translator run %s: %w", label(run), err)
+			return fmt.Errorf("%s run %s: %w", sd.what, label(run), err)
 		}
-		r.name = fmt.Sprintf("translator x%d %s", o.replicas, label(run))
+		r.name = sd.name + " " + label(run)
 		if run > 0 {
-			m.ours = append(m.ours, r)
+			*sd.results = append(*sd.results, r)
 		}
 		printResult(stdout, r)
 		return nil
@@ -271,14 +268,14 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		first = 0
 	}
 	for run := first; run <= o.runs; run++ {
-		order := []func(int) error{runOurs}
+		order := []side{ours}
 		if o.baseline {
 			// The baseline goes first in odd runs and second in even ones,
 			// so that neither always follows the other.
-			order = pairOrder(run, runBase, runOurs)
+			order = pairOrder(run, base, ours)
 		}
-		for _, f := range order {
-			if err := f(run); err != nil {
+		for _, sd := range order {
+			if err := measure(sd, run); err != nil {
 				return m, err
 			}
 		}
@@ -374,10 +371,16 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		return result{}, err
 	}
 	defer ch.Close()
-	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
-		if _, err := ch.QueuePurge(q, false); err != nil {
-			return result{}, err
+	purge := func() error {
+		for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
+			if _, err := ch.QueuePurge(q, false); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := purge(); err != nil {
+		return result{}, err
 	}
 	if err := ch.QueueBind(nm.baselineQueue, "#", nm.upstream, false, nil); err != nil {
 		return result{}, err
@@ -386,9 +389,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 	// copies (the translator's run does the same with its queues).
 	defer func() {
 		_ = ch.QueueUnbind(nm.baselineQueue, "#", nm.upstream, nil)
-		for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
-			_, _ = ch.QueuePurge(q, false)
-		}
+		_ = purge()
 	}()
 	p, err := newProbe(ch, nm.output)
 	if err != nil {
@@ -449,20 +450,22 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 	defer ch.Close()
 	// Fresh input and dead queues: nothing left from an earlier run, and
 	// no parked messages piling up from run to run.
-	for _, q := range []string{nm.input, nm.deadQueue} {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			return result{}, err
+	deleteQueues := func() error {
+		for _, q := range []string{nm.input, nm.deadQueue} {
+			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := deleteQueues(); err != nil {
+		return result{}, err
 	}
 	// And none left after it: the input queue outlives the translator,
 	// bound upstream, and would take a persistent copy of every input of
 	// the next baseline run, which the next translator run would pay to
 	// delete.
-	defer func() {
-		for _, q := range []string{nm.input, nm.deadQueue} {
-			_, _ = ch.QueueDelete(q, false, false, false)
-		}
-	}()
+	defer func() { _ = deleteQueues() }()
 	starts := 0
 	start := func() ([]*workerProcess, error) {
 		var procs []*workerProcess
@@ -528,8 +531,9 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 	}
 	var crashed error
 	for i, proc := range procs {
-		if crashed == nil && proc.exited() {
+		if proc.exited() {
 			crashed = fmt.Errorf("translator replica %d exited during the run:\n%s", i+1, proc.logs.String())
+			break
 		}
 	}
 	stopAll(procs)
