@@ -215,7 +215,11 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		forget := interrupted.add(restore)
 		defer func() { forget(); restore() }()
 		o.workerCPUs = cpus
-		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on CPUs %s\n", cpus)
+		cpuWord := "CPU"
+		if strings.Contains(cpus, "-") {
+			cpuWord = "CPUs"
+		}
+		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on %s %s\n", cpuWord, cpus)
 	}
 	conn, err := amqp.Dial(o.broker)
 	if err != nil {
