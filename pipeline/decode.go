@@ -5,7 +5,6 @@ import (
 	"mime"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -52,11 +51,11 @@ func Decode(exchange, routingKey string, body []byte, received time.Time) (trans
 	switch {
 	case len(body) > MaxBodyBytes:
 		return msg, translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d", len(body), MaxBodyBytes)
-	case !utf8.Valid(body):
-		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
 	}
 	outline, fault, at := rawjson.Check(body)
 	switch fault {
+	case rawjson.NotUTF8:
+		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
 	case rawjson.TooDeep:
 		return msg, translator.Refuse(ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, at, MaxJSONDepth)
 	case rawjson.Control:

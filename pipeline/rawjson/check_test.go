@@ -42,6 +42,9 @@ func TestCheckFaults(t *testing.T) {
 		{"{\"a\": \"x\x01\"}", Control, 8},
 		{`{"a": "x"`, Malformed, 9},
 		{`{"a": tru}`, Malformed, 6},
+		{"{\"a\": \"\xff\"}", NotUTF8, 7},
+		{"{\"é\": \"\xe2\x9c\"}", NotUTF8, 8},
+		{"[\"\x01\", \"\xc0\"]", NotUTF8, 7},
 	}
 	for _, c := range cases {
 		_, fault, at := Check([]byte(c.body))

@@ -7,7 +7,6 @@ package translator
 import (
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 )
@@ -43,13 +42,12 @@ func (m Message) Outlined() (*rawjson.Outline, error) {
 	if m.Outline != nil {
 		return m.Outline, nil
 	}
-	if !utf8.Valid(m.Body) {
-		return nil, fmt.Errorf("the body is not UTF-8")
-	}
 	outline, fault, at := rawjson.Check(m.Body)
 	switch fault {
 	case rawjson.OK:
 		return outline, nil
+	case rawjson.NotUTF8:
+		return nil, fmt.Errorf("the body is not UTF-8")
 	case rawjson.TooDeep:
 		return nil, fmt.Errorf("the body nests more than %d levels deep (at byte %d)", rawjson.MaxDepth, at)
 	}
