@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
 )
@@ -147,7 +148,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pipeline.NewRunner(cfg, translator.Default, nil); err != nil {
+	if _, err := runner.New(cfg, translator.Default, nil); err != nil {
 		t.Fatalf("the ConfigMap's config does not compile: %v", err)
 	}
 }

@@ -27,9 +27,16 @@ type Config struct {
 	// TLS configures amqps:// connections. Optional: by default the
 	// broker's certificate is verified against the system's authorities.
 	TLS TLSConfig `yaml:"tls"`
-	// PublishTimeout bounds how long a publish waits for the broker's
-	// confirms before the input is returned to its queue. Optional, default 30s.
+	// PublishTimeout bounds how long one attempt of a publish waits for
+	// the broker's confirms. Optional, default 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// PublishAttempts is how many times a publish the broker does not
+	// take is tried, with backoff, before the message is parked with
+	// class unpublishable. Optional, default 8.
+	PublishAttempts int `yaml:"publish_attempts"`
+	// PublishChannels is how many confirm channels the process publishes
+	// on, shared by all its messages. Optional, default 1.
+	PublishChannels int `yaml:"publish_channels"`
 	// DeclareUpstream makes the pipelines declare their upstream exchanges
 	// (durable topic) when missing. Optional, default false; only for a
 	// local broker, as a Pulse user may not declare them.
@@ -71,12 +78,15 @@ type PipelineConfig struct {
 	// Rules are rule files, applied in order: paths relative to the config
 	// file, or builtin:NAME for a file shipped in rules/. Optional.
 	Rules []string `yaml:"rules"`
-	// Prefetch is the consumer prefetch of each consumer. Optional, default 16.
+	// Prefetch is the consumer prefetch of each consumer: how many
+	// messages it has in flight at once, each handled on its own.
+	// Optional, default 128.
 	Prefetch int `yaml:"prefetch"`
 	// Consumers is how many consumers (each with its own channel) this
-	// process runs on the input queue; each handles one message at a time.
-	// Optional, default 4.
+	// process runs on the input queue. Optional, default 1.
 	Consumers int `yaml:"consumers"`
+	// Limits bound what one input may cause.
+	Limits LimitsConfig `yaml:"limits"`
 	// Queue configures the input queue.
 	Queue QueueConfig `yaml:"queue"`
 	// Wait configures the readiness gate, used when the pipeline's rules
@@ -116,6 +126,18 @@ type OutputConfig struct {
 	Exchange string `yaml:"exchange"`
 	// Envelope is mozillapulse or bare. Optional, default mozillapulse.
 	Envelope Envelope `yaml:"envelope"`
+}
+
+// LimitsConfig bounds what one input message may cause. Past a limit
+// the message is parked, with its own class, before more is built.
+type LimitsConfig struct {
+	// MaxOutputs is the most outputs one input may give (class
+	// too_many_outputs). Optional, default 1000.
+	MaxOutputs int `yaml:"max_outputs"`
+	// MaxOutputBytes is the largest total size of the bodies of one
+	// input's outputs (class outputs_too_large). Optional, default
+	// 4194304 (4 MiB).
+	MaxOutputBytes int `yaml:"max_output_bytes"`
 }
 
 // QueueConfig configures the input and dead queues of a pipeline.
@@ -169,13 +191,18 @@ type WaitConfig struct {
 type CheckConfig struct {
 	// Timeout bounds one check, redirects included. Optional, default 10s.
 	Timeout time.Duration `yaml:"timeout"`
-	// Concurrency bounds the checks in flight overall. Optional, default 32.
+	// Concurrency bounds the checks in flight overall. Optional, default 64.
 	Concurrency int `yaml:"concurrency"`
-	// PerHost bounds the checks in flight to one host. Optional, default 8.
+	// PerHost bounds the checks in flight to one host. Optional, default 16.
 	PerHost int `yaml:"per_host"`
 	// Cache is how long a ready answer is remembered. Optional, default
 	// 1m; -1s turns the cache off.
 	Cache time.Duration `yaml:"cache"`
+	// Budget bounds the checks of one message: what cannot start or end
+	// within it counts as not yet, and the message goes to its wait queue
+	// at once, so that a slow or hanging host holds up only its own
+	// messages. Optional, default 3s.
+	Budget time.Duration `yaml:"budget"`
 }
 
 // TierFor returns the index of the tier a message waits in: the attempt's
@@ -197,10 +224,15 @@ func (w WaitConfig) TierFor(attempt int, remaining time.Duration) int {
 // Defaults.
 const (
 	DefaultConnection     = "amqp://guest:guest@127.0.0.1:5672/"
-	DefaultPublishTimeout = 30 * time.Second
-	DefaultPrefetch       = 16
-	DefaultConsumers      = 4
-	DefaultMaxLength      = 10000
+	DefaultPublishTimeout  = 30 * time.Second
+	DefaultPublishAttempts = 8
+	DefaultPublishChannels = 1
+	DefaultPrefetch        = 128
+	DefaultConsumers       = 1
+	DefaultMaxOutputs      = 1000
+	DefaultMaxOutputBytes  = 4 << 20
+	DefaultCheckBudget     = 3 * time.Second
+	DefaultMaxLength       = 10000
 	DefaultWaitDeadline   = 10 * time.Minute
 	DefaultWaitMaxLength  = 100000
 )
@@ -216,6 +248,12 @@ func (c *Config) setDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
 	}
+	if c.PublishAttempts == 0 {
+		c.PublishAttempts = DefaultPublishAttempts
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = DefaultPublishChannels
+	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		if p.Prefetch == 0 {
@@ -223,6 +261,15 @@ func (c *Config) setDefaults() {
 		}
 		if p.Consumers == 0 {
 			p.Consumers = DefaultConsumers
+		}
+		if p.Limits.MaxOutputs == 0 {
+			p.Limits.MaxOutputs = DefaultMaxOutputs
+		}
+		if p.Limits.MaxOutputBytes == 0 {
+			p.Limits.MaxOutputBytes = DefaultMaxOutputBytes
+		}
+		if p.Wait.Check.Budget == 0 {
+			p.Wait.Check.Budget = DefaultCheckBudget
 		}
 		if p.Queue.MaxLength == 0 {
 			p.Queue.MaxLength = DefaultMaxLength

@@ -126,6 +126,12 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.PublishTimeout < 0 {
 		fail("publish_timeout", "must be positive, for example 30s")
 	}
+	if c.PublishAttempts < 0 || c.PublishAttempts > 100 {
+		fail("publish_attempts", "%d: use 1 to 100", c.PublishAttempts)
+	}
+	if c.PublishChannels < 0 || c.PublishChannels > 64 {
+		fail("publish_channels", "%d: use 1 to 64", c.PublishChannels)
+	}
 	if len(c.Pipelines) == 0 {
 		fail("pipelines", "at least one pipeline is required")
 	}
@@ -186,6 +192,12 @@ func (c *Config) validate(root *yaml.Node) error {
 		if p.Consumers < 0 || p.Consumers > 256 {
 			fail(at+".consumers", "%d: use 1 to 256", p.Consumers)
 		}
+		if p.Limits.MaxOutputs < 0 {
+			fail(at+".limits.max_outputs", "must be positive, for example 1000")
+		}
+		if p.Limits.MaxOutputBytes < 0 {
+			fail(at+".limits.max_output_bytes", "must be positive, for example 4194304")
+		}
 		if p.Queue.MaxLength < 0 {
 			fail(at+".queue.max_length", "must be positive")
 		}
@@ -229,6 +241,9 @@ func validateWait(w WaitConfig, at string, fail func(path, format string, args .
 	}
 	if w.Check.Concurrency < 0 || w.Check.PerHost < 0 {
 		fail(at+".check", "concurrency and per_host must be positive")
+	}
+	if w.Check.Budget < 0 {
+		fail(at+".check.budget", "must be positive, for example 3s")
 	}
 }
 

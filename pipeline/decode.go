@@ -40,6 +40,18 @@ const (
 	ClassWaitQueueFull = "wait_queue_full"
 	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
 	ClassArtifactsMissing = "artifacts_missing"
+	// ClassTooManyOutputs: the input gave more outputs than
+	// limits.max_outputs.
+	ClassTooManyOutputs = "too_many_outputs"
+	// ClassOutputsTooLarge: the bodies of the input's outputs add up to
+	// more than limits.max_output_bytes.
+	ClassOutputsTooLarge = "outputs_too_large"
+	// ClassUnsafeNumber: an output holds an integer beyond ±2^53, or a
+	// number beyond a double's range, which consumers cannot read exactly.
+	ClassUnsafeNumber = "unsafe_number"
+	// ClassUnpublishable: the broker did not take the outputs (or the
+	// waiting copy) after every attempt.
+	ClassUnpublishable = "unpublishable"
 )
 
 // Decode checks a raw body and makes the translator's Message of it, with

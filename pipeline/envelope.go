@@ -3,9 +3,12 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -19,7 +22,8 @@ import (
 // The bytes are exactly what encoding/json.Marshal writes for the same
 // values (object keys sorted, HTML characters escaped), without its
 // reflection: payloads are built of JSON's Go types, and anything else is
-// handed to encoding/json.
+// handed to encoding/json. Unlike encoding/json, it refuses a number that
+// consumers cannot read exactly (an *UnsafeNumberError).
 func Body(r Routed, sent time.Time) ([]byte, error) {
 	scratch := scratchBuffers.Get().(*[]byte)
 	defer scratchBuffers.Put(scratch)
@@ -65,8 +69,14 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 	case string:
 		return appendJSONString(buf, v), nil
 	case int:
+		if err := checkSafeInt(int64(v)); err != nil {
+			return nil, err
+		}
 		return strconv.AppendInt(buf, int64(v), 10), nil
 	case int64:
+		if err := checkSafeInt(v); err != nil {
+			return nil, err
+		}
 		return strconv.AppendInt(buf, v, 10), nil
 	case json.Number:
 		if v == "" {
@@ -74,6 +84,9 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 		}
 		if !validNumber(string(v)) {
 			break
+		}
+		if err := checkSafeNumber(string(v)); err != nil {
+			return nil, err
 		}
 		return append(buf, v...), nil
 	case float64:
@@ -110,7 +123,7 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 			}
 			var err error
 			if buf, err = appendJSON(buf, item); err != nil {
-				return nil, err
+				return nil, within(err, "["+strconv.Itoa(i)+"]")
 			}
 		}
 		return append(buf, ']'), nil
@@ -164,7 +177,7 @@ func appendObject(buf []byte, m map[string]any) ([]byte, error) {
 		buf = append(buf, ':')
 		var err error
 		if buf, err = appendJSON(buf, member.value); err != nil {
-			return nil, err
+			return nil, within(err, member.key)
 		}
 	}
 	return append(buf, '}'), nil
@@ -228,6 +241,70 @@ func sortRanks(order []memberRank, members []objectMember) {
 		}
 		order[j] = r
 	}
+}
+
+// MaxSafeInteger is the largest integer every JSON consumer reads exactly:
+// 2^53, past which a double (JavaScript's only number, and what most
+// decoders read numbers into) skips integers.
+const MaxSafeInteger = 1 << 53
+
+// UnsafeNumberError is an integer beyond ±MaxSafeInteger, or a number too
+// large for a double, in an output: consumers would read another number,
+// or fail.
+type UnsafeNumberError struct {
+	// Path is where it is in the payload, such as "build.number" or
+	// "locales[3]".
+	Path string
+	// Text is the number as written.
+	Text string
+}
+
+func (e *UnsafeNumberError) Error() string {
+	return fmt.Sprintf("%s is %.40s, which JSON consumers cannot read exactly (integers must stay within ±2^53, numbers within a double's range)", e.Path, e.Text)
+}
+
+// within prefixes the path of an *UnsafeNumberError with the member or
+// element it was found in.
+func within(err error, step string) error {
+	var u *UnsafeNumberError
+	if !errors.As(err, &u) {
+		return err
+	}
+	switch {
+	case u.Path == "":
+		u.Path = step
+	case u.Path[0] == '[':
+		u.Path = step + u.Path
+	default:
+		u.Path = step + "." + u.Path
+	}
+	return u
+}
+
+func checkSafeInt(n int64) error {
+	if n > MaxSafeInteger || n < -MaxSafeInteger {
+		return &UnsafeNumberError{Text: strconv.FormatInt(n, 10)}
+	}
+	return nil
+}
+
+// checkSafeNumber checks a valid JSON number's text: an integer within
+// ±MaxSafeInteger, or a fraction or exponent that a double holds.
+func checkSafeNumber(s string) error {
+	digits := strings.TrimPrefix(s, "-")
+	if strings.ContainsAny(digits, ".eE") {
+		if f, err := strconv.ParseFloat(s, 64); err != nil || math.IsInf(f, 0) {
+			return &UnsafeNumberError{Text: s}
+		}
+		return nil
+	}
+	if len(digits) < 16 {
+		return nil
+	}
+	if n, err := strconv.ParseUint(digits, 10, 64); err != nil || n > MaxSafeInteger {
+		return &UnsafeNumberError{Text: s}
+	}
+	return nil
 }
 
 // validNumber reports whether s is a JSON number.
@@ -343,9 +420,3 @@ var plainInJSON = func() (t [256]uint8) {
 	}
 	return t
 }()
-
-// jsonStrings encodes a list of strings as a JSON array.
-func jsonStrings(items []string) string {
-	data, _ := json.Marshal(items)
-	return string(data)
-}

@@ -33,6 +33,7 @@ type Processor struct {
 	rules      *rules.Set
 	schemas    *schemas.Set
 	outputs    []OutputConfig
+	limits     LimitsConfig
 	// ccRoom is how many CC routes the rules may add to an output: its CC
 	// list is made with room for them.
 	ccRoom int
@@ -92,11 +93,18 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 	}
-	tr, err := spec.New(translator.Params{Pipeline: cfg.Name, Tables: set.Tables()})
+	limits := cfg.Limits
+	if limits.MaxOutputs <= 0 {
+		limits.MaxOutputs = DefaultMaxOutputs
+	}
+	if limits.MaxOutputBytes <= 0 {
+		limits.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	tr, err := spec.New(translator.Params{Pipeline: cfg.Name, Tables: set.Tables(), MaxOutputs: limits.MaxOutputs})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 	}
-	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, ccRoom: len(set.CCRoutes())}, nil
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, limits: limits, ccRoom: len(set.CCRoutes())}, nil
 }
 
 // Waits reports whether the pipeline's rules make outputs wait for
@@ -140,6 +148,8 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 		return Outcome{}, asRefusal(err)
 	case len(outs) == 0:
 		return Outcome{}, translator.Refuse(ClassEmptyResult, "the %s translator returned no outputs and no reason; this is a bug in the translator", p.name)
+	case len(outs) > p.limits.MaxOutputs:
+		return Outcome{}, translator.Refuse(ClassTooManyOutputs, "the message gives %d outputs; the limit is %d (limits.max_outputs)", len(outs), p.limits.MaxOutputs)
 	}
 	digest := inputDigest(msg)
 	result := Outcome{Published: make([]Routed, 0, len(outs))}
@@ -212,6 +222,33 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		WaitFor:    subj.WaitFor,
 		ID:         outputID(digest, p.name, target.Exchange, out.RoutingKey, index),
 	}, nil
+}
+
+// Encode encodes the bodies of a message's outputs, as they are
+// published at sent: the step after the readiness gate (which may mark
+// payloads as unconfirmed). It refuses the message when the bodies add up
+// to more than limits.max_output_bytes, stopping at the output that
+// crosses it, or when an output holds a number consumers cannot read
+// exactly.
+func (p *Processor) Encode(routed []Routed, sent time.Time) ([][]byte, error) {
+	bodies := make([][]byte, len(routed))
+	total := 0
+	for i, r := range routed {
+		body, err := Body(r, sent)
+		var unsafe *UnsafeNumberError
+		switch {
+		case errors.As(err, &unsafe):
+			return nil, translator.Refuse(ClassUnsafeNumber, "output %s: %v", r.RoutingKey, err)
+		case err != nil:
+			return nil, translator.Refuse(ClassInternal, "encode output %s: %v", r.RoutingKey, err)
+		}
+		if total += len(body); total > p.limits.MaxOutputBytes {
+			return nil, translator.Refuse(ClassOutputsTooLarge, "the bodies of the message's outputs reach %d bytes at output %d of %d; the limit is %d (limits.max_output_bytes)",
+				total, i+1, len(routed), p.limits.MaxOutputBytes)
+		}
+		bodies[i] = body
+	}
+	return bodies, nil
 }
 
 func (p *Processor) output(name string) *OutputConfig {

@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
@@ -100,7 +100,7 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 		var refusal *translator.Refusal
 		switch {
 		case errors.As(err, &refusal):
-			park = parkHeaders(p, pipeline.InputQueue(cfg.ClientID, p.Name), i, keys[f], refusal)
+			park = parkHeaders(p, i, keys[f], refusal)
 			s.parked++
 		case err != nil:
 			return nil, err
@@ -123,22 +123,11 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 }
 
 // parkHeaders are the headers of an input's copy in the dead queue as the
-// translator writes them: the delivery's own, what it said of itself, the
-// refusal, and Watermill's poison-queue keys.
-func parkHeaders(p pipeline.PipelineConfig, inputQueue string, index int, key string, refusal *translator.Refusal) amqp.Table {
-	return amqp.Table{
-		headerIndex:                      strconv.Itoa(index),
-		broker.MetaExchange:              p.Bindings[0].Exchange,
-		broker.MetaRoutingKey:            key,
-		broker.MetaRedelivered:           "false",
-		broker.MetaMessageID:             "",
-		broker.MetaContentType:           "application/json",
-		pipeline.HeaderClass:             refusal.Class,
-		pipeline.HeaderReason:            refusal.Reason,
-		pipeline.HeaderPipeline:          p.Name,
-		middleware.ReasonForPoisonedKey:  refusal.Error(),
-		middleware.PoisonedTopicKey:      inputQueue,
-		middleware.PoisonedHandlerKey:    p.Name + "-0",
-		middleware.PoisonedSubscriberKey: "amqp.Subscriber",
+// translator writes them, for a delivery as pulsebench publishes it.
+func parkHeaders(p pipeline.PipelineConfig, index int, key string, refusal *translator.Refusal) amqp.Table {
+	d := &broker.Delivery{
+		Exchange: p.Bindings[0].Exchange, RoutingKey: key, ContentType: "application/json",
+		Headers: amqp.Table{headerIndex: strconv.Itoa(index)},
 	}
+	return runner.ParkHeaders(p.Name, d, refusal.Class, refusal.Reason)
 }

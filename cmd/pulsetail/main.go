@@ -25,6 +25,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
@@ -66,7 +67,7 @@ func tailMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		*exchange = cfg.Pipelines[0].Outputs[0].Exchange
 	}
 	entries := referenceEntries(cfg, *exchange)
-	conn, err := cfg.Dial()
+	conn, err := broker.Dial(cfg, "pulsetail")
 	if err != nil {
 		return fail(err)
 	}

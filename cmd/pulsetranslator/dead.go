@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 )
 
 const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] ...
@@ -68,12 +70,12 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	name := pipelineName(cfg, *pipelineFlag)
-	conn, err := cfg.Dial()
+	conn, err := broker.Dial(cfg, "pulsetranslator dead")
 	if err != nil {
 		return fail(err)
 	}
 	defer conn.Close()
-	dead, err := pipeline.OpenDeadReader(conn, cfg, name)
+	dead, err := deadqueue.Open(conn, cfg, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -98,7 +100,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 				if n > len(parked) {
 					return fail(fmt.Errorf("there is no message %d; the dead queue holds %d (within --limit %d)", n, len(parked), *limit))
 				}
-				if !slices.ContainsFunc(chosen, func(p pipeline.Parked) bool { return p.Position == n }) {
+				if !slices.ContainsFunc(chosen, func(p deadqueue.Parked) bool { return p.Position == n }) {
 					chosen = append(chosen, parked[n-1])
 				}
 			}
@@ -114,7 +116,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func listParked(w io.Writer, parked []pipeline.Parked) {
+func listParked(w io.Writer, parked []deadqueue.Parked) {
 	if len(parked) == 0 {
 		fmt.Fprintln(w, "the dead queue is empty")
 		return
@@ -135,7 +137,7 @@ func listParked(w io.Writer, parked []pipeline.Parked) {
 	tw.Flush()
 }
 
-func showParked(w io.Writer, p pipeline.Parked) {
+func showParked(w io.Writer, p deadqueue.Parked) {
 	fmt.Fprintf(w, "position:    %d\nclass:       %s\nreason:      %s\nsource:      %s %s\nparked at:   %s\n",
 		p.Position, p.Class, p.Reason, p.SourceExchange, p.SourceRoutingKey, p.ParkedAt.UTC().Format(time.RFC3339))
 	keys := make([]string, 0, len(p.Delivery.Headers))

@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 )
 
 // replayWindow is how many confirms a replay keeps outstanding.
@@ -40,7 +41,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := cfg.Dial()
+	conn, err := broker.Dial(cfg, "pulsetranslator replay")
 	if err != nil {
 		return fail(err)
 	}

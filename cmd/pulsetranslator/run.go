@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -44,7 +45,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.DeclareUpstream = cfg.DeclareUpstream || *declareUpstream
 	tuneGC()
-	runner, err := pipeline.NewRunner(cfg, translator.Default, routerLogger(logger))
+	rn, err := runner.New(cfg, translator.Default, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1
@@ -67,24 +68,24 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	if *httpAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		metrics, err := pipeline.NewMetrics(reg)
+		metrics, err := runner.NewMetrics(reg)
 		if err != nil {
 			fmt.Fprintf(stderr, "pulsetranslator run: metrics: %v\n", err)
 			return 1
 		}
-		runner.UseMetrics(metrics)
+		rn.UseMetrics(metrics)
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "pulsetranslator run: --http %s: %v\n", *httpAddr, err)
 			return 1
 		}
-		srv := &http.Server{Handler: pipeline.HTTPHandler(runner, reg), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: runner.HTTPHandler(rn, reg), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		logger.Info("serving metrics and health", "address", ln.Addr().String())
 	}
 	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", pipeline.RedactURL(cfg.Connection), "pipelines", len(cfg.Pipelines))
-	if err := runner.Run(ctx); err != nil {
+	if err := rn.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1
 	}

@@ -5,191 +5,159 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
-	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// ErrNacked is returned when the broker refuses (nacks) a publish.
-var ErrNacked = errors.New("the broker nacked the publish")
+// ErrNacked is returned when the broker refuses (nacks) a publish: a
+// queue at its length limit with reject-publish, or the broker's own
+// failure to store it.
+var ErrNacked = errors.New("the broker refused the publish (nack)")
 
-// ErrClosed is returned by Publish after Close.
-var ErrClosed = errors.New("publisher is closed")
+// ChannelError is returned when the channel closed under a publish. Err
+// says why: 404 NOT_FOUND when an exchange is missing, 403 ACCESS_REFUSED
+// when the user may not publish there, or the lost connection's error.
+type ChannelError struct {
+	Err *amqp.Error
+}
 
-// Publisher publishes on confirm channels over a watermill-amqp connection
-// (shared with the subscribers, and reconnected by it). One Publish call
-// sends all its messages, then waits for all their confirms together, so a
-// message that fans out to many outputs costs one round trip, and
-// concurrent callers each use their own channel from a pool. It implements
-// message.Publisher.
+func (e *ChannelError) Error() string {
+	if e.Err == nil {
+		return "the channel closed during the publish"
+	}
+	return "the channel closed during the publish: " + e.Err.Error()
+}
+
+// Code is the AMQP reply code of the closure, or 0.
+func (e *ChannelError) Code() int {
+	if e.Err == nil {
+		return 0
+	}
+	return e.Err.Code
+}
+
+// Publisher publishes on confirm channels shared by all its callers: a
+// Publish sends its messages and waits for its own confirms while other
+// callers' messages and confirms are in flight on the same channels, so
+// confirms are pipelined and the broker coalesces them. It is safe for
+// concurrent use.
 type Publisher struct {
-	conn      *wamqp.ConnectionWrapper
-	marshaler wamqp.Marshaler
-	timeout   time.Duration
-	logger    watermill.LoggerAdapter
+	conn *Connection
+	size int
+	next atomic.Uint32
 
-	// Observe, when set, is called after every Publish with the exchange
-	// of each message, how long the publish and its confirms took, and
-	// the error (nil when every message was confirmed).
-	Observe func(exchanges []string, took time.Duration, err error)
-
-	mu          sync.Mutex
-	idle        []*amqp.Channel
-	watchedConn *amqp.Connection
-	closed      bool
+	mu      sync.Mutex
+	session *Session
+	chans   []*confirmChannel
 }
 
-// NewPublisher returns a Publisher on conn. timeout bounds one Publish
-// call, waiting for the connection included.
-func NewPublisher(conn *wamqp.ConnectionWrapper, timeout time.Duration, logger watermill.LoggerAdapter) *Publisher {
-	return &Publisher{conn: conn, marshaler: Marshaler{}, timeout: timeout, logger: logger}
+// confirmChannel is one channel in confirm mode and why it closed.
+type confirmChannel struct {
+	ch     *amqp.Channel
+	closed chan struct{}
+	err    *amqp.Error // set before closed is closed
 }
 
-// Publish sends msgs to the exchange Route gives for each, persistent, and
-// returns nil only when the broker has confirmed every one of them.
-func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	return p.PublishContext(ctx, topic, msgs...)
+// NewPublisher returns a Publisher with channels confirm channels on
+// each session of conn.
+func NewPublisher(conn *Connection, channels int) *Publisher {
+	return &Publisher{conn: conn, size: max(channels, 1)}
 }
 
-// PublishContext is Publish with a caller's deadline.
-func (p *Publisher) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
-	if len(msgs) == 0 {
+// Publish sends outs, persistent, and returns nil once the broker has
+// confirmed every one of them. It waits for a connection, and for the
+// confirms, until ctx ends. A failure is ErrNacked, a *ChannelError, or
+// the context's error; some of outs may have been published then.
+func (p *Publisher) Publish(ctx context.Context, outs ...Outgoing) error {
+	if len(outs) == 0 {
 		return nil
 	}
-	if p.Observe == nil {
-		return p.publish(ctx, topic, msgs)
-	}
-	began := time.Now()
-	err := p.publish(ctx, topic, msgs)
-	exchanges := make([]string, len(msgs))
-	for i, msg := range msgs {
-		exchanges[i], _ = Route(topic, msg)
-	}
-	p.Observe(exchanges, time.Since(began), err)
-	return err
-}
-
-func (p *Publisher) publish(ctx context.Context, topic string, msgs []*message.Message) error {
-	ch, err := p.channel(ctx)
+	cc, err := p.channel(ctx)
 	if err != nil {
 		return err
 	}
-	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
-	for _, msg := range msgs {
-		pub, err := p.marshaler.Marshal(msg)
+	now := time.Now().UTC()
+	var one [1]*amqp.DeferredConfirmation
+	confirms := one[:0]
+	if len(outs) > 1 {
+		confirms = make([]*amqp.DeferredConfirmation, 0, len(outs))
+	}
+	for i := range outs {
+		dc, err := cc.ch.PublishWithDeferredConfirm(outs[i].Exchange, outs[i].RoutingKey, false, false, outs[i].publishing(now))
 		if err != nil {
-			p.release(ch, nil)
-			return fmt.Errorf("publish %s: %w", msg.UUID, err)
-		}
-		exchange, key := Route(topic, msg)
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, pub)
-		if err != nil {
-			p.release(ch, err)
-			return fmt.Errorf("publish to %s with %q: %w", exchange, key, err)
+			return cc.failure(fmt.Errorf("publish to %s: %w", outs[i].Exchange, err))
 		}
 		confirms = append(confirms, dc)
 	}
 	for _, dc := range confirms {
-		acked, err := dc.WaitContext(ctx)
-		if err != nil {
-			// The confirm may still come; the channel's sequence is unknown.
-			p.release(ch, err)
-			return fmt.Errorf("waiting for the broker's confirm (limit %s): %w", p.timeout, err)
-		}
-		if !acked {
-			p.release(ch, nil)
-			return ErrNacked
+		select {
+		case <-dc.Done():
+			if !dc.Acked() {
+				return cc.failure(ErrNacked)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the broker's confirm: %w", ctx.Err())
 		}
 	}
-	p.release(ch, nil)
 	return nil
 }
 
-// channel takes an idle confirm channel or opens one, waiting for the
-// connection until ctx ends.
-func (p *Publisher) channel(ctx context.Context) (*amqp.Channel, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, ErrClosed
+// failure says why a publish failed: the channel's closure when it
+// closed under it, else err.
+func (cc *confirmChannel) failure(err error) error {
+	if !cc.ch.IsClosed() {
+		return err
 	}
-	for len(p.idle) > 0 {
-		ch := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		if !ch.IsClosed() {
-			p.mu.Unlock()
-			return ch, nil
-		}
-	}
-	p.mu.Unlock()
-
+	// amqp091-go marks the channel closed, then sends its error, then
+	// nacks what was in flight: the error is on its way.
 	select {
-	case <-p.conn.Connected():
-	case <-ctx.Done():
-		return nil, fmt.Errorf("no connection to the broker: %w", ctx.Err())
+	case <-cc.closed:
+	case <-time.After(time.Second):
 	}
-	conn := p.conn.Connection()
-	p.watchBlocked(conn)
-	ch, err := conn.Channel()
+	return &ChannelError{Err: cc.err}
+}
+
+// channel returns one of the current session's confirm channels, opening
+// it if it is new or closed.
+func (p *Publisher) channel(ctx context.Context) (*confirmChannel, error) {
+	s, err := p.conn.Session(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open a channel: %w", err)
+		return nil, err
+	}
+	i := int(p.next.Add(1)) % p.size
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.session != s {
+		p.session, p.chans = s, make([]*confirmChannel, p.size)
+	}
+	if cc := p.chans[i]; cc != nil && !cc.ch.IsClosed() {
+		return cc, nil
+	}
+	ch, err := s.Conn.Channel()
+	if err != nil {
+		return nil, &ChannelError{Err: asAMQP(err)}
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("put the channel in confirm mode: %w", err)
+		return nil, &ChannelError{Err: asAMQP(err)}
 	}
-	return ch, nil
-}
-
-// release returns ch to the pool, or closes it after an error.
-func (p *Publisher) release(ch *amqp.Channel, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err != nil || p.closed || ch.IsClosed() {
-		_ = ch.Close()
-		return
-	}
-	p.idle = append(p.idle, ch)
-}
-
-// watchBlocked logs RabbitMQ's connection.blocked and unblocked
-// notifications for each new connection: while blocked, publishes wait
-// (and time out), and the log says why.
-func (p *Publisher) watchBlocked(conn *amqp.Connection) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if conn == p.watchedConn {
-		return
-	}
-	p.watchedConn = conn
-	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	cc := &confirmChannel{ch: ch, closed: make(chan struct{})}
+	notify := ch.NotifyClose(make(chan *amqp.Error, 1))
 	go func() {
-		for b := range blocked {
-			if b.Active {
-				p.logger.Error("RabbitMQ blocked publishing on this connection (connection.blocked); publishes wait until it unblocks",
-					errors.New(b.Reason), nil)
-			} else {
-				p.logger.Info("RabbitMQ unblocked publishing on this connection", nil)
-			}
-		}
+		cc.err = <-notify
+		close(cc.closed)
 	}()
+	p.chans[i] = cc
+	return cc, nil
 }
 
-// Close closes the idle channels; later calls to Publish fail.
-func (p *Publisher) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for _, ch := range p.idle {
-		_ = ch.Close()
+// asAMQP returns err as an *amqp.Error, or one that carries its text.
+func asAMQP(err error) *amqp.Error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return ae
 	}
-	p.idle = nil
-	return nil
+	return &amqp.Error{Reason: err.Error()}
 }
-
-var _ message.Publisher = (*Publisher)(nil)

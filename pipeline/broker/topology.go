@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -16,11 +14,11 @@ type Binding struct {
 }
 
 // Topology declares what one pipeline needs on the broker: its output
-// exchanges, its dead exchange and dead queue, and its input queue bound
-// to every upstream binding. It implements watermill-amqp's
-// TopologyBuilder, so it runs again after every reconnect; everything it
-// declares is durable and idempotent. Upstream exchanges are never declared
-// (a Pulse client may not): they must exist.
+// exchanges, its dead exchange and dead queue, its input queue bound to
+// every upstream binding, and its wait exchange and queues. It is declared
+// on every new connection and whenever something of it went missing;
+// everything it declares is durable and idempotent. Upstream exchanges are
+// never declared (a Pulse client may not): they must exist.
 type Topology struct {
 	// InputQueue, DeadQueue and DeadExchange are full Pulse names.
 	InputQueue, DeadQueue, DeadExchange string
@@ -102,17 +100,6 @@ func (t *Topology) queueArgs(maxLength int) amqp.Table {
 	return args
 }
 
-// BuildTopology implements wamqp.TopologyBuilder; queueName and
-// exchangeName from watermill-amqp are ignored in favour of the fields.
-func (t *Topology) BuildTopology(ch *amqp.Channel, _ string, _ string, _ wamqp.Config, logger watermill.LoggerAdapter) error {
-	return t.Declare(ch)
-}
-
-// ExchangeDeclare implements wamqp.TopologyBuilder: a durable topic exchange.
-func (t *Topology) ExchangeDeclare(ch *amqp.Channel, exchange string, _ wamqp.Config) error {
-	return declareTopic(ch, exchange)
-}
-
 func declareTopic(ch *amqp.Channel, exchange string) error {
 	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		return explain("declare exchange "+exchange, err)
@@ -176,5 +163,3 @@ func explain(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-var _ wamqp.TopologyBuilder = (*Topology)(nil)

@@ -62,9 +62,9 @@ type Config struct {
 	// Timeout bounds one check, redirects and the GET fallback included.
 	// Default 10s.
 	Timeout time.Duration
-	// Concurrency bounds checks in flight overall. Default 32.
+	// Concurrency bounds checks in flight overall. Default 64.
 	Concurrency int
-	// PerHost bounds checks in flight to one host. Default 8.
+	// PerHost bounds checks in flight to one host. Default 16.
 	PerHost int
 	// CacheTTL is how long a ready answer is remembered. Default 1m; a
 	// negative value turns the cache off.
@@ -79,8 +79,8 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultTimeout     = 10 * time.Second
-	DefaultConcurrency = 32
-	DefaultPerHost     = 8
+	DefaultConcurrency = 64
+	DefaultPerHost     = 16
 	DefaultCacheTTL    = time.Minute
 	DefaultCacheSize   = 10000
 )

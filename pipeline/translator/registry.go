@@ -14,6 +14,11 @@ type Params struct {
 	// Tables holds the named data tables of the pipeline's rule files
 	// (platform lists, tags, ...), merged in file order.
 	Tables map[string]any
+	// MaxOutputs is the most outputs the framework publishes for one
+	// input; past it the input is refused. A translator that fans out by
+	// data (one output per locale) refuses such an input with class
+	// too_many_outputs before it builds the outputs.
+	MaxOutputs int
 }
 
 // Factory builds a Translator. It is called once per pipeline at start-up;

@@ -1,34 +1,18 @@
-package pipeline
+// Package deadqueue reads a pipeline's dead queue and replays parked
+// messages into its input: what "pulsetranslator dead" does.
+package deadqueue
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 )
-
-// Dial opens a plain amqp091-go connection with the config's URL and TLS
-// settings, for the commands that inspect queues. Errors never show the
-// password.
-func (c *Config) Dial() (*amqp.Connection, error) {
-	var tlsCfg *tls.Config
-	if c.usesTLS() {
-		var err error
-		if tlsCfg, err = c.clientTLS(); err != nil {
-			return nil, err
-		}
-	}
-	conn, err := amqp.DialConfig(c.Connection, *c.amqpConfig("pulsetranslator tools", tlsCfg))
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", RedactURL(c.Connection), explainTLS(err))
-	}
-	return conn, nil
-}
 
 // Parked is one message in a pipeline's dead queue.
 type Parked struct {
@@ -45,10 +29,10 @@ type Parked struct {
 	Delivery amqp.Delivery
 }
 
-// DeadReader reads a pipeline's dead queue on a channel of its own. The
+// Reader reads a pipeline's dead queue on a channel of its own. The
 // messages it reads stay unacknowledged, and return to the queue, in
 // order, when it is closed, unless they were replayed.
-type DeadReader struct {
+type Reader struct {
 	ch           *amqp.Channel
 	queue        string
 	waitExchange string
@@ -56,24 +40,24 @@ type DeadReader struct {
 	returns      chan amqp.Return
 }
 
-// OpenDeadReader opens the dead queue of a pipeline of cfg.
-func OpenDeadReader(conn *amqp.Connection, cfg *Config, pipeline string) (*DeadReader, error) {
+// Open opens the dead queue of the named pipeline of cfg.
+func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, error) {
 	found := false
 	for _, p := range cfg.Pipelines {
-		found = found || p.Name == pipeline
+		found = found || p.Name == name
 	}
 	if !found {
-		return nil, fmt.Errorf("no pipeline %q in %s", pipeline, cfg.Source())
+		return nil, fmt.Errorf("no pipeline %q in %s", name, cfg.Source())
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	return &DeadReader{ch: ch, queue: DeadQueue(cfg.ClientID, pipeline), waitExchange: WaitExchange(cfg.ClientID, pipeline)}, nil
+	return &Reader{ch: ch, queue: pipeline.DeadQueue(cfg.ClientID, name), waitExchange: pipeline.WaitExchange(cfg.ClientID, name)}, nil
 }
 
 // Read takes up to limit messages from the head of the queue.
-func (d *DeadReader) Read(limit int) ([]Parked, error) {
+func (d *Reader) Read(limit int) ([]Parked, error) {
 	var out []Parked
 	for len(out) < limit {
 		msg, ok, err := d.ch.Get(d.queue, false)
@@ -88,34 +72,41 @@ func (d *DeadReader) Read(limit int) ([]Parked, error) {
 	return out, nil
 }
 
-// describeParked reads what a parked copy's headers say about it.
+// describeParked reads what a parked copy's headers say about it. A copy
+// the translator parked carries its own headers (upstream headers of the
+// same names were renamed). A message the broker dead-lettered (the input
+// queue overflowed) carries the upstream headers as they came, so only
+// the broker's newest x-death entry says where it came from.
 func describeParked(position int, d amqp.Delivery) Parked {
-	str := func(key string) string {
-		if v, ok := d.Headers[key].(string); ok {
+	str := func(t amqp.Table, key string) string {
+		if v, ok := t[key].(string); ok {
 			return v
 		}
 		return ""
 	}
-	p := Parked{Position: position, Delivery: d, Class: str(HeaderClass), Reason: str(HeaderReason), ParkedAt: d.Timestamp,
-		SourceExchange: str(broker.MetaExchange), SourceRoutingKey: str(broker.MetaRoutingKey)}
-	if p.SourceRoutingKey == "" {
-		p.SourceRoutingKey = d.RoutingKey
+	p := Parked{Position: position, Delivery: d, ParkedAt: d.Timestamp}
+	deaths, _ := d.Headers["x-death"].([]interface{})
+	if len(deaths) == 0 {
+		p.Class, p.Reason = str(d.Headers, pipeline.HeaderClass), str(d.Headers, pipeline.HeaderReason)
+		p.SourceExchange, p.SourceRoutingKey = str(d.Headers, pipeline.HeaderOriginExchange), str(d.Headers, pipeline.HeaderOriginRoutingKey)
+		if p.SourceRoutingKey == "" {
+			p.SourceRoutingKey = d.RoutingKey
+		}
+		return p
 	}
-	// Dead-lettered by the broker (the input queue overflowed).
-	if deaths, ok := d.Headers["x-death"].([]interface{}); ok && len(deaths) > 0 && p.Class == "" {
-		if death, ok := deaths[0].(amqp.Table); ok {
-			p.Class, _ = death["reason"].(string)
-			p.Reason = "dead-lettered by the broker: " + p.Class
-			if t, ok := death["time"].(time.Time); ok {
-				p.ParkedAt = t
-			}
-			if p.SourceExchange == "" {
-				p.SourceExchange, _ = death["exchange"].(string)
-			}
+	if death, ok := deaths[0].(amqp.Table); ok {
+		p.Class = str(death, "reason")
+		p.Reason = "dead-lettered by the broker: " + p.Class
+		if t, ok := death["time"].(time.Time); ok {
+			p.ParkedAt = t
+		}
+		p.SourceExchange = str(death, "exchange")
+		if keys, ok := death["routing-keys"].([]interface{}); ok && len(keys) > 0 {
+			p.SourceRoutingKey, _ = keys[0].(string)
 		}
 	}
-	if p.SourceExchange == "" {
-		p.SourceExchange = str("x-first-death-exchange")
+	if p.SourceRoutingKey == "" {
+		p.SourceRoutingKey = d.RoutingKey
 	}
 	return p
 }
@@ -124,7 +115,7 @@ func describeParked(position int, d amqp.Delivery) Parked {
 // queue, through its wait exchange, with its original exchange and routing
 // key, and removes it from the dead queue once the broker has confirmed
 // the copy. It returns how many it replayed.
-func (d *DeadReader) Replay(ctx context.Context, parked []Parked) (int, error) {
+func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 	if !d.confirms {
 		if err := d.ch.Confirm(false); err != nil {
 			return 0, err
@@ -136,13 +127,10 @@ func (d *DeadReader) Replay(ctx context.Context, parked []Parked) (int, error) {
 		if p.SourceExchange == "" {
 			return i, fmt.Errorf("message %d says nothing of the exchange it came from; it cannot be replayed", p.Position)
 		}
-		contentType, _ := p.Delivery.Headers[broker.MetaContentType].(string)
-		if contentType == "" {
-			contentType = p.Delivery.ContentType
-		}
-		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.waitExchange, RetryKey, true, false, amqp.Publishing{
+		contentType := p.Delivery.ContentType
+		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.waitExchange, pipeline.RetryKey, true, false, amqp.Publishing{
 			ContentType: contentType, DeliveryMode: amqp.Persistent, Body: p.Delivery.Body, Timestamp: time.Now(),
-			Headers: amqp.Table{HeaderSourceExchange: p.SourceExchange, HeaderSourceRoutingKey: p.SourceRoutingKey},
+			Headers: amqp.Table{pipeline.HeaderSourceExchange: p.SourceExchange, pipeline.HeaderSourceRoutingKey: p.SourceRoutingKey},
 		})
 		if err != nil {
 			return i, fmt.Errorf("replay message %d: %w", p.Position, err)
@@ -157,7 +145,7 @@ func (d *DeadReader) Replay(ctx context.Context, parked []Parked) (int, error) {
 		// The broker returns a message it cannot route before it confirms it.
 		select {
 		case <-d.returns:
-			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.waitExchange, RetryKey)
+			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.waitExchange, pipeline.RetryKey)
 		default:
 		}
 		if err := p.Delivery.Ack(false); err != nil {
@@ -168,7 +156,7 @@ func (d *DeadReader) Replay(ctx context.Context, parked []Parked) (int, error) {
 }
 
 // Close returns the messages read and not replayed to the queue.
-func (d *DeadReader) Close() error {
+func (d *Reader) Close() error {
 	err := d.ch.Close()
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil

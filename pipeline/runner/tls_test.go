@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -217,12 +218,12 @@ connection: %s
 		{"name not in the certificate", node.url("guest", "guest", "127.0.0.2"), node.caFile, "not valid for this host name"},
 	}
 	for _, c := range refused {
-		runner, err := pipeline.NewRunner(config(c.connection, c.caFile), translator.Default, nil)
+		rn, err := runner.New(config(c.connection, c.caFile), translator.Default, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = runner.Run(ctx)
+		err = rn.Run(ctx)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "guest:guest") {
 			t.Errorf("%s: %v; want a refusal saying %q, without the password", c.name, err, c.want)

@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"os/exec"
@@ -8,12 +8,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// TestReconnect closes every connection of the broker while the runner
+// TestReconnect closes every connection of the broker while the rn
 // consumes, and checks a message published afterwards still comes out.
 func TestReconnect(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	runner := start(t, w.config(w.pulseUser()))
+	rn := start(t, w.config(w.pulseUser()))
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 
 	out, err := exec.Command("rabbitmqctl", "close_all_connections", "pulsetranslator reconnect test").CombinedOutput()
@@ -36,7 +36,7 @@ func TestReconnect(t *testing.T) {
 	}
 	main := w.probe("exchange/"+w.client+"/build/normalized", "build.#")
 	deadline := time.Now().Add(30 * time.Second)
-	for runner.Stats("build").Published.Load() == 0 && time.Now().Before(deadline) {
+	for rn.Stats("build").Published.Load() == 0 && time.Now().Before(deadline) {
 		w.publishRaw(key, body)
 		select {
 		case d := <-main:

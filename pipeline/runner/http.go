@@ -1,4 +1,4 @@
-package pipeline
+package runner
 
 import (
 	"net/http"
@@ -22,7 +22,7 @@ func HTTPHandler(r *Runner, gatherer prometheus.Gatherer) http.Handler {
 			http.Error(w, "not ready: connecting to the broker or starting consumers", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		_, _ = w.Write([]byte("ready: connected to " + r.Broker() + "\n"))
 	})
 	return mux
 }

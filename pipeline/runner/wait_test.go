@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"encoding/json"
@@ -107,10 +107,10 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	const shortTier, longTier = 250 * time.Millisecond, time.Second
-	runner := start(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
+	rn := start(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
-	stats, checks := runner.Stats("build"), runner.Checks("build")
+	stats, checks := rn.Stats("build"), rn.Checks("build")
 
 	ready := newGatedBuild(t, store, "ready")
 	store.makeReady(ready.logPath)
@@ -175,7 +175,7 @@ func TestGateDeadline(t *testing.T) {
 	t.Run("dead", func(t *testing.T) {
 		w := newWorld(t, conn)
 		store := newArtifactStore(t)
-		runner := start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, 1500*time.Millisecond, "dead")))
+		rn := start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, 1500*time.Millisecond, "dead")))
 		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 		dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 		if err != nil {
@@ -198,7 +198,7 @@ func TestGateDeadline(t *testing.T) {
 			t.Errorf("published although its log never appeared: %s", d.RoutingKey)
 		default:
 		}
-		if s := runner.Stats("build"); s.Expired.Load() != 1 || s.Parked.Load() != 1 || s.Waited.Load() < 2 {
+		if s := rn.Stats("build"); s.Expired.Load() != 1 || s.Parked.Load() != 1 || s.Waited.Load() < 2 {
 			t.Errorf("expired %d parked %d waited %d", s.Expired.Load(), s.Parked.Load(), s.Waited.Load())
 		}
 	})

@@ -1,8 +1,6 @@
-package pipeline
+package runner
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,6 +26,9 @@ type Metrics struct {
 	// ConfirmSeconds observes how long publishes wait for the broker's
 	// confirms.
 	ConfirmSeconds *prometheus.HistogramVec
+	// Retries counts publishes tried again after the broker did not take
+	// them, by target (output, wait, dead).
+	Retries *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -42,42 +43,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Parked:     counter("parked_total", "Messages parked in the dead queue, by class.", "class"),
 		Waiting:    counter("waiting_total", "Messages sent to a wait queue of the readiness gate, by tier.", "tier"),
 		GateChecks: counter("gate_checks_total", "Artifact checks of the readiness gate, by outcome.", "outcome"),
+		Retries:    counter("publish_retries_total", "Publishes tried again after the broker did not take them, by target.", "target"),
 		ConfirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pulsetranslator", Name: "publish_confirm_seconds",
-			Help:    "Time from publishing a message's outputs to the broker's last confirm.",
+			Help:    "Time from publishing a message's outputs (or its waiting or parked copy) to the broker's last confirm, per attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"pipeline"}),
 	}
-	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds} {
+	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-// observePublish records one publish for the pipeline that owns its
-// exchanges: the confirm latency, and the outputs published.
-func (r *Runner) observePublish(exchanges []string, took time.Duration, err error) {
-	m := r.metrics
-	if m == nil || len(exchanges) == 0 {
-		return
-	}
-	name, ok := r.exchangeOwner[exchanges[0]]
-	if !ok {
-		return
-	}
-	m.ConfirmSeconds.WithLabelValues(name).Observe(took.Seconds())
-	if err != nil {
-		return
-	}
-	outputs := 0
-	for _, ex := range exchanges {
-		if r.outputExchange[ex] {
-			outputs++
-		}
-	}
-	if outputs > 0 {
-		m.Published.WithLabelValues(name).Add(float64(outputs))
-	}
 }

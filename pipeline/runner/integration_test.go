@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
@@ -120,28 +121,28 @@ func (w *world) parse(text string) *pipeline.Config {
 }
 
 // start runs cfg with the registered translators until the test ends.
-func start(t testing.TB, cfg *pipeline.Config) *pipeline.Runner {
+func start(t testing.TB, cfg *pipeline.Config) *runner.Runner {
 	t.Helper()
 	return startWith(t, cfg, translator.Default)
 }
 
 // startWith runs cfg with the translators of reg until the test ends.
-func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *pipeline.Runner {
+func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *runner.Runner {
 	t.Helper()
-	runner, err := pipeline.NewRunner(cfg, reg, nil)
+	rn, err := runner.New(cfg, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runWith(t, runner)
-	return runner
+	runWith(t, rn)
+	return rn
 }
 
-// runWith runs runner until the test ends, once it consumes.
-func runWith(t testing.TB, runner *pipeline.Runner) {
+// runWith runs rn until the test ends, once it consumes.
+func runWith(t testing.TB, rn *runner.Runner) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
+	go func() { done <- rn.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -154,11 +155,11 @@ func runWith(t testing.TB, runner *pipeline.Runner) {
 		}
 	})
 	select {
-	case <-runner.Running():
+	case <-rn.Running():
 	case err := <-done:
 		t.Fatalf("Run stopped at start-up: %v", err)
 	case <-time.After(20 * time.Second):
-		t.Fatal("the runner did not start within 20s")
+		t.Fatal("the rn did not start within 20s")
 	}
 }
 
@@ -200,7 +201,7 @@ func (w *world) publishRaw(routingKey string, body []byte) {
 
 func corpusFile(t testing.TB, rel string) ([]byte, string) {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
+	body, err := os.ReadFile(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func receive(t testing.TB, deliveries <-chan amqp.Delivery, what string) amqp.De
 
 // flow publishes good and bad raw messages upstream and checks what
 // arrives on the output exchange, on a CC-only queue and in the dead queue.
-func flow(t *testing.T, w *world, runner *pipeline.Runner) {
+func flow(t *testing.T, w *world, rn *runner.Runner) {
 	output := pipeline.ExchangeName(w.client, "build/normalized")
 	main := w.probe(output, "build.#")
 	const revision = "cd5fab20f6bd128847ef8131c9aeed63cde019fc"
@@ -294,7 +295,7 @@ func flow(t *testing.T, w *world, runner *pipeline.Runner) {
 	}
 	_ = receive(t, ccOnly, "the CC queue (repeat)")
 
-	stats := runner.Stats("build")
+	stats := rn.Stats("build")
 	if stats.Parked.Load() != 1 || stats.Published.Load() != 3 {
 		t.Errorf("stats: parked %d published %d, want 1 and 3", stats.Parked.Load(), stats.Published.Load())
 	}
@@ -306,8 +307,8 @@ func flow(t *testing.T, w *world, runner *pipeline.Runner) {
 func TestEndToEnd(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	runner := start(t, w.config(w.pulseUser()))
-	flow(t, w, runner)
+	rn := start(t, w.config(w.pulseUser()))
+	flow(t, w, rn)
 }
 
 // TestPulsePermissions checks the Pulse user the tests run as really is
@@ -318,7 +319,7 @@ func TestPulsePermissions(t *testing.T) {
 	w := newWorld(t, conn)
 	other := newWorld(t, conn)
 	start(t, other.config(other.pulseUser()))
-	runner := start(t, w.config(w.pulseUser()))
+	rn := start(t, w.config(w.pulseUser()))
 
 	userConn, err := amqp.Dial(w.pulseUser())
 	if err != nil {
@@ -377,7 +378,7 @@ func TestPulsePermissions(t *testing.T) {
 	if q, err := w.inspect(otherQueue); err != nil || q.Consumers == 0 {
 		t.Errorf("the other client's queue after the attempts: %v consumers, %v", q.Consumers, err)
 	}
-	flow(t, w, runner)
+	flow(t, w, rn)
 }
 
 // pulseUser creates a broker user named after the world's client id with

@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"fmt"
@@ -45,7 +45,7 @@ type stream struct {
 
 func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("corpus: %v", err)
 	}
@@ -59,7 +59,7 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 	}
 	s := &stream{expected: map[string]bool{}}
 	for i := range n {
-		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
+		rel, _ := filepath.Rel(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
 		body, key := corpusFile(t, rel)
 		body = append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)
 		msg, err := pipeline.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, body, time.Now())

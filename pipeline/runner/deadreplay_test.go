@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 )
@@ -32,7 +35,7 @@ func TestDeadReplay(t *testing.T) {
 	key := "build.mozilla-central-plan9.3.log_uploaded"
 	body := []byte(`{"payload": {"build": {"properties": [["branch", "mozilla-central", "x"], ["platform", "plan9", "x"], ["buildername", "Plan9 mozilla-central build", "x"], ["packageUrl", "http://a/b.tar.bz2", "x"]]}}, "_meta": {"exchange": "exchange/build/", "routing_key": "` + key + `"}}`)
 
-	first, err := pipeline.NewRunner(w.parse(text), translator.Default, nil)
+	first, err := runner.New(w.parse(text), translator.Default, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +64,12 @@ func TestDeadReplay(t *testing.T) {
 	start(t, cfg)
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 
-	userConn, err := cfg.Dial()
+	userConn, err := broker.Dial(cfg, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer userConn.Close()
-	dead, err := pipeline.OpenDeadReader(userConn, cfg, "build")
+	dead, err := deadqueue.Open(userConn, cfg, "build")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"fmt"
@@ -56,9 +56,9 @@ func BenchmarkGateFlow(b *testing.B) {
 	w.maxLength = 4 * waitingCount
 	store := newArtifactStore(b)
 	store.readyPrefix = "/ready-"
-	runner := start(b, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{10 * time.Minute}, time.Hour, "dead")))
+	rn := start(b, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{10 * time.Minute}, time.Hour, "dead")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	stats := runner.Stats("build")
+	stats := rn.Stats("build")
 	runs := 0
 
 	measure := func(b *testing.B) {

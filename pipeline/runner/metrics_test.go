@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"io"
@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -28,21 +29,21 @@ func get(t *testing.T, url string) (int, string) {
 // TestMetricsAndHealth runs a pipeline with metrics, sends it a message
 // that is published, one that is dropped and one that is parked, and
 // scrapes /metrics for exactly the counts it caused; /readyz turns ready
-// once the runner consumes.
+// once the rn consumes.
 func TestMetricsAndHealth(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	runner, err := pipeline.NewRunner(w.config(w.pulseUser()), translator.Default, nil)
+	rn, err := runner.New(w.config(w.pulseUser()), translator.Default, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	metrics, err := pipeline.NewMetrics(reg)
+	metrics, err := runner.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner.UseMetrics(metrics)
-	srv := httptest.NewServer(pipeline.HTTPHandler(runner, reg))
+	rn.UseMetrics(metrics)
+	srv := httptest.NewServer(runner.HTTPHandler(rn, reg))
 	defer srv.Close()
 	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before Run: %d, want 503", code)
@@ -50,7 +51,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	if code, _ := get(t, srv.URL+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d, want 200", code)
 	}
-	runWith(t, runner)
+	runWith(t, rn)
 	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz while running: %d, want 200", code)
 	}

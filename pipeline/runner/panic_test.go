@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func TestPanickingTranslatorIsParked(t *testing.T) {
 			return nil, translator.Drop("not wanted")
 		}), nil
 	}})
-	runner := startWith(t, w.config(w.pulseUser()), reg)
+	rn := startWith(t, w.config(w.pulseUser()), reg)
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,10 +36,10 @@ func TestPanickingTranslatorIsParked(t *testing.T) {
 		t.Errorf("parked headers %v", parked.Headers)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for runner.Stats("build").Dropped.Load() != 1 && time.Now().Before(deadline) {
+	for rn.Stats("build").Dropped.Load() != 1 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := runner.Stats("build").Dropped.Load(); got != 1 {
+	if got := rn.Stats("build").Dropped.Load(); got != 1 {
 		t.Errorf("the message after the panic was not handled: dropped = %d", got)
 	}
 }

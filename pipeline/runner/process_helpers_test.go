@@ -1,4 +1,4 @@
-package pipeline_test
+package runner_test
 
 import (
 	"bytes"
@@ -42,10 +42,10 @@ func buildTranslator(t testing.TB) string {
 			return
 		}
 		b.path = filepath.Join(b.dir, "pulsetranslator")
-		b.out, b.err = exec.Command("go", "build", "-o", b.path, "../cmd/pulsetranslator").CombinedOutput()
+		b.out, b.err = exec.Command("go", "build", "-o", b.path, "../../cmd/pulsetranslator").CombinedOutput()
 	})
 	if b.err != nil {
-		t.Fatalf("go build ../cmd/pulsetranslator: %v\n%s", b.err, b.out)
+		t.Fatalf("go build ../../cmd/pulsetranslator: %v\n%s", b.err, b.out)
 	}
 	return b.path
 }
@@ -75,9 +75,9 @@ type translatorProcess struct {
 	done chan struct{}
 }
 
-// startTranslator writes configText to a file and runs the command on it,
-// with extra flags, waiting until the input queue has consumers.
-func (w *world) startTranslator(configText string, flags ...string) *translatorProcess {
+// launchTranslator writes configText to a file and runs the command on
+// it, with extra flags, killed when the test ends.
+func (w *world) launchTranslator(configText string, flags ...string) *translatorProcess {
 	t := w.t
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
@@ -97,6 +97,15 @@ func (w *world) startTranslator(configText string, flags ...string) *translatorP
 			t.Logf("translator process logs:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
+
+// startTranslator launches the command on configText and waits until it
+// consumes the world's input queue.
+func (w *world) startTranslator(configText string, flags ...string) *translatorProcess {
+	t := w.t
+	t.Helper()
+	p := w.launchTranslator(configText, flags...)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

@@ -1,0 +1,53 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+// AMQPConfig is the amqp091-go config of cfg's connections, named name
+// for the broker's connection list: heartbeats, a 30s dial timeout, and
+// TLS with SNI for amqps:// URLs.
+func AMQPConfig(cfg *pipeline.Config, name string) (amqp.Config, error) {
+	c := amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Properties: amqp.Table{"connection_name": name + " " + cfg.ClientID},
+		Dial:       amqp.DefaultDial(30 * time.Second),
+	}
+	if cfg.UsesTLS() {
+		tlsCfg, err := cfg.ClientTLS()
+		if err != nil {
+			return c, err
+		}
+		c.TLSClientConfig = tlsCfg
+	}
+	return c, nil
+}
+
+// Addresses are cfg's broker addresses, each with the name logs show.
+func Addresses(cfg *pipeline.Config) []Address {
+	return []Address{{URL: cfg.Connection, Display: pipeline.RedactURL(cfg.Connection)}}
+}
+
+// Dial connects once, for the commands that inspect queues, trying each
+// of cfg's addresses in turn. Errors never show the password.
+func Dial(cfg *pipeline.Config, name string) (*amqp.Connection, error) {
+	amqpCfg, err := AMQPConfig(cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, addr := range Addresses(cfg) {
+		conn, err := amqp.DialConfig(addr.URL, amqpCfg)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, errors.New("connect to "+addr.Display+": "+explainDial(err).Error()))
+	}
+	return nil, errors.Join(errs...)
+}

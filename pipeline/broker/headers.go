@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// OriginalPrefix renames an upstream header whose name means something to
+// the broker or to the translator (CC, BCC, x-death, x-pulse-…), when a
+// copy of the message carries it on: under its own name it would route
+// the copy, or pass for something the translator wrote.
+const OriginalPrefix = "x-original-"
+
+// Limits of the upstream headers a copy of a message carries on (to a
+// wait queue or to the dead queue). RabbitMQ's default frame_max is 128
+// KiB and a header frame larger than that closes the whole connection, so
+// what one message may carry stays far below it.
+const (
+	// MaxCarriedHeader is the largest encoded header carried on.
+	MaxCarriedHeader = 4 << 10
+	// MaxCarriedHeaders is the largest total of the headers carried on.
+	MaxCarriedHeaders = 16 << 10
+	// maxCarriedNames bounds how many names a cut list gives.
+	maxCarriedNames = 32
+)
+
+// reserved reports whether an upstream header's name must not be carried
+// on as it is.
+func reserved(name string) bool {
+	switch name {
+	case "CC", "BCC", "x-death", "x-delivery-count":
+		return true
+	}
+	return strings.HasPrefix(name, "x-pulse-") || strings.HasPrefix(name, "x-pulsetranslator-") ||
+		strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
+}
+
+// Carried is what CarryHeaders keeps of a delivery's headers.
+type Carried struct {
+	// Headers are the headers kept, reserved names prefixed with
+	// OriginalPrefix.
+	Headers amqp.Table
+	// Cut names the headers left out for their size, with their sizes,
+	// for example "x-original-CC (105012 bytes)"; empty when none was.
+	Cut string
+}
+
+// CarryHeaders returns what a copy of a delivery may carry of its
+// headers: each header as it came, renamed when its name is reserved,
+// but none larger than MaxCarriedHeader and, smallest first, no more than
+// MaxCarriedHeaders in all. The headers are data: the caller adds its own
+// after them, so that no upstream header can stand for one of its own.
+func CarryHeaders(upstream amqp.Table) Carried {
+	type header struct {
+		name  string
+		value any
+		size  int
+	}
+	headers := make([]header, 0, len(upstream))
+	for name, value := range upstream {
+		if reserved(name) {
+			name = OriginalPrefix + name
+		}
+		headers = append(headers, header{name, value, fieldSize(name, value)})
+	}
+	// Smallest first: a huge header leaves room for many small ones.
+	sort.Slice(headers, func(i, j int) bool {
+		if headers[i].size != headers[j].size {
+			return headers[i].size < headers[j].size
+		}
+		return headers[i].name < headers[j].name
+	})
+	var c Carried
+	var cut []string
+	total := 0
+	for _, h := range headers {
+		if len(h.name) > 255 || h.size > MaxCarriedHeader || total+h.size > MaxCarriedHeaders {
+			cut = append(cut, h.name)
+			continue
+		}
+		if c.Headers == nil {
+			c.Headers = make(amqp.Table, len(headers))
+		}
+		c.Headers[h.name] = h.value
+		total += h.size
+	}
+	if len(cut) > 0 {
+		sizes := make(map[string]int, len(headers))
+		for _, h := range headers {
+			sizes[h.name] = h.size
+		}
+		var b strings.Builder
+		for i, name := range cut {
+			if i == maxCarriedNames {
+				b.WriteString(", and " + strconv.Itoa(len(cut)-i) + " more")
+				break
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if len(name) > 64 {
+				name = name[:64] + "…"
+			}
+			b.WriteString(name + " (" + strconv.Itoa(sizes[name]) + " bytes)")
+		}
+		c.Cut = b.String()
+	}
+	return c
+}
+
+// fieldSize is the size of a table entry as AMQP encodes it: the name
+// as a short string, then the typed value.
+func fieldSize(name string, value any) int {
+	return 1 + len(name) + valueSize(value)
+}
+
+// valueSize is the encoded size of an AMQP field value, type byte
+// included; values amqp091-go cannot encode count as their type byte.
+func valueSize(v any) int {
+	switch v := v.(type) {
+	case nil:
+		return 1
+	case bool, int8, uint8:
+		return 2
+	case int16, uint16:
+		return 3
+	case int32, uint32, float32:
+		return 5
+	case int, int64, uint64, float64, time.Time:
+		return 9
+	case amqp.Decimal:
+		return 6
+	case string:
+		return 5 + len(v)
+	case []byte:
+		return 5 + len(v)
+	case amqp.Table:
+		n := 5
+		for k, x := range v {
+			n += fieldSize(k, x)
+		}
+		return n
+	case []interface{}:
+		n := 5
+		for _, x := range v {
+			n += valueSize(x)
+		}
+		return n
+	}
+	return 1
+}
+
+// TableSize is the encoded size of a header table.
+func TableSize(t amqp.Table) int { return valueSize(t) }

@@ -1,0 +1,304 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/backoff"
+)
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	// Queue is the queue consumed.
+	Queue string
+	// Prefetch is each channel's prefetch: how many deliveries it keeps in
+	// flight at once.
+	Prefetch int
+	// Channels is how many channels consume the queue.
+	Channels int
+	// Declare declares the topology again on a channel, when the queue
+	// went missing (deleted by an administrator) or the broker cancelled
+	// the consumer. Optional.
+	Declare func(*amqp.Channel) error
+	// Backoff spaces out attempts to consume again. Default 100ms to 10s.
+	Backoff backoff.Policy
+	// Logger logs losses and cancellations. Required.
+	Logger *slog.Logger
+}
+
+// Subscriber consumes one queue for Watermill's router without waiting
+// for each ack: it hands every delivery over as it arrives, up to the
+// prefetch of each channel, and acks (or nacks) each one on its own when
+// its message is acked, in whatever order that happens. The router runs
+// each message in a goroutine of its own, so no message waits for
+// another.
+//
+// Each message's context carries its Delivery and ends when the channel
+// it came on closes: the broker then returns it to the queue, and the
+// work on it can stop. Losing the connection, or the queue, is survived:
+// the subscriber consumes again on the next session.
+type Subscriber struct {
+	conn *Connection
+	cfg  SubscriberConfig
+
+	out      chan *message.Message
+	closing  chan struct{}
+	stopped  chan struct{}
+	once     sync.Once
+	started  atomic.Bool
+	inflight sync.WaitGroup
+	// consuming counts the channels consuming now.
+	consuming atomic.Int32
+	ids       atomic.Uint64
+}
+
+// NewSubscriber returns a Subscriber of cfg.Queue on conn.
+func NewSubscriber(conn *Connection, cfg SubscriberConfig) *Subscriber {
+	if cfg.Backoff == (backoff.Policy{}) {
+		cfg.Backoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+	}
+	return &Subscriber{
+		conn:    conn,
+		cfg:     cfg,
+		out:     make(chan *message.Message),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+}
+
+// Subscribe implements message.Subscriber. topic must be the configured
+// queue; a Subscriber serves one Subscribe. When ctx ends, the subscriber
+// closes as Close does, and the channel closes.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic != s.cfg.Queue {
+		return nil, fmt.Errorf("this subscriber consumes %s, not %s", s.cfg.Queue, topic)
+	}
+	if !s.started.CompareAndSwap(false, true) {
+		return nil, errors.New("subscribed twice")
+	}
+	go s.run()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.once.Do(func() { close(s.closing) })
+		case <-s.stopped:
+		}
+	}()
+	return s.out, nil
+}
+
+// Consuming reports whether every channel consumes.
+func (s *Subscriber) Consuming() bool {
+	return int(s.consuming.Load()) >= max(s.cfg.Channels, 1)
+}
+
+// Close stops consuming, returns the deliveries not yet handed over to
+// the queue, and waits until every message handed over is acked or
+// nacked, or its channel is gone.
+func (s *Subscriber) Close() error {
+	s.once.Do(func() { close(s.closing) })
+	if s.started.Load() {
+		<-s.stopped
+	} else {
+		close(s.out)
+	}
+	s.inflight.Wait()
+	return nil
+}
+
+// run consumes on every session until Close.
+func (s *Subscriber) run() {
+	defer close(s.stopped)
+	defer close(s.out)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-s.closing
+		cancel()
+	}()
+	failures := 0
+	redeclare := false
+	for {
+		sess, err := s.conn.Session(ctx)
+		if err != nil {
+			return
+		}
+		err = s.consume(sess, redeclare)
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		if err == nil {
+			// The broker cancelled the consumers (the queue was deleted):
+			// declare it again and consume at once.
+			failures, redeclare = 0, true
+			s.cfg.Logger.Warn("the broker stopped the consumers of the input queue (was it deleted?); declaring it again", "queue", s.cfg.Queue)
+			continue
+		}
+		redeclare = true
+		delay := s.cfg.Backoff.Delay(failures)
+		failures++
+		select {
+		case <-sess.Done():
+		default:
+			s.cfg.Logger.Warn("cannot consume the input queue; trying again", "queue", s.cfg.Queue, "retry_in", delay.String(), "error", err.Error())
+		}
+		if backoff.Sleep(ctx, delay) != nil {
+			return
+		}
+	}
+}
+
+// consume opens the channels of one session and forwards their
+// deliveries until the consumers end: nil when the broker cancelled them,
+// an error when a channel or the connection closed or could not consume.
+func (s *Subscriber) consume(sess *Session, redeclare bool) error {
+	if redeclare && s.cfg.Declare != nil {
+		ch, err := sess.Conn.Channel()
+		if err != nil {
+			return err
+		}
+		err = s.cfg.Declare(ch)
+		_ = ch.Close()
+		if err != nil {
+			return err
+		}
+	}
+	type consumer struct {
+		ch         *amqp.Channel
+		tag        string
+		deliveries <-chan amqp.Delivery
+	}
+	var consumers []consumer
+	closeAll := func() {
+		for _, c := range consumers {
+			_ = c.ch.Close()
+		}
+	}
+	for i := range max(s.cfg.Channels, 1) {
+		ch, err := sess.Conn.Channel()
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+			closeAll()
+			return err
+		}
+		tag := "pulsetranslator-" + strconv.Itoa(i) + "-" + strconv.FormatUint(s.ids.Add(1), 10)
+		deliveries, err := ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
+		if err != nil {
+			_ = ch.Close()
+			closeAll()
+			return err
+		}
+		consumers = append(consumers, consumer{ch, tag, deliveries})
+	}
+	var wg, inflight sync.WaitGroup
+	errs := make(chan error, len(consumers))
+	for _, c := range consumers {
+		s.consuming.Add(1)
+		wg.Go(func() {
+			defer s.consuming.Add(-1)
+			errs <- s.forward(c.ch, c.deliveries, &inflight)
+		})
+	}
+	ended := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-s.closing:
+		// Stop the deliveries; forward returns what is still buffered.
+		for _, c := range consumers {
+			_ = c.ch.Cancel(c.tag, false)
+		}
+		<-ended
+	}
+	close(errs)
+	// The channels stay open until their messages are settled; a channel
+	// closes with its session, or here once nothing is in flight on it.
+	go func() {
+		inflight.Wait()
+		closeAll()
+	}()
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forward hands each delivery of one channel over to the router, until
+// the deliveries end; it returns the channel's closure, or nil when the
+// consumer was cancelled with the channel open.
+// inflight counts its messages not yet settled.
+func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, inflight *sync.WaitGroup) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	var closeErr atomic.Pointer[amqp.Error]
+	go func() {
+		if err := <-closed; err != nil {
+			closeErr.Store(err)
+		}
+		cancel()
+	}()
+	for d := range deliveries {
+		select {
+		case <-s.closing:
+			_ = d.Nack(false, true)
+			continue
+		default:
+		}
+		msg := message.NewMessage(strconv.FormatUint(s.ids.Add(1), 10), d.Body)
+		delivery := deliveryOf(&d)
+		msg.SetContext(WithDelivery(ctx, delivery))
+		s.inflight.Add(1)
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			s.settle(ctx, msg, delivery, ch, d.DeliveryTag)
+		}()
+		select {
+		case s.out <- msg:
+		case <-s.closing:
+			msg.Nack()
+		}
+	}
+	if ch.IsClosed() {
+		<-ctx.Done()
+		if err := closeErr.Load(); err != nil {
+			return err
+		}
+		return errors.New("the channel closed")
+	}
+	return nil
+}
+
+// settle acks or nacks one delivery once its message is acked or nacked.
+// A nacked message goes back to the queue, unless it was marked to be
+// rejected. When the channel is gone the broker has returned it already.
+func (s *Subscriber) settle(ctx context.Context, msg *message.Message, d *Delivery, ch *amqp.Channel, tag uint64) {
+	defer s.inflight.Done()
+	select {
+	case <-msg.Acked():
+		_ = ch.Ack(tag, false)
+	case <-msg.Nacked():
+		_ = ch.Nack(tag, false, !d.reject.Load())
+	case <-ctx.Done():
+	}
+}
+
+var _ message.Subscriber = (*Subscriber)(nil)

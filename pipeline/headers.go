@@ -1,0 +1,52 @@
+package pipeline
+
+// Headers the translator writes on the copies of a message it holds back
+// in a wait queue or parks in the dead queue. Only the client writes to
+// its wait and dead exchanges, and a copy carries the upstream headers
+// that share these names renamed (x-original-…), so these are always the
+// translator's own.
+const (
+	// HeaderClass is the refusal class of a parked copy, such as
+	// "malformed_json".
+	HeaderClass = "x-pulsetranslator-class"
+	// HeaderReason is the refusal reason of a parked copy.
+	HeaderReason = "x-pulsetranslator-reason"
+	// HeaderPipeline names the pipeline that parked it.
+	HeaderPipeline = "x-pulsetranslator-pipeline"
+	// HeaderCutHeaders names the upstream headers a copy does not carry
+	// for their size, with their sizes.
+	HeaderCutHeaders = "x-pulsetranslator-cut-headers"
+
+	// HeaderOriginExchange is the exchange a parked message was first
+	// published to.
+	HeaderOriginExchange = "x-pulse-exchange"
+	// HeaderOriginRoutingKey is its upstream routing key.
+	HeaderOriginRoutingKey = "x-pulse-routing-key"
+	// HeaderOriginContentType is the content type it came with.
+	HeaderOriginContentType = "x-pulse-content-type"
+	// HeaderOriginMessageID is the message id it came with.
+	HeaderOriginMessageID = "x-pulse-message-id"
+	// HeaderOriginRedelivered is "true" when it had been delivered before.
+	HeaderOriginRedelivered = "x-pulse-redelivered"
+
+	// HeaderSourceExchange is the upstream exchange of a message in a wait
+	// queue: RabbitMQ brings it back into the input queue from the wait
+	// exchange, so these headers say where it first came from and how
+	// long it has waited. They are trusted only on messages that arrive
+	// from the pipeline's own wait exchange.
+	HeaderSourceExchange = "x-pulsetranslator-source-exchange"
+	// HeaderSourceRoutingKey is its upstream routing key.
+	HeaderSourceRoutingKey = "x-pulsetranslator-source-routing-key"
+	// HeaderAttempt counts its waits so far: 1 in the first wait queue.
+	HeaderAttempt = "x-pulsetranslator-attempt"
+	// HeaderFirstSeen is when the pipeline first saw it (RFC 3339, UTC).
+	HeaderFirstSeen = "x-pulsetranslator-first-seen"
+	// HeaderWaitingFor lists the artifacts it waits for and what each
+	// answered at the last check.
+	HeaderWaitingFor = "x-pulsetranslator-waiting-for"
+)
+
+// UnconfirmedField is the payload field that a message published past its
+// deadline (on_deadline: publish) carries: the URLs of its artifacts that
+// never answered ready. Schemas of such pipelines must allow it.
+const UnconfirmedField = "artifacts_unconfirmed"

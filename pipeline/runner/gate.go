@@ -1,0 +1,214 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+)
+
+// maxWaitingFor bounds HeaderWaitingFor and the reason of an expired
+// message, so that a message with many artifacts keeps small headers.
+const maxWaitingFor = 2048
+
+// readinessGate holds a pipeline's messages back until their artifacts
+// exist. It never sleeps or keeps a message: the checks of one message
+// get a short budget, and a message whose artifacts are not there (or
+// could not be asked about within the budget) is published to a wait
+// queue, from which RabbitMQ brings it back when the tier's TTL expires.
+type readinessGate struct {
+	pipeline string
+	cfg      pipeline.WaitConfig
+	exchange string
+	checker  *gate.Checker
+	// f publishes, counts and logs for the gate.
+	f *flow
+}
+
+func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
+	return &readinessGate{
+		pipeline: p.Name,
+		cfg:      p.Wait,
+		exchange: pipeline.WaitExchange(client, p.Name),
+		checker: gate.New(gate.Config{
+			Timeout:     p.Wait.Check.Timeout,
+			Concurrency: p.Wait.Check.Concurrency,
+			PerHost:     p.Wait.Check.PerHost,
+			CacheTTL:    p.Wait.Check.Cache,
+		}),
+	}
+}
+
+// use makes the gate publish, count and log through f.
+func (g *readinessGate) use(f *flow) { g.f = f }
+
+// topology is the gate's part of the pipeline's topology.
+func (g *readinessGate) topology(client string) *broker.WaitTopology {
+	w := &broker.WaitTopology{Exchange: g.exchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength}
+	for _, tier := range g.cfg.Tiers {
+		w.Queues = append(w.Queues, broker.WaitQueue{Name: pipeline.WaitQueue(client, g.pipeline, tier), Key: pipeline.TierName(tier), TTL: tier})
+	}
+	return w
+}
+
+// admit checks the artifacts of a message's outputs, within the check
+// budget. All ready: it returns false, and the outputs are published.
+// Some missing before the deadline: the message is published to a wait
+// queue and it returns true. Some missing past the deadline: a refusal of
+// class artifacts_missing or, with on_deadline publish, false with the
+// outputs marked unconfirmed.
+func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origin, routed []pipeline.Routed, now time.Time) (held bool, err error) {
+	urls := waitURLs(routed)
+	if len(urls) == 0 {
+		return false, nil
+	}
+	missing := g.check(ctx, urls)
+	if len(missing) == 0 {
+		return false, nil
+	}
+	elapsed := now.Sub(src.firstSeen)
+	if elapsed >= g.cfg.Deadline {
+		g.f.p.stats.Expired.Add(1)
+		if g.cfg.OnDeadline == pipeline.OnDeadlinePublish {
+			var unconfirmed []string
+			for _, r := range missing {
+				unconfirmed = append(unconfirmed, r.URL)
+			}
+			markUnconfirmed(routed, unconfirmed)
+			return false, nil
+		}
+		return false, &missingArtifacts{
+			Refusal: &translator.Refusal{Class: pipeline.ClassArtifactsMissing, Reason: fmt.Sprintf(
+				"artifacts still missing %s after the message was first seen (deadline %s, %d checks): %s",
+				elapsed.Round(time.Millisecond), g.cfg.Deadline, src.attempt+1, describeMissing(missing))},
+			waitingFor: describeMissing(missing),
+		}
+	}
+	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
+	return true, g.hold(ctx, d, src, tier, missing)
+}
+
+// check checks urls within the budget and returns the results that are
+// not ready. A check that cannot get a slot or an answer within the
+// budget is not ready: a slow or hanging host costs only its own messages
+// and never holds the slots others need.
+func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Check.Budget)
+	defer cancel()
+	var missing []gate.Result
+	for _, r := range g.checker.CheckAll(ctx, urls) {
+		if r.Outcome == gate.Failed {
+			host := "?"
+			if u, err := url.Parse(r.URL); err == nil {
+				host = u.Host
+			}
+			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", truncate(r.URL, 300), "detail", r.Detail)
+		} else {
+			g.f.log.Debug("artifact check", "url", r.URL, "outcome", r.Outcome.String(), "detail", r.Detail)
+		}
+		if r.Outcome != gate.Ready {
+			missing = append(missing, r)
+		}
+		if g.f.metrics != nil {
+			g.f.metrics.GateChecks.WithLabelValues(g.pipeline, r.Outcome.String()).Inc()
+		}
+	}
+	return missing
+}
+
+// hold publishes the message to the wait queue of tier: the body and
+// content type unchanged, the upstream headers that fit, and headers that
+// say where it came from and since when. A wait queue at its max_length
+// refuses it (reject-publish): it is parked with class wait_queue_full,
+// neither dropped nor tried again in a loop.
+func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, missing []gate.Result) error {
+	carried := broker.CarryHeaders(src.upstream)
+	h := make(amqp.Table, len(carried.Headers)+6)
+	for k, v := range carried.Headers {
+		h[k] = v
+	}
+	if carried.Cut != "" {
+		h[pipeline.HeaderCutHeaders] = truncate(carried.Cut, maxReason)
+	}
+	h[pipeline.HeaderSourceExchange] = src.exchange
+	h[pipeline.HeaderSourceRoutingKey] = src.routingKey
+	h[pipeline.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
+	h[pipeline.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
+	h[pipeline.HeaderWaitingFor] = describeMissing(missing)
+	err := g.f.publish(ctx, toWait, broker.Outgoing{
+		Exchange: g.exchange, RoutingKey: pipeline.TierName(tier),
+		ContentType: d.ContentType, MessageID: d.MessageID, Headers: h, Body: d.Body,
+	})
+	switch {
+	case err == nil:
+		g.f.p.stats.Waited.Add(1)
+		if g.f.metrics != nil {
+			g.f.metrics.Waiting.WithLabelValues(g.pipeline, pipeline.TierName(tier)).Inc()
+		}
+		g.f.log.Debug("waiting for artifacts", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1)
+		return nil
+	case errors.Is(err, broker.ErrNacked):
+		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why artifacts do not appear)",
+			pipeline.TierName(tier), g.cfg.MaxLength)
+	}
+	return err
+}
+
+// describeMissing says which artifacts are missing and what they answered,
+// within maxWaitingFor bytes.
+func describeMissing(missing []gate.Result) string {
+	var b strings.Builder
+	for i, r := range missing {
+		part := fmt.Sprintf("%s (%s: %s)", r.URL, r.Outcome, r.Detail)
+		if i > 0 {
+			part = "; " + part
+		}
+		if b.Len()+len(part) > maxWaitingFor {
+			fmt.Fprintf(&b, "; and %d more", len(missing)-i)
+			break
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// waitURLs gathers the distinct artifact URLs of a message's outputs.
+func waitURLs(routed []pipeline.Routed) []string {
+	var urls []string
+	for _, r := range routed {
+		for _, u := range r.WaitFor {
+			if !slices.Contains(urls, u) {
+				urls = append(urls, u)
+			}
+		}
+	}
+	return urls
+}
+
+// markUnconfirmed adds UnconfirmedField to each output that waited for one
+// of the unconfirmed URLs.
+func markUnconfirmed(routed []pipeline.Routed, unconfirmed []string) {
+	for _, r := range routed {
+		var mine []any
+		for _, u := range r.WaitFor {
+			if slices.Contains(unconfirmed, u) {
+				mine = append(mine, u)
+			}
+		}
+		if len(mine) > 0 {
+			r.Payload[pipeline.UnconfirmedField] = mine
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package runner
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+)
+
+// origin is where a delivery first came from, and its waits so far.
+type origin struct {
+	// exchange and routingKey are where it was first published upstream.
+	exchange, routingKey string
+	// returning is true when it came back from the pipeline's wait
+	// exchange; attempt counts its waits so far (0 on the first pass).
+	returning bool
+	attempt   int
+	firstSeen time.Time
+	// upstream are the headers it brought from upstream: the delivery's,
+	// or, for a returning message, those its waiting copy carried.
+	upstream amqp.Table
+}
+
+// maxAttempt bounds the attempt count read back from a waiting copy.
+const maxAttempt = 1 << 20
+
+// originOf reads where d came from. Only a delivery from the pipeline's
+// own wait exchange, which only the client may write to (and whose
+// messages carry upstream headers of the same names renamed), is taken
+// for a returning waiter and has its wait headers believed. For any other
+// delivery every header is upstream data, whatever its name.
+func originOf(d *broker.Delivery, waitExchange string, now time.Time) origin {
+	o := origin{exchange: d.Exchange, routingKey: d.RoutingKey, firstSeen: now, upstream: d.Headers}
+	if d.Exchange != waitExchange || waitExchange == "" {
+		return o
+	}
+	o.returning = true
+	o.exchange = headerString(d.Headers, pipeline.HeaderSourceExchange)
+	o.routingKey = headerString(d.Headers, pipeline.HeaderSourceRoutingKey)
+	if n, err := strconv.Atoi(headerString(d.Headers, pipeline.HeaderAttempt)); err == nil && n > 0 {
+		o.attempt = min(n, maxAttempt)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pipeline.HeaderFirstSeen)); err == nil && !t.After(now) {
+		o.firstSeen = t
+	}
+	o.upstream = carriedOnly(d.Headers)
+	return o
+}
+
+// carriedOnly drops from a returning message's headers the translator's
+// own and the broker's record of the wait (x-death and its kin), leaving
+// the upstream headers the waiting copy carried.
+func carriedOnly(h amqp.Table) amqp.Table {
+	kept := make(amqp.Table, len(h))
+	for k, v := range h {
+		switch {
+		case strings.HasPrefix(k, "x-pulsetranslator-"), k == "x-death", k == "x-delivery-count",
+			strings.HasPrefix(k, "x-first-death-"), strings.HasPrefix(k, "x-last-death-"):
+			continue
+		}
+		kept[k] = v
+	}
+	return kept
+}
+
+func headerString(h amqp.Table, key string) string {
+	switch v := h[key].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
