@@ -16,29 +16,39 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
 
-// baseline is the bare worker the translator is measured against: plain
-// amqp091-go, no translation. Each of its consumers has its own channel
-// with the same prefetch, takes an input, publishes the outputs the
-// translator would (pre-computed: same bodies, routing keys, CC and ids),
-// persistent, waits for their confirms together, and acks the input. An
-// input the translator refuses it parks as the translator does: the input,
-// with the same headers, to a dead exchange of its own, persistent and
+// baseline is the bare worker the translator is measured against: the
+// strongest simple amqp091-go worker doing the same job, and nothing of
+// the translator's design. Each channel (one per -baseline-channels, with
+// -baseline-prefetch) consumes and publishes: for each delivery it
+// publishes the outputs the translator would give (pre-computed: same
+// bodies, routing keys, CC and ids), persistent, with deferred confirms,
+// and goes on to the next delivery at once; a second goroutine takes the
+// deliveries in order, waits for their own confirms and acks each. So
+// many messages are in flight and confirms are pipelined. An input the
+// translator refuses it parks as the translator does: the input, with
+// the same headers, to a dead exchange of its own, persistent and
 // confirmed.
 type baseline struct {
 	conn         *amqp.Connection
 	queue        string
 	exchange     string
 	deadExchange string
-	consumers    int
+	channels     int
 	prefetch     int
 	stream       *stream
+}
+
+// inflight is one delivery whose publishes await their confirms.
+type inflight struct {
+	d        amqp.Delivery
+	confirms []*amqp.DeferredConfirmation
 }
 
 // run consumes until ctx ends.
 func (b *baseline) run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, b.consumers)
-	for range b.consumers {
+	errs := make(chan error, 2*b.channels)
+	for range b.channels {
 		ch, err := b.conn.Channel()
 		if err != nil {
 			return err
@@ -53,8 +63,25 @@ func (b *baseline) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		pending := make(chan inflight, b.prefetch)
 		wg.Go(func() {
-			defer ch.Close()
+			// Acks each delivery once its own confirms are in; they come
+			// in publishing order on the one channel.
+			for p := range pending {
+				for _, dc := range p.confirms {
+					if !dc.Wait() {
+						errs <- fmt.Errorf("the broker nacked a baseline publish")
+						return
+					}
+				}
+				if err := p.d.Ack(false); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			defer close(pending)
 			for {
 				select {
 				case <-ctx.Done():
@@ -63,10 +90,12 @@ func (b *baseline) run(ctx context.Context) error {
 					if !ok {
 						return
 					}
-					if err := b.handle(ch, d); err != nil {
+					confirms, err := b.publish(ch, d)
+					if err != nil {
 						errs <- err
 						return
 					}
+					pending <- inflight{d, confirms}
 				}
 			}
 		})
@@ -80,25 +109,21 @@ func (b *baseline) run(ctx context.Context) error {
 	}
 }
 
-func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
+// publish sends what the translator would for d, without waiting.
+func (b *baseline) publish(ch *amqp.Channel, d amqp.Delivery) ([]*amqp.DeferredConfirmation, error) {
 	i, err := strconv.Atoi(fmt.Sprint(d.Headers[headerIndex]))
 	if err != nil || i < 0 || i >= len(b.stream.outputs) {
-		return d.Ack(false)
+		return nil, nil
 	}
 	if park := b.stream.parks[i]; park != nil {
-		dc, err := ch.PublishWithDeferredConfirm(b.deadExchange, "", false, false, amqp.Publishing{
-			ContentType: "application/json", DeliveryMode: amqp.Persistent, Timestamp: time.Now().UTC(), Headers: park, Body: d.Body})
-		if err != nil {
-			return err
-		}
-		if !dc.Wait() {
-			return fmt.Errorf("the broker nacked a baseline park")
-		}
-		return d.Ack(false)
+		dc, err := ch.PublishWithDeferredConfirm(b.deadExchange, d.RoutingKey, false, false, amqp.Publishing{
+			ContentType: d.ContentType, DeliveryMode: amqp.Persistent, Timestamp: time.Now().UTC(), Headers: park, Body: d.Body})
+		return []*amqp.DeferredConfirmation{dc}, err
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(b.stream.outputs[i]))
+	now := time.Now().UTC()
 	for _, o := range b.stream.outputs[i] {
-		pub := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: o.id, Body: o.body}
+		pub := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: o.id, Timestamp: now, Body: o.body}
 		if len(o.cc) > 0 {
 			cc := make([]interface{}, len(o.cc))
 			for j, route := range o.cc {
@@ -108,16 +133,11 @@ func (b *baseline) handle(ch *amqp.Channel, d amqp.Delivery) error {
 		}
 		dc, err := ch.PublishWithDeferredConfirm(b.exchange, o.routingKey, false, false, pub)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		confirms = append(confirms, dc)
 	}
-	for _, dc := range confirms {
-		if !dc.Wait() {
-			return fmt.Errorf("the broker nacked a baseline publish")
-		}
-	}
-	return d.Ack(false)
+	return confirms, nil
 }
 
 // serveBaseline is the -serve-baseline process: the bare worker, in a
@@ -142,7 +162,7 @@ func serveBaseline(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	worker := &baseline{conn: conn, queue: su.nm.baselineQueue, exchange: su.nm.output, deadExchange: su.nm.baselineDeadExchange,
-		consumers: o.consumers, prefetch: o.prefetch, stream: su.stream}
+		channels: o.baselineChannels, prefetch: o.baselinePrefetch, stream: su.stream}
 	return worker.run(ctx)
 }
 
@@ -152,6 +172,6 @@ func baselineArgv(o options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []string{self, "-serve-baseline", "-corpus", o.corpus, "-mix", o.mix, "-client", o.client,
-		"-n", strconv.Itoa(o.n), "-prefetch", strconv.Itoa(o.prefetch), "-consumers", strconv.Itoa(o.consumers * o.replicas)}, nil
+	return []string{self, "-serve-baseline", "-corpus", o.corpus, "-mix", o.mix, "-client", o.client, "-gate=" + strconv.FormatBool(o.gate), "-gate-url", o.gateURL,
+		"-n", strconv.Itoa(o.n), "-baseline-prefetch", strconv.Itoa(o.baselinePrefetch), "-baseline-channels", strconv.Itoa(o.baselineChannels*o.replicas)}, nil
 }

@@ -102,7 +102,7 @@ func TestBenchOnTheBroker(t *testing.T) {
 	}
 	brokertest.Require(t)
 	o := testOptions(400)
-	o.broker, o.translator, o.replicas, o.runs, o.warmup = brokertest.AdminURL(), buildTranslator(t), 2, 2, true
+	o.broker, o.translator, o.replicas, o.runs, o.warmup, o.gate = brokertest.AdminURL(), buildTranslator(t), 2, 2, true, true
 	// The workers run as production does: a user with only the Pulse
 	// permissions of the client id, whose password stays out of the report.
 	o.workerBroker = brokertest.PulseUser(t, o.client)

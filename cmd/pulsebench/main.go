@@ -39,7 +39,16 @@ type options struct {
 	// for broker's.
 	workerBroker                           string
 	n, prefetch, consumers, replicas, runs int
-	preload, baseline, isolate, warmup     bool
+	// publishChannels is the translator's publish_channels.
+	publishChannels int
+	// baselinePrefetch and baselineChannels shape the bare worker.
+	baselinePrefetch, baselineChannels int
+	preload, baseline, isolate, warmup bool
+	// gate runs the readiness gate: every input's log URL points at a
+	// local server of pulsebench's, distinct for each input, and the
+	// translator checks it before publishing. gateURL is that server.
+	gate    bool
+	gateURL string
 	cpuProfile                             string
 	// workerCPUs is where the worker processes run with -isolate.
 	workerCPUs string
@@ -59,8 +68,13 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.mix, "mix", "*/*", "glob of corpus files (relative to -corpus) to cycle through, e.g. 'mozilla-central/*'")
 	fs.StringVar(&o.client, "client", "pulsebench", "Pulse client id of the benchmark's names")
 	fs.IntVar(&o.n, "n", 20000, "raw messages per run")
-	fs.IntVar(&o.prefetch, "prefetch", 16, "prefetch of each consumer (translator and baseline)")
-	fs.IntVar(&o.consumers, "consumers", 4, "consumers per process (translator and baseline)")
+	fs.IntVar(&o.prefetch, "prefetch", pipeline.DefaultPrefetch, "the translator's prefetch of each consumer")
+	fs.IntVar(&o.consumers, "consumers", pipeline.DefaultConsumers, "the translator's consumers per process")
+	fs.IntVar(&o.publishChannels, "publish-channels", pipeline.DefaultPublishChannels, "the translator's publish channels per process")
+	fs.IntVar(&o.baselinePrefetch, "baseline-prefetch", 200, "the bare worker's prefetch of each channel")
+	fs.IntVar(&o.baselineChannels, "baseline-channels", 1, "the bare worker's channels (each consumes and publishes), per replica")
+	fs.BoolVar(&o.gate, "gate", true, "run the readiness gate: each input's log URL is distinct and answered by a local server, and the translator checks it before publishing (the bare worker does not)")
+	fs.StringVar(&o.gateURL, "gate-url", "", "the local log server's URL (pulsebench passes it to the baseline worker)")
 	fs.IntVar(&o.replicas, "replicas", 1, "translator processes on the one input queue")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each; medians are reported")
 	fs.BoolVar(&o.preload, "preload", false, "queue all N messages before starting the consumers (measures a backlog, and RSS under it)")
@@ -102,12 +116,22 @@ func (o options) workerEnv() []string {
 	return []string{pipeline.EnvConnection + "=" + url}
 }
 
+// rules are the translator's rule files: with -gate, the readiness gate's
+// too.
+func (o options) rules() string {
+	if o.gate {
+		return "builtin:buildbot.yaml, builtin:buildbot-wait.yaml"
+	}
+	return "builtin:buildbot.yaml"
+}
+
 // check refuses counts that cannot make a run.
 func (o options) check() error {
 	for _, c := range []struct {
 		flag  string
 		value int
-	}{{"-n", o.n}, {"-prefetch", o.prefetch}, {"-consumers", o.consumers}, {"-replicas", o.replicas}, {"-runs", o.runs}} {
+	}{{"-n", o.n}, {"-prefetch", o.prefetch}, {"-consumers", o.consumers}, {"-publish-channels", o.publishChannels}, {"-replicas", o.replicas},
+		{"-runs", o.runs}, {"-baseline-prefetch", o.baselinePrefetch}, {"-baseline-channels", o.baselineChannels}} {
 		if c.value < 1 {
 			return fmt.Errorf("%s %d: must be at least 1", c.flag, c.value)
 		}
@@ -151,6 +175,9 @@ type setup struct {
 
 // prepare writes the translator's config and computes the stream.
 func prepare(o options, stdout io.Writer) (*setup, error) {
+	if o.gate && o.gateURL == "" {
+		return nil, errors.New("-gate needs the local log server's URL (-gate-url)")
+	}
 	nm := namesOf(o.client)
 	dir, err := os.MkdirTemp("", "pulsebench-")
 	if err != nil {
@@ -164,11 +191,12 @@ pipelines:
     translator: buildbot
     bindings: [{exchange: %s, routing_keys: ['#']}]
     outputs: [{exchange: build/normalized}]
-    rules: [builtin:buildbot.yaml]
+    rules: [%s]
     prefetch: %d
     consumers: %d
     queue: {max_length: %d, dead_max_length: %d}
-`, o.client, nm.upstream, o.prefetch, o.consumers, 2*o.n+1000, o.n+1000)
+publish_channels: %d
+`, o.client, nm.upstream, o.rules(), o.prefetch, o.consumers, 2*o.n+1000, o.n+1000, o.publishChannels)
 	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {
 		su.cleanup()
 		return nil, err
@@ -179,7 +207,7 @@ pipelines:
 		return nil, err
 	}
 	fmt.Fprintf(stdout, "preparing %d messages from %s/%s ...\n", o.n, o.corpus, o.mix)
-	if su.stream, err = newStream(cfg, o.corpus, o.mix, o.n); err != nil {
+	if su.stream, err = newStream(cfg, o.corpus, o.mix, o.n, o.gateURL); err != nil {
 		su.cleanup()
 		return nil, err
 	}
@@ -200,6 +228,15 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	translatorPath, err := filepath.Abs(o.translator)
 	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
 		return measured{}, fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
+	}
+	if o.gate {
+		logs, err := serveLogs()
+		if err != nil {
+			return measured{}, err
+		}
+		defer logs.Close()
+		o.gateURL = logs.url
+		defer func() { fmt.Fprintf(stdout, "log checks answered by the local log server: %d\n", logs.checks.Load()) }()
 	}
 	su, err := prepare(o, stdout)
 	if err != nil {
@@ -235,8 +272,8 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	if o.workerBroker != "" {
 		workers = "as " + pipeline.RedactURL(o.workerBroker)
 	}
-	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s, workers connect %s; %d consumer(s) x prefetch %d; %d replica(s); preload %v\n",
-		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.replicas, o.preload)
+	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s, workers connect %s; translator: %d consumer(s) x prefetch %d, %d publish channel(s), gate %v; baseline: %d channel(s) x prefetch %d; %d replica(s); preload %v\n",
+		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.publishChannels, o.gate, o.baselineChannels, o.baselinePrefetch, o.replicas, o.preload)
 
 	m := measured{outputs: s.total, parked: s.parked}
 	// label names run 0 the warm-up, which is printed but not counted.
@@ -408,7 +445,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		if err != nil {
 			return nil, err
 		}
-		if err := waitConsumers(conn, nm.baselineQueue, []*workerProcess{w}, o.consumers*o.replicas); err != nil {
+		if err := waitConsumers(conn, nm.baselineQueue, []*workerProcess{w}, o.baselineChannels*o.replicas); err != nil {
 			w.stop()
 			return nil, err
 		}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"net"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -18,6 +22,65 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
+
+// artifactHosts are the hosts of the corpus' artifact URLs.
+var artifactHosts = []string{"archive.mozilla.org", "ftp.mozilla.org", "stage.mozilla.org"}
+
+// logServer answers every artifact check of a benchmark: 200, no body,
+// for any request. It stands for a remote artifact host, whose CPU is not
+// the benchmark's to measure, so it is the least an HTTP/1.1 server can
+// be: it reads each request's head and writes a fixed answer, keeping the
+// connection.
+type logServer struct {
+	url    string
+	ln     net.Listener
+	checks atomic.Int64
+}
+
+// serveLogs starts a log server on a free local port.
+func serveLogs() (*logServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l := &logServer{url: "http://" + ln.Addr().String(), ln: ln}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go l.serve(conn)
+		}
+	}()
+	return l, nil
+}
+
+// serve answers the requests of one connection.
+func (l *logServer) serve(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for {
+		// A request's head ends with an empty line; HEAD and GET have
+		// no body.
+		for {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 {
+				break
+			}
+		}
+		l.checks.Add(1)
+		if _, err := conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+			return
+		}
+	}
+}
+
+// Close stops the server.
+func (l *logServer) Close() error { return l.ln.Close() }
 
 // output is one normalized message an input must give, as the translator
 // publishes it: routing key, CC and body. The baseline publishes exactly
@@ -49,7 +112,11 @@ type stream struct {
 // relative to dir), makes n distinct messages of them (each gets a field
 // the translator ignores), and computes their outputs with the pipeline's
 // own processor.
-func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
+//
+// With a gateURL, every artifact URL of an input points under it, at a
+// path of its own (gateURL/c<i>/<host>/…), so that the readiness gate
+// checks each input's log.
+func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*stream, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, mix))
 	if err != nil {
 		return nil, fmt.Errorf("--mix %q: %w", mix, err)
@@ -94,6 +161,11 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int) (*stream, error) {
 	for i := range n {
 		f := i % len(files)
 		body := append([]byte(fmt.Sprintf(`{"pulsebench_copy": %d, `, i)), raws[f][1:]...)
+		if gateURL != "" {
+			for _, host := range artifactHosts {
+				body = bytes.ReplaceAll(body, []byte("http://"+host+"/"), []byte(fmt.Sprintf("%s/c%d/%s/", gateURL, i, host)))
+			}
+		}
 		var outs []output
 		var park amqp.Table
 		_, outcome, err := proc.ProcessBody(p.Bindings[0].Exchange, keys[f], body, now)

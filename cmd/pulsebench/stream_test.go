@@ -18,7 +18,7 @@ const corpusDir = "../../translators/buildbot/testdata/corpus/buildbot"
 
 func testOptions(n int) options {
 	return options{broker: "amqp://guest:guest@127.0.0.1:5672/", corpus: corpusDir, mix: "*/*", client: "pulsebench-test",
-		n: n, prefetch: 16, consumers: 2, replicas: 1, runs: 1, baseline: true, timeout: time.Minute}
+		n: n, prefetch: 16, consumers: 2, publishChannels: 1, baselinePrefetch: 32, baselineChannels: 1, replicas: 1, runs: 1, baseline: true, timeout: time.Minute}
 }
 
 func TestStreamCopiesAreDistinctAndKeepTheirOutputs(t *testing.T) {

@@ -38,6 +38,22 @@ type Delivery struct {
 
 	// reject makes a nack reject the delivery instead of requeueing it.
 	reject atomic.Bool
+	// settled is set by the first settle; ack and nack answer the broker.
+	settled   atomic.Bool
+	ack, nack func()
+}
+
+// settle acks the delivery, or nacks it (requeued, unless Reject was
+// called), once; later calls do nothing.
+func (d *Delivery) settle(ack bool) {
+	if d.settled.Swap(true) {
+		return
+	}
+	if ack {
+		d.ack()
+	} else {
+		d.nack()
+	}
 }
 
 // Reject asks that the delivery, once its message is nacked, be rejected

@@ -37,10 +37,10 @@ type SubscriberConfig struct {
 
 // Subscriber consumes one queue for Watermill's router without waiting
 // for each ack: it hands every delivery over as it arrives, up to the
-// prefetch of each channel, and acks (or nacks) each one on its own when
-// its message is acked, in whatever order that happens. The router runs
-// each message in a goroutine of its own, so no message waits for
-// another.
+// prefetch of each channel, and the Settle middleware acks (or nacks)
+// each one on its own when its handler is done, in whatever order that
+// happens. The router runs each message in a goroutine of its own, so no
+// message waits for another.
 //
 // Each message's context carries its Delivery and ends when the channel
 // it came on closes: the broker then returns it to the queue, and the
@@ -102,8 +102,7 @@ func (s *Subscriber) Consuming() bool {
 }
 
 // Close stops consuming, returns the deliveries not yet handed over to
-// the queue, and waits until every message handed over is acked or
-// nacked, or its channel is gone.
+// the queue, and waits until every message handed over is settled.
 func (s *Subscriber) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	if s.started.Load() {
@@ -264,17 +263,24 @@ func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, 
 		}
 		msg := message.NewMessage(strconv.FormatUint(s.ids.Add(1), 10), d.Body)
 		delivery := deliveryOf(&d)
-		msg.SetContext(WithDelivery(ctx, delivery))
+		tag := d.DeliveryTag
 		s.inflight.Add(1)
 		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			s.settle(ctx, msg, delivery, ch, d.DeliveryTag)
-		}()
+		delivery.ack = func() {
+			_ = ch.Ack(tag, false)
+			inflight.Done()
+			s.inflight.Done()
+		}
+		delivery.nack = func() {
+			_ = ch.Nack(tag, false, !delivery.reject.Load())
+			inflight.Done()
+			s.inflight.Done()
+		}
+		msg.SetContext(WithDelivery(ctx, delivery))
 		select {
 		case s.out <- msg:
 		case <-s.closing:
-			msg.Nack()
+			delivery.settle(false)
 		}
 	}
 	if ch.IsClosed() {
@@ -287,17 +293,24 @@ func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, 
 	return nil
 }
 
-// settle acks or nacks one delivery once its message is acked or nacked.
-// A nacked message goes back to the queue, unless it was marked to be
-// rejected. When the channel is gone the broker has returned it already.
-func (s *Subscriber) settle(ctx context.Context, msg *message.Message, d *Delivery, ch *amqp.Channel, tag uint64) {
-	defer s.inflight.Done()
-	select {
-	case <-msg.Acked():
-		_ = ch.Ack(tag, false)
-	case <-msg.Nacked():
-		_ = ch.Nack(tag, false, !d.reject.Load())
-	case <-ctx.Done():
+// Settle is the router middleware that answers the broker for each
+// delivery of a Subscriber: an ack once the message's handler returned
+// nil, a nack otherwise (the message goes back to the queue, unless the
+// handler called Delivery.Reject), each on its own, as soon as its
+// handler is done. It must be the handler's outermost middleware. (It
+// replaces a goroutine per message waiting for Watermill's Ack, whose
+// small stacks also made every handler goroutine start small and grow.)
+func Settle(next message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (outs []*message.Message, err error) {
+		d, ok := DeliveryFrom(msg.Context())
+		if !ok {
+			return next(msg)
+		}
+		// A panic that passes through nacks it.
+		defer d.settle(false)
+		outs, err = next(msg)
+		d.settle(err == nil)
+		return outs, err
 	}
 }
 

@@ -236,7 +236,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			p.gate.use(f)
 		}
 		h := router.AddNoPublisherHandler(p.cfg.Name, p.topology.InputQueue, p.sub, f.handle)
-		h.AddMiddleware(f.parkRefused, middleware.Recoverer)
+		h.AddMiddleware(broker.Settle, f.parkRefused, middleware.Recoverer)
 	}
 
 	connCtx, stopConn := context.WithCancel(context.Background())
