@@ -223,7 +223,7 @@ func (w WaitConfig) TierFor(attempt int, remaining time.Duration) int {
 
 // Defaults.
 const (
-	DefaultConnection     = "amqp://guest:guest@127.0.0.1:5672/"
+	DefaultConnection      = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultPublishTimeout  = 30 * time.Second
 	DefaultPublishAttempts = 8
 	DefaultPublishChannels = 1
@@ -233,8 +233,8 @@ const (
 	DefaultMaxOutputBytes  = 4 << 20
 	DefaultCheckBudget     = 3 * time.Second
 	DefaultMaxLength       = 10000
-	DefaultWaitDeadline   = 10 * time.Minute
-	DefaultWaitMaxLength  = 100000
+	DefaultWaitDeadline    = 10 * time.Minute
+	DefaultWaitMaxLength   = 100000
 )
 
 // DefaultWaitTiers are the wait tiers of a pipeline that sets none.

@@ -1,9 +1,12 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,12 @@ import (
 
 // processor builds a pipeline around translate with the rules in ruleYAML.
 func processor(t *testing.T, translate translator.Func, ruleYAML string) *pipeline.Processor {
+	t.Helper()
+	return limitedProcessor(t, translate, ruleYAML, pipeline.LimitsConfig{})
+}
+
+// limitedProcessor is processor with the given limits (0: the default).
+func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, limits pipeline.LimitsConfig) *pipeline.Processor {
 	t.Helper()
 	reg := &translator.Registry{}
 	if err := reg.Register(translator.Spec{Name: "fake", New: func(translator.Params) (translator.Translator, error) { return translate, nil }}); err != nil {
@@ -32,7 +41,7 @@ func processor(t *testing.T, translate translator.Func, ruleYAML string) *pipeli
 		t.Fatal(err)
 	}
 	p, err := pipeline.NewProcessor(pipeline.PipelineConfig{
-		Name: "p", Translator: "fake", Rules: ruleFiles,
+		Name: "p", Translator: "fake", Rules: ruleFiles, Limits: limits,
 		Outputs: []pipeline.OutputConfig{{Name: "out", Exchange: "exchange/me/out", Envelope: pipeline.EnvelopeBare}},
 	}, reg, sch)
 	if err != nil {
@@ -150,5 +159,103 @@ func TestProcessRefusesUncheckableArtifactURL(t *testing.T) {
 	out, err := processor(t, withLogs(good, good, good), rules).Process(translator.Message{Body: []byte(`{}`)})
 	if err != nil || len(out.Published) != 3 || len(out.Published[2].WaitFor) != 1 {
 		t.Fatalf("three outputs waiting for one good URL: %+v, %v", out, err)
+	}
+}
+
+// builds returns a translator of n build outputs, each with extra set
+// on its payload.
+func builds(n int, extra map[string]any) translator.Func {
+	return func(translator.Message) ([]translator.Output, error) {
+		outs := make([]translator.Output, n)
+		for i := range outs {
+			p := build()
+			for k, v := range extra {
+				p[k] = v
+			}
+			outs[i] = translator.Output{RoutingKey: fmt.Sprintf("build.central.%d", i), Payload: p, Schema: "buildbot/build.json"}
+		}
+		return outs, nil
+	}
+}
+
+func refusalClass(err error) string {
+	var r *translator.Refusal
+	if errors.As(err, &r) {
+		return r.Class
+	}
+	return fmt.Sprintf("not a refusal: %v", err)
+}
+
+// TestLimitsOfOneInput: an input past limits.max_outputs is refused as
+// too_many_outputs, and one whose bodies add up past max_output_bytes as
+// outputs_too_large; at the limits, both pass.
+func TestLimitsOfOneInput(t *testing.T) {
+	limits := pipeline.LimitsConfig{MaxOutputs: 3, MaxOutputBytes: 2000}
+	msg := translator.Message{Body: []byte(`{}`)}
+	if _, err := limitedProcessor(t, builds(4, nil), "", limits).Process(msg); refusalClass(err) != pipeline.ClassTooManyOutputs {
+		t.Errorf("4 outputs past a limit of 3: %s, want %s", refusalClass(err), pipeline.ClassTooManyOutputs)
+	}
+	proc := limitedProcessor(t, builds(3, nil), "", limits)
+	outcome, err := proc.Process(msg)
+	if err != nil || len(outcome.Published) != 3 {
+		t.Fatalf("3 outputs at a limit of 3: %d, %v", len(outcome.Published), err)
+	}
+	bodies, err := proc.Encode(outcome.Published, time.Now())
+	total := 0
+	for _, b := range bodies {
+		total += len(b)
+	}
+	if err != nil || total > 2000 {
+		t.Fatalf("3 small bodies (%d bytes) within 2000: %v", total, err)
+	}
+	big := limitedProcessor(t, builds(3, map[string]any{"slave": strings.Repeat("x", 600)}), "", limits)
+	outcome, err = big.Process(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = big.Encode(outcome.Published, time.Now())
+	if refusalClass(err) != pipeline.ClassOutputsTooLarge || !strings.Contains(err.Error(), "at output 2 of 3") {
+		t.Errorf("3 bodies of over 1000 bytes past 2000: %v, want %s at the second", err, pipeline.ClassOutputsTooLarge)
+	}
+}
+
+// TestUnsafeNumbersAreRefused: an integer beyond ±2^53 or a number beyond
+// a double's range is refused as unsafe_number, naming where it is; the
+// largest safe integers and ordinary floats pass.
+func TestUnsafeNumbersAreRefused(t *testing.T) {
+	msg := translator.Message{Body: []byte(`{}`)}
+	encode := func(v any) error {
+		proc := processor(t, builds(1, map[string]any{"build_number": v}), "")
+		outcome, err := proc.Process(msg)
+		if err != nil {
+			return err
+		}
+		_, err = proc.Encode(outcome.Published, time.Now())
+		return err
+	}
+	for _, v := range []any{json.Number("9007199254740993"), json.Number("-9007199254740993"), json.Number("1e400"),
+		json.Number("123456789012345678901234567890"), int64(1) << 60, -(int64(1) << 60)} {
+		err := encode(v)
+		if refusalClass(err) != pipeline.ClassUnsafeNumber || !strings.Contains(err.Error(), "build_number") {
+			t.Errorf("%v: %v, want %s naming build_number", v, err, pipeline.ClassUnsafeNumber)
+		}
+	}
+	for _, v := range []any{json.Number("9007199254740992"), json.Number("-9007199254740992"), json.Number("1234567890123456"), int64(1) << 53} {
+		if err := encode(v); err != nil {
+			t.Errorf("%v: %v, want it published", v, err)
+		}
+	}
+	// Anywhere in a payload, by its path; floats a double holds pass.
+	body := func(payload map[string]any) error {
+		_, err := pipeline.Body(pipeline.Routed{Output: &pipeline.OutputConfig{Envelope: pipeline.EnvelopeBare}, Payload: payload}, time.Now())
+		return err
+	}
+	err := body(map[string]any{"a": map[string]any{"b": []any{1, json.Number("-1E999")}}})
+	var unsafe *pipeline.UnsafeNumberError
+	if !errors.As(err, &unsafe) || unsafe.Path != "a.b[1]" {
+		t.Errorf("a nested unsafe number: %v, want its path a.b[1]", err)
+	}
+	if err := body(map[string]any{"a": []any{json.Number("1.5e300"), json.Number("0.1"), 3.25, json.Number("-0")}}); err != nil {
+		t.Errorf("floats a double holds: %v", err)
 	}
 }

@@ -173,5 +173,5 @@ func baselineArgv(o options) ([]string, error) {
 		return nil, err
 	}
 	return []string{self, "-serve-baseline", "-corpus", o.corpus, "-mix", o.mix, "-client", o.client, "-gate=" + strconv.FormatBool(o.gate), "-gate-url", o.gateURL,
-		"-n", strconv.Itoa(o.n), "-baseline-prefetch", strconv.Itoa(o.baselinePrefetch), "-baseline-channels", strconv.Itoa(o.baselineChannels*o.replicas)}, nil
+		"-n", strconv.Itoa(o.n), "-baseline-prefetch", strconv.Itoa(o.baselinePrefetch), "-baseline-channels", strconv.Itoa(o.baselineChannels * o.replicas)}, nil
 }

@@ -47,9 +47,9 @@ type options struct {
 	// gate runs the readiness gate: every input's log URL points at a
 	// local server of pulsebench's, distinct for each input, and the
 	// translator checks it before publishing. gateURL is that server.
-	gate    bool
-	gateURL string
-	cpuProfile                             string
+	gate       bool
+	gateURL    string
+	cpuProfile string
 	// workerCPUs is where the worker processes run with -isolate.
 	workerCPUs string
 	// serveBaseline makes this process the bare worker (see runBaseline).

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
 )
 
 const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] ...

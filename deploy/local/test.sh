@@ -8,7 +8,8 @@ ensure_broker
 go vet ./...
 go test -count=1 ./... "$@"
 # Fuzz the envelope decoder, the outline and array elements of checked
-# bodies, the buildbot translator and its build-key matcher for a fixed time
+# bodies, upstream header tables (what a copy carries, and what the runner
+# makes of them), the buildbot translator and its build-key matcher for a fixed time
 # (FUZZTIME, default 15s each); a crasher fails the run and is written to
 # the package's testdata/fuzz, to be fixed and kept as a regression case.
 fuzztime="${FUZZTIME:-15s}"
@@ -19,5 +20,7 @@ minimize="${FUZZMINIMIZE:-100x}"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline
 go test -run '^$' -fuzz '^FuzzOutlineMatchesParse$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/rawjson
 go test -run '^$' -fuzz '^FuzzElementsMatchParse$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/rawjson
+go test -run '^$' -fuzz '^FuzzCarryHeaders$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/broker
+go test -run '^$' -fuzz '^FuzzUpstreamHeaders$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./pipeline/runner
 go test -run '^$' -fuzz '^FuzzTranslate$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./translators/buildbot
 go test -run '^$' -fuzz '^FuzzBuildKeyMatchesPattern$' -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" ./translators/buildbot

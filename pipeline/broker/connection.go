@@ -263,4 +263,3 @@ func explainDial(err error) error {
 	}
 	return err
 }
-

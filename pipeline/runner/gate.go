@@ -134,22 +134,9 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 // refuses it (reject-publish): it is parked with class wait_queue_full,
 // neither dropped nor tried again in a loop.
 func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, missing []gate.Result) error {
-	carried := broker.CarryHeaders(src.upstream)
-	h := make(amqp.Table, len(carried.Headers)+6)
-	for k, v := range carried.Headers {
-		h[k] = v
-	}
-	if carried.Cut != "" {
-		h[pipeline.HeaderCutHeaders] = truncate(carried.Cut, maxReason)
-	}
-	h[pipeline.HeaderSourceExchange] = src.exchange
-	h[pipeline.HeaderSourceRoutingKey] = src.routingKey
-	h[pipeline.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
-	h[pipeline.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
-	h[pipeline.HeaderWaitingFor] = describeMissing(missing)
 	err := g.f.publish(ctx, toWait, broker.Outgoing{
 		Exchange: g.exchange, RoutingKey: pipeline.TierName(tier),
-		ContentType: d.ContentType, MessageID: d.MessageID, Headers: h, Body: d.Body,
+		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, missing), Body: d.Body,
 	})
 	switch {
 	case err == nil:
@@ -164,6 +151,26 @@ func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin
 			pipeline.TierName(tier), g.cfg.MaxLength)
 	}
 	return err
+}
+
+// waitHeaders are the headers of a waiting copy: the upstream headers
+// that fit (see broker.CarryHeaders), then the translator's own, which
+// say where the message came from, since when, and what it waits for.
+func waitHeaders(src origin, missing []gate.Result) amqp.Table {
+	carried := broker.CarryHeaders(src.upstream)
+	h := make(amqp.Table, len(carried.Headers)+6)
+	for k, v := range carried.Headers {
+		h[k] = v
+	}
+	if carried.Cut != "" {
+		h[pipeline.HeaderCutHeaders] = truncate(carried.Cut, maxReason)
+	}
+	h[pipeline.HeaderSourceExchange] = src.exchange
+	h[pipeline.HeaderSourceRoutingKey] = src.routingKey
+	h[pipeline.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
+	h[pipeline.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
+	h[pipeline.HeaderWaitingFor] = describeMissing(missing)
+	return h
 }
 
 // describeMissing says which artifacts are missing and what they answered,

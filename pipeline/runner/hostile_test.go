@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,9 +56,24 @@ func TestHostileInput(t *testing.T) {
 		return `{"payload": {"build": {"properties": [["branch", "mozilla-central", "x"], ["platform", "` + platform +
 			`", "x"], ["buildername", "Linux x86-64 mozilla-central build", "x"], ["buildurl", "http://a/b.tar.bz2", "x"]]}}, ` + meta + `}`
 	}
+	repack, _ := corpusFile(t, "release-mozilla-beta/build.release-mozilla-beta-win32_repack_2.16.log_uploaded")
+	nightly, _ := corpusFile(t, "mozilla-central/build.mozilla-central-linux-l10n-nightly-1.0.log_uploaded")
+	manyLocales := make([]string, 10000)
+	manyStatuses := make([]string, 160000)
+	for i := range manyLocales {
+		manyLocales[i] = fmt.Sprintf("l%d", i)
+	}
+	for i := range manyStatuses {
+		manyStatuses[i] = fmt.Sprintf(`\"l%d\": \"Success\"`, i)
+	}
 	cases := []struct {
 		name, body, contentType, class, reason string
 	}{
+		{"a release repack of 10,000 locales", regexp.MustCompile(`"locales", "[^"]*"`).ReplaceAllString(string(repack), `"locales", "`+strings.Join(manyLocales, ",")+`"`),
+			"", pipeline.ClassTooManyOutputs, "10000 or more locales"},
+		{"a nightly repack of 160,000 locales", regexp.MustCompile(`"locales", "\{[^}]*\}"`).ReplaceAllString(string(nightly), `"locales", "{`+strings.Join(manyStatuses, ", ")+`}"`),
+			"", pipeline.ClassTooManyOutputs, "1001 or more locales"},
+		{"a build number beyond 2^53", strings.Replace(string(good), `"buildnumber", 105,`, `"buildnumber", 9007199254740993,`, 1), "", pipeline.ClassUnsafeNumber, "9007199254740993"},
 		{"empty body", "", "", pipeline.ClassMalformed, "not well-formed JSON"},
 		{"malformed JSON", `{"payload": {"build": `, "", pipeline.ClassMalformed, "not well-formed JSON"},
 		{"invalid UTF-8", "{\"payload\": \"\xff\xfe\"}", "", pipeline.ClassNotUTF8, "not valid UTF-8"},
@@ -71,6 +87,11 @@ func TestHostileInput(t *testing.T) {
 		{"a 10 MiB body", `{"payload": "` + strings.Repeat("x", 10<<20) + `"}`, "", pipeline.ClassTooLarge, "limit is 4194304"},
 		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pipeline.ClassTooDeep, "more than 64 levels"},
 		{"wrong content type", string(good), "application/x-msgpack", pipeline.ClassContentType, "application/x-msgpack"},
+	}
+	for marker, c := range map[string]int{"l9998,l9999": 0, `\"l159999\"`: 1, "9007199254740993": 2} {
+		if !strings.Contains(cases[c].body, marker) {
+			t.Fatalf("%s: the corpus file no longer has what the test rewrites", cases[c].name)
+		}
 	}
 	for _, c := range cases {
 		ct := c.contentType

@@ -35,6 +35,10 @@ func init() {
 // Translator translates raw Buildbot messages. It is safe for concurrent use.
 type Translator struct {
 	tables *compiledTables
+	// maxOutputs is the most outputs the framework takes from one input:
+	// a repack listing more locales is refused before its outputs are
+	// built.
+	maxOutputs int
 
 	// The unit-test routing-key pattern depends on the tree of the
 	// message; it is compiled once per tree and kept, up to
@@ -43,6 +47,10 @@ type Translator struct {
 	patternCount int
 	patternMu    sync.Mutex
 }
+
+// defaultMaxOutputs is the most locales a repack may list when the
+// framework sets no limit (a translator made by hand in a test).
+const defaultMaxOutputs = 1000
 
 // maxCachedPatterns bounds the pattern cache against a stream of made-up
 // tree names.
@@ -54,7 +62,11 @@ func New(p translator.Params) (translator.Translator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Translator{tables: tables}, nil
+	maxOutputs := p.MaxOutputs
+	if maxOutputs <= 0 {
+		maxOutputs = defaultMaxOutputs
+	}
+	return &Translator{tables: tables, maxOutputs: maxOutputs}, nil
 }
 
 // Translate implements translator.Translator.

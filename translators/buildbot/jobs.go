@@ -140,6 +140,9 @@ func (t *Translator) releaseRepack(j job) ([]translator.Output, error) {
 	if list == "" {
 		return nil, translator.Refuse("no_locales", "%s is a repack without a 'locales' property", j.key)
 	}
+	if n := strings.Count(list, ",") + 1; n > t.maxOutputs {
+		return nil, t.tooManyLocales(j, n)
+	}
 	locales := strings.Split(list, ",")
 	if slices.Contains(locales, "") {
 		return nil, translator.Refuse("bad_locales", "%s: 'locales' %q has an empty locale", j.key, list)
@@ -167,6 +170,9 @@ func localePayload(common map[string]any, i, n int) map[string]any {
 // that locale's status.
 func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 	j.payload["repack"] = true
+	if n := countMembers(text(j.locales), t.maxOutputs); n > t.maxOutputs {
+		return nil, t.tooManyLocales(j, n)
+	}
 	var results map[string]any
 	if err := json.Unmarshal([]byte(text(j.locales)), &results); err != nil || len(results) == 0 {
 		return nil, translator.Refuse("bad_locales", "%s: 'locales' %v is not a JSON object of locale to result", j.key, j.locales)
@@ -181,6 +187,34 @@ func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 		outs = append(outs, buildOutput(j.key, p))
 	}
 	return outs, nil
+}
+
+// tooManyLocales refuses a repack that would give more outputs than the
+// framework takes from one input; at least is how many it lists, or more.
+func (t *Translator) tooManyLocales(j job, atLeast int) error {
+	return translator.Refuse("too_many_outputs", "%s is a repack of %d or more locales, one output each; the limit is %d outputs (limits.max_outputs)", j.key, atLeast, t.maxOutputs)
+}
+
+// countMembers counts the members of the JSON object text, reading no
+// further than the first limit+1 of them; a text that is not an object
+// counts 0 (its parse refuses it later).
+func countMembers(text string, limit int) int {
+	dec := json.NewDecoder(strings.NewReader(text))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return 0
+	}
+	n := 0
+	for n <= limit && dec.More() {
+		var skip json.RawMessage
+		if _, err := dec.Token(); err != nil {
+			return n
+		}
+		if err := dec.Decode(&skip); err != nil {
+			return n
+		}
+		n++
+	}
+	return n
 }
 
 // buildOutput makes the output of one build message, with its routing key
