@@ -189,11 +189,13 @@ type WaitConfig struct {
 
 // CheckConfig tunes the HTTP checks of the readiness gate.
 type CheckConfig struct {
-	// Timeout bounds one check, redirects included. Optional, default 10s.
+	// Timeout bounds one check, redirects included, also when the
+	// message it was for went on to a wait queue (a ready answer that
+	// comes late is remembered). Optional, default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Concurrency bounds the checks in flight overall. Optional, default 64.
 	Concurrency int `yaml:"concurrency"`
-	// PerHost bounds the checks in flight to one host. Optional, default 16.
+	// PerHost bounds the checks in flight to one host. Optional, default 32.
 	PerHost int `yaml:"per_host"`
 	// Cache is how long a ready answer is remembered. Optional, default
 	// 1m; -1s turns the cache off.
@@ -201,7 +203,7 @@ type CheckConfig struct {
 	// Budget bounds the checks of one message: what cannot start or end
 	// within it counts as not yet, and the message goes to its wait queue
 	// at once, so that a slow or hanging host holds up only its own
-	// messages. Optional, default 3s.
+	// messages. Optional, default 5s.
 	Budget time.Duration `yaml:"budget"`
 }
 
@@ -231,7 +233,7 @@ const (
 	DefaultConsumers       = 1
 	DefaultMaxOutputs      = 1000
 	DefaultMaxOutputBytes  = 4 << 20
-	DefaultCheckBudget     = 3 * time.Second
+	DefaultCheckBudget     = 5 * time.Second
 	DefaultMaxLength       = 10000
 	DefaultWaitDeadline    = 10 * time.Minute
 	DefaultWaitMaxLength   = 100000

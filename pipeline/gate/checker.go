@@ -59,12 +59,12 @@ type Result struct {
 
 // Config tunes a Checker. Zero fields take the defaults.
 type Config struct {
-	// Timeout bounds one check, redirects and the GET fallback included.
-	// Default 10s.
+	// Timeout bounds one request, redirects and the GET fallback
+	// included, also when its caller stopped waiting. Default 10s.
 	Timeout time.Duration
 	// Concurrency bounds checks in flight overall. Default 64.
 	Concurrency int
-	// PerHost bounds checks in flight to one host. Default 16.
+	// PerHost bounds checks in flight to one host. Default 32.
 	PerHost int
 	// CacheTTL is how long a ready answer is remembered. Default 1m; a
 	// negative value turns the cache off.
@@ -80,7 +80,7 @@ type Config struct {
 const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultConcurrency = 64
-	DefaultPerHost     = 16
+	DefaultPerHost     = 32
 	DefaultCacheTTL    = time.Minute
 	DefaultCacheSize   = 10000
 )
@@ -172,8 +172,9 @@ func ValidURL(raw string) error {
 	return nil
 }
 
-// CheckAll checks urls concurrently (within the checker's limits) and
-// returns their results in the same order.
+// CheckAll checks urls concurrently (within the checker's limits), each
+// within ctx (the caller's budget), and returns their results in the
+// same order.
 func (c *Checker) CheckAll(ctx context.Context, urls []string) []Result {
 	results := make([]Result, len(urls))
 	if len(urls) == 1 {
@@ -205,6 +206,11 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 	return r
 }
 
+// check asks for one URL. ctx is the caller's budget: waiting for a slot
+// ends with it, and so does waiting for the answer; but a request that
+// has started goes on, within the checker's timeout and holding its slot,
+// so that a ready answer that comes late is remembered for the message's
+// next check.
 func (c *Checker) check(ctx context.Context, raw string) Result {
 	if err := ValidURL(raw); err != nil {
 		return Result{URL: raw, Outcome: Failed, Detail: err.Error()}
@@ -215,10 +221,33 @@ func (c *Checker) check(ctx context.Context, raw string) Result {
 	u, _ := url.Parse(raw)
 	release, err := c.acquire(ctx, u.Host)
 	if err != nil {
-		return Result{URL: raw, Outcome: Failed, Detail: "no check slot: " + err.Error()}
+		return Result{URL: raw, Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	answer := make(chan Result, 1)
+	go func() {
+		defer release()
+		answer <- c.ask(raw)
+	}()
+	select {
+	case r := <-answer:
+		return r
+	case <-ctx.Done():
+		return Result{URL: raw, Outcome: Failed, Detail: "no answer within the budget (" + describeContext(ctx.Err()) + "); the check goes on, and a ready answer is remembered"}
+	}
+}
+
+// describeContext names why a context ended.
+func describeContext(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "budget spent"
+	}
+	return err.Error()
+}
+
+// ask sends the HEAD (and GET) of one check, within the timeout, and
+// remembers a ready answer.
+func (c *Checker) ask(raw string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 
 	status, err := c.request(ctx, http.MethodHead, raw)

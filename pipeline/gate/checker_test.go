@@ -172,3 +172,49 @@ func TestLimits(t *testing.T) {
 			a.peak.Load(), b.peak.Load(), all.peak.Load())
 	}
 }
+
+// TestBudget: a caller stops waiting when its budget is spent, for a slot
+// or for an answer, while a request already sent goes on and its ready
+// answer is remembered for the next check; other hosts' checks are not
+// held up meanwhile.
+func TestBudget(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+	}))
+	defer slow.Close()
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer fast.Close()
+	c := gate.New(gate.Config{Timeout: 5 * time.Second, PerHost: 1, Concurrency: 4})
+
+	budget := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	// Two checks of the slow host at once, one slot: one waits for the
+	// answer, the other for the slot; both give up at 50ms.
+	began := time.Now()
+	results := c.CheckAll(budget(50*time.Millisecond), []string{slow.URL + "/a", slow.URL + "/b", fast.URL + "/c"})
+	if took := time.Since(began); took > 250*time.Millisecond {
+		t.Errorf("a 50ms budget took %s", took)
+	}
+	if results[0].Outcome != gate.Failed || !strings.Contains(results[0].Detail+results[1].Detail, "no answer within the budget") ||
+		!strings.Contains(results[0].Detail+results[1].Detail, "no check slot free within the budget") {
+		t.Errorf("slow host within 50ms: %+v, %+v; want one without an answer and one without a slot", results[0], results[1])
+	}
+	if results[2].Outcome != gate.Ready {
+		t.Errorf("the fast host, checked beside the slow one: %+v", results[2])
+	}
+	// The request that was sent answers at 300ms and is remembered.
+	time.Sleep(400 * time.Millisecond)
+	both := c.CheckAll(budget(50*time.Millisecond), []string{slow.URL + "/a", slow.URL + "/b"})
+	var cached int
+	for _, r := range both {
+		if r.Outcome == gate.Ready && r.Cached {
+			cached++
+		}
+	}
+	if cached != 1 {
+		t.Errorf("after the slow answers: %+v; want the one request sent earlier answered from the cache", both)
+	}
+}

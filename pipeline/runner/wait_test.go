@@ -63,14 +63,20 @@ const gatedBuildFile = "mozilla-central/build.mozilla-central-linux64.105.log_up
 
 func newGatedBuild(t testing.TB, store *artifactStore, tag string) gatedBuild {
 	t.Helper()
+	return gatedBuildAt(t, store.srv.URL, tag)
+}
+
+// gatedBuildAt is a gated build whose URLs point under base + /<tag>/.
+func gatedBuildAt(t testing.TB, base, tag string) gatedBuild {
+	t.Helper()
 	body, key := corpusFile(t, gatedBuildFile)
 	prefix := "/" + tag + "/"
-	body = []byte(strings.ReplaceAll(string(body), "http://archive.mozilla.org/", store.srv.URL+prefix))
+	body = []byte(strings.ReplaceAll(string(body), "http://archive.mozilla.org/", base+prefix))
 	logPath := prefix + "pub/firefox/tinderbox-builds/mozilla-central-linux64/1446634715/mozilla-central-linux64-bm73-build1-build105.txt.gz"
-	if !strings.Contains(string(body), store.srv.URL+logPath) {
+	if !strings.Contains(string(body), base+logPath) {
 		t.Fatalf("the corpus file %s no longer has the log URL this test rewrites", gatedBuildFile)
 	}
-	return gatedBuild{body: body, key: key, logPath: logPath, logURL: store.srv.URL + logPath}
+	return gatedBuild{body: body, key: key, logPath: logPath, logURL: base + logPath}
 }
 
 // gateConfig is the world's pipeline with the buildbot wait rule and the
