@@ -12,6 +12,8 @@ package pipeline
 
 import (
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 )
 
 // Config is the whole configuration of one translator process.
@@ -205,6 +207,23 @@ type CheckConfig struct {
 	// at once, so that a slow or hanging host holds up only its own
 	// messages. Optional, default 5s.
 	Budget time.Duration `yaml:"budget"`
+	// Allow lists where checks may go: hosts ("archive.mozilla.org"),
+	// hosts with ports, domains ("*.mozilla.org") or URL prefixes
+	// ("https://host/pub/"); redirects must stay within it. A message
+	// that waits for a URL outside it is refused (bad_artifact_url).
+	// Optional: without it, any host but loopback, link-local and private
+	// addresses.
+	Allow []string `yaml:"allow"`
+	// AllowPrivate lets checks reach loopback, link-local and private
+	// addresses when there is no allow list. Optional, default false:
+	// an upstream message must not make the translator probe internal
+	// services.
+	AllowPrivate bool `yaml:"allow_private"`
+}
+
+// Policy is where the pipeline's artifact checks may go.
+func (c CheckConfig) Policy() gate.Policy {
+	return gate.Policy{Allow: c.Allow, AllowPrivate: c.AllowPrivate}
 }
 
 // TierFor returns the index of the tier a message waits in: the attempt's

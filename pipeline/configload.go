@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 )
 
@@ -243,7 +244,12 @@ func validateWait(w WaitConfig, at string, fail func(path, format string, args .
 		fail(at+".check", "concurrency and per_host must be positive")
 	}
 	if w.Check.Budget < 0 {
-		fail(at+".check.budget", "must be positive, for example 3s")
+		fail(at+".check.budget", "must be positive, for example 5s")
+	}
+	for i, entry := range w.Check.Allow {
+		if err := gate.CheckAllow(entry); err != nil {
+			fail(fmt.Sprintf("%s.check.allow[%d]", at, i), "%v", err)
+		}
 	}
 }
 

@@ -32,7 +32,9 @@ const (
 	ClassPanic       = "panic"
 	ClassUnknownTo   = "unknown_output"
 	ClassEmptyResult = "no_outputs"
-	// ClassBadArtifactURL: a wait_for rule gave a URL that is not http(s).
+	// ClassBadArtifactURL: a wait_for rule gave a URL that is not http(s),
+	// or that wait.check does not let the gate check (not in the allow
+	// list, or a private address).
 	ClassBadArtifactURL = "bad_artifact_url"
 	// ClassContentType: the delivery's content type says it is not JSON.
 	ClassContentType = "bad_content_type"

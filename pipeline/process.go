@@ -34,6 +34,8 @@ type Processor struct {
 	schemas    *schemas.Set
 	outputs    []OutputConfig
 	limits     LimitsConfig
+	// checks is where artifact checks may go.
+	checks gate.Policy
 	// ccRoom is how many CC routes the rules may add to an output: its CC
 	// list is made with room for them.
 	ccRoom int
@@ -104,7 +106,7 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 	}
-	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, limits: limits, ccRoom: len(set.CCRoutes())}, nil
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, limits: limits, checks: cfg.Wait.Check.Policy(), ccRoom: len(set.CCRoutes())}, nil
 }
 
 // Waits reports whether the pipeline's rules make outputs wait for
@@ -209,7 +211,7 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		if slices.Contains(*checkedURLs, u) {
 			continue
 		}
-		if err := gate.ValidURL(u); err != nil {
+		if err := p.checks.Permit(u); err != nil {
 			return Routed{}, translator.Refuse(ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
 		}
 		*checkedURLs = append(*checkedURLs, u)

@@ -145,10 +145,14 @@ func TestProcessRefusesUncheckableArtifactURL(t *testing.T) {
 	}
 	good := "https://archive.example/logs/build.txt.gz"
 	for name, urls := range map[string][]string{
-		"ftp":          {"ftp://archive.example/log.txt"},
-		"no host":      {"http:///log.txt"},
-		"after a good": {good, good, "file:///etc/passwd"},
-		"not a URL":    {good, "http://[::1"},
+		"ftp":                  {"ftp://archive.example/log.txt"},
+		"no host":              {"http:///log.txt"},
+		"after a good":         {good, good, "file:///etc/passwd"},
+		"not a URL":            {good, "http://[::1"},
+		"loopback":             {"http://127.0.0.1:15672/api/overview"},
+		"metadata service":     {good, "http://169.254.169.254/latest/meta-data/"},
+		"private":              {"http://10.0.0.5/log.txt"},
+		"this machine by name": {"http://localhost/log.txt"},
 	} {
 		_, err := processor(t, withLogs(urls...), rules).Process(translator.Message{Body: []byte(`{}`)})
 		var r *translator.Refusal

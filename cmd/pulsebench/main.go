@@ -195,6 +195,7 @@ pipelines:
     prefetch: %d
     consumers: %d
     queue: {max_length: %d, dead_max_length: %d}
+    wait: {check: {allow_private: true}}
 publish_channels: %d
 `, o.client, nm.upstream, o.rules(), o.prefetch, o.consumers, 2*o.n+1000, o.n+1000, o.publishChannels)
 	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {

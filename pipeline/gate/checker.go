@@ -32,6 +32,9 @@ const (
 	// Failed: the check could not tell (timeout, connection refused, any
 	// other status). The message waits as for NotYet.
 	Failed
+	// Forbidden: the policy does not let the check go where the URL, a
+	// redirect or the host's address points. The message is refused.
+	Forbidden
 )
 
 // String names the outcome as logs and metrics do.
@@ -41,6 +44,8 @@ func (o Outcome) String() string {
 		return "ready"
 	case NotYet:
 		return "not_yet"
+	case Forbidden:
+		return "forbidden"
 	default:
 		return "failed"
 	}
@@ -71,8 +76,11 @@ type Config struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the ready cache. Default 10000.
 	CacheSize int
+	// Policy says where checks may go.
+	Policy Policy
 	// Client sends the requests. Default: a client with its own transport
-	// sized for PerHost. Tests may set their own.
+	// sized for PerHost, whose dialer and redirects keep to Policy. Tests
+	// may set their own.
 	Client *http.Client
 }
 
@@ -87,7 +95,7 @@ const (
 
 // Counts are the numbers of checks by outcome, cache hits among the ready.
 type Counts struct {
-	Ready, NotYet, Failed, Cached atomic.Int64
+	Ready, NotYet, Failed, Forbidden, Cached atomic.Int64
 }
 
 // Checker checks artifact URLs. It is safe for concurrent use.
@@ -131,7 +139,21 @@ func New(cfg Config) *Checker {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.MaxIdleConnsPerHost = cfg.PerHost
 		transport.MaxConnsPerHost = cfg.PerHost
-		client = &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+		transport.Proxy = nil
+		if len(cfg.Policy.Allow) == 0 && !cfg.Policy.AllowPrivate {
+			dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}
+			transport.DialContext = dialer.DialContext
+		}
+		policy := cfg.Policy
+		client = &http.Client{Transport: transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if err := checkRedirect(req, via); err != nil {
+				return err
+			}
+			if err := policy.Permit(req.URL.String()); err != nil {
+				return fmt.Errorf("redirect: %w", err)
+			}
+			return nil
+		}}
 	}
 	return &Checker{
 		cfg:    cfg,
@@ -200,6 +222,8 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 		}
 	case NotYet:
 		c.counts.NotYet.Add(1)
+	case Forbidden:
+		c.counts.Forbidden.Add(1)
 	default:
 		c.counts.Failed.Add(1)
 	}
@@ -212,7 +236,10 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 // so that a ready answer that comes late is remembered for the message's
 // next check.
 func (c *Checker) check(ctx context.Context, raw string) Result {
-	if err := ValidURL(raw); err != nil {
+	if err := c.cfg.Policy.Permit(raw); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			return Result{URL: raw, Outcome: Forbidden, Detail: err.Error()}
+		}
 		return Result{URL: raw, Outcome: Failed, Detail: err.Error()}
 	}
 	if c.cachedReady(raw) {
@@ -255,6 +282,8 @@ func (c *Checker) ask(raw string) Result {
 		status, err = c.request(ctx, http.MethodGet, raw)
 	}
 	switch {
+	case errors.Is(err, ErrForbidden):
+		return Result{URL: raw, Outcome: Forbidden, Detail: describe(err, c.cfg.Timeout)}
 	case err != nil:
 		return Result{URL: raw, Outcome: Failed, Detail: describe(err, c.cfg.Timeout)}
 	case status >= 200 && status < 300:

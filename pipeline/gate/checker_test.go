@@ -3,8 +3,10 @@ package gate_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +52,7 @@ func TestOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	c := gate.New(gate.Config{Timeout: 300 * time.Millisecond, CacheTTL: -1})
+	c := gate.New(gate.Config{Policy: local, Timeout: 300 * time.Millisecond, CacheTTL: -1})
 	cases := []struct {
 		path   string
 		want   gate.Outcome
@@ -100,7 +102,7 @@ func TestReadyCache(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := gate.New(gate.Config{CacheTTL: 200 * time.Millisecond})
+	c := gate.New(gate.Config{Policy: local, CacheTTL: 200 * time.Millisecond})
 	ctx := context.Background()
 	for range 2 {
 		if r := c.Check(ctx, srv.URL+"/a"); r.Outcome != gate.NotYet {
@@ -151,7 +153,7 @@ func TestLimits(t *testing.T) {
 	defer srvB.Close()
 	// The default client allows more connections than the limits, so the
 	// checker's own slots are what is measured.
-	c := gate.New(gate.Config{Concurrency: 5, PerHost: 3, CacheTTL: -1, Client: &http.Client{}})
+	c := gate.New(gate.Config{Policy: local, Concurrency: 5, PerHost: 3, CacheTTL: -1, Client: &http.Client{}})
 	var urls []string
 	for i := range 40 {
 		urls = append(urls, fmt.Sprintf("%s/%d", srvA.URL, i), fmt.Sprintf("%s/%d", srvB.URL, i))
@@ -184,7 +186,7 @@ func TestBudget(t *testing.T) {
 	defer slow.Close()
 	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer fast.Close()
-	c := gate.New(gate.Config{Timeout: 5 * time.Second, PerHost: 1, Concurrency: 4})
+	c := gate.New(gate.Config{Policy: local, Timeout: 5 * time.Second, PerHost: 1, Concurrency: 4})
 
 	budget := func(d time.Duration) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -216,5 +218,85 @@ func TestBudget(t *testing.T) {
 	}
 	if cached != 1 {
 		t.Errorf("after the slow answers: %+v; want the one request sent earlier answered from the cache", both)
+	}
+}
+
+// local lets the tests' checks reach their servers on 127.0.0.1.
+var local = gate.Policy{AllowPrivate: true}
+
+// TestPolicy: without an allow list, loopback, private and link-local
+// addresses are refused, by name, by literal address, by the address a
+// name resolves to, and by redirect; with one, only what it lists is
+// checked, redirects included.
+func TestPolicy(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/away" {
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	check := func(p gate.Policy, raw string) gate.Result {
+		return gate.New(gate.Config{Policy: p, Timeout: 2 * time.Second, CacheTTL: -1}).Check(context.Background(), raw)
+	}
+	for _, raw := range []string{
+		srv.URL + "/log", "http://localhost:" + port + "/log", "http://[::1]:" + port + "/log", "http://10.1.2.3/log",
+		"http://192.168.0.1/log", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/log", "http://0.0.0.0:" + port + "/",
+		"http://100.64.0.1/", "http://[::ffff:127.0.0.1]:" + port + "/", "http://x.localhost/",
+	} {
+		if r := check(gate.Policy{}, raw); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "allow_private") {
+			t.Errorf("%s with no policy: %s (%s); want forbidden", raw, r.Outcome, r.Detail)
+		}
+	}
+	// A name that is not "localhost" but resolves to this machine (the
+	// machine's own name) is refused when the check connects.
+	if name, err := os.Hostname(); err == nil {
+		if addrs, err := net.LookupHost(name); err == nil && len(addrs) > 0 && net.ParseIP(addrs[0]).IsLoopback() {
+			if r := check(gate.Policy{}, "http://"+name+":"+port+"/log"); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "resolves to") {
+				t.Errorf("%s, which resolves to %s: %s (%s); want forbidden when it connects", name, addrs[0], r.Outcome, r.Detail)
+			}
+		} else {
+			t.Logf("%s does not resolve to loopback here (%v %v): the connect-time refusal is not exercised", name, addrs, err)
+		}
+	}
+	if r := check(gate.Policy{AllowPrivate: true}, srv.URL+"/log"); r.Outcome != gate.Ready {
+		t.Errorf("allow_private: %s (%s)", r.Outcome, r.Detail)
+	}
+	if r := check(gate.Policy{AllowPrivate: true}, srv.URL+"/away"); r.Outcome != gate.Ready && r.Outcome != gate.Failed {
+		t.Errorf("allow_private, redirected to the metadata service: %s (%s)", r.Outcome, r.Detail)
+	}
+	listed := gate.Policy{Allow: []string{"127.0.0.1:" + port}}
+	if r := check(listed, srv.URL+"/log"); r.Outcome != gate.Ready {
+		t.Errorf("a listed host and port: %s (%s)", r.Outcome, r.Detail)
+	}
+	if r := check(listed, srv.URL+"/away"); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "redirect") {
+		t.Errorf("a listed host redirecting elsewhere: %s (%s); want forbidden", r.Outcome, r.Detail)
+	}
+	for entry, raw := range map[string]string{
+		"archive.mozilla.org":              "http://archive.mozilla.org/pub/x.txt.gz",
+		"ARCHIVE.mozilla.org":              "https://archive.mozilla.org:443/pub/x",
+		"*.mozilla.org":                    "http://ftp.mozilla.org/pub/x",
+		"https://archive.mozilla.org/pub/": "https://archive.mozilla.org/pub/firefox/x",
+		"archive.mozilla.org:80":           "http://archive.mozilla.org/x",
+		"[2001:db8::1]":                    "http://[2001:db8::1]/x",
+	} {
+		if err := (gate.Policy{Allow: []string{entry}}).Permit(raw); err != nil {
+			t.Errorf("allow %q, %s: %v", entry, raw, err)
+		}
+	}
+	for entry, raw := range map[string]string{
+		"archive.mozilla.org":              "http://archive.mozilla.org.evil.example/x",
+		"*.mozilla.org":                    "http://evilmozilla.org/x",
+		"https://archive.mozilla.org/pub/": "https://archive.mozilla.org/private/x",
+		"archive.mozilla.org:8080":         "http://archive.mozilla.org/x",
+	} {
+		if err := (gate.Policy{Allow: []string{entry}}).Permit(raw); err == nil {
+			t.Errorf("allow %q lets %s through", entry, raw)
+		}
+	}
+	for _, bad := range []string{"", "host/path", "ftp://host/", "*."} {
+		if gate.CheckAllow(bad) == nil {
+			t.Errorf("allow entry %q accepted", bad)
+		}
 	}
 }

@@ -47,6 +47,7 @@ func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
 			Concurrency: p.Wait.Check.Concurrency,
 			PerHost:     p.Wait.Check.PerHost,
 			CacheTTL:    p.Wait.Check.Cache,
+			Policy:      p.Wait.Check.Policy(),
 		}),
 	}
 }
@@ -77,6 +78,11 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 	missing := g.check(ctx, urls)
 	if len(missing) == 0 {
 		return false, nil
+	}
+	for _, r := range missing {
+		if r.Outcome == gate.Forbidden {
+			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", truncate(r.URL, 300), r.Detail)
+		}
 	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {

@@ -137,7 +137,7 @@ func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *ru
 	return rn
 }
 
-// runWith runs rn until the test ends, once it consumes.
+// runWith runs the runner until the test ends, once it consumes.
 func runWith(t testing.TB, rn *runner.Runner) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

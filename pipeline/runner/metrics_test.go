@@ -29,7 +29,7 @@ func get(t *testing.T, url string) (int, string) {
 // TestMetricsAndHealth runs a pipeline with metrics, sends it a message
 // that is published, one that is dropped and one that is parked, and
 // scrapes /metrics for exactly the counts it caused; /readyz turns ready
-// once the rn consumes.
+// once the runner consumes.
 func TestMetricsAndHealth(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)

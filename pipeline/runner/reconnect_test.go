@@ -8,7 +8,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// TestReconnect closes every connection of the broker while the rn
+// TestReconnect closes every connection of the broker while the runner
 // consumes, and checks a message published afterwards still comes out.
 func TestReconnect(t *testing.T) {
 	conn := brokerOrSkip(t)

@@ -87,7 +87,7 @@ func (w *world) gateConfig(connection string, tiers []time.Duration, deadline ti
 	for i, tier := range tiers {
 		names[i] = tier.String()
 	}
-	extra := fmt.Sprintf("    wait: {tiers: [%s], deadline: %s, on_deadline: %s, check: {timeout: 2s}}\n",
+	extra := fmt.Sprintf("    wait: {tiers: [%s], deadline: %s, on_deadline: %s, check: {timeout: 2s, allow_private: true}}\n",
 		strings.Join(names, ", "), deadline, onDeadline)
 	return w.configText(connection, "[builtin:buildbot.yaml, builtin:buildbot-wait.yaml]", extra)
 }
