@@ -41,6 +41,8 @@ type stream struct {
 	keys     []string
 	bodies   [][]byte
 	expected map[string]bool
+	// outputs counts each input's outputs.
+	outputs []int
 }
 
 func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
@@ -66,15 +68,40 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
+		outputs := 0
 		if outcome, err := proc.Process(msg); err == nil {
 			for _, r := range outcome.Published {
 				s.expected[r.ID] = true
 			}
+			outputs = len(outcome.Published)
 		}
+		s.outputs = append(s.outputs, outputs)
 		s.keys = append(s.keys, key)
 		s.bodies = append(s.bodies, body)
 	}
 	return s
+}
+
+// outputIDs are the ids of the outputs of one raw message.
+func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[string]bool {
+	t.Helper()
+	sch, err := schemas.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, outcome, err := proc.ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, r := range outcome.Published {
+		ids[r.ID] = true
+	}
+	return ids
 }
 
 // publish sends the stream upstream with confirms, 256 outstanding.
