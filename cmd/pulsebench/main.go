@@ -37,7 +37,10 @@ type options struct {
 	broker, translator, corpus, mix, client string
 	// workerBroker is the URL the worker processes connect with; empty
 	// for broker's.
-	workerBroker                           string
+	workerBroker string
+	// translatorEnv are KEY=VALUE settings of the worker processes'
+	// environment, such as GOGC or GOMEMLIMIT.
+	translatorEnv envList
 	n, prefetch, consumers, replicas, runs int
 	// publishChannels is the translator's publish_channels.
 	publishChannels int
@@ -63,6 +66,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker; the user declares the benchmark's exchanges and queues")
 	fs.StringVar(&o.workerBroker, "worker-broker", "", "AMQP URL the translator replicas and the baseline worker connect with (default -broker); a user with only the Pulse permissions of -client measures them as they run in production")
+	fs.Var(&o.translatorEnv, "worker-env", "KEY=VALUE in the worker processes' environment only, for example GOMEMLIMIT=48MiB (repeatable)")
 	fs.StringVar(&o.translator, "translator", "pulsetranslator", "the pulsetranslator binary to run")
 	fs.StringVar(&o.corpus, "corpus", "translators/buildbot/testdata/corpus/buildbot", "folder of raw Buildbot messages")
 	fs.StringVar(&o.mix, "mix", "*/*", "glob of corpus files (relative to -corpus) to cycle through, e.g. 'mozilla-central/*'")
@@ -105,6 +109,20 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+// Set adds one KEY=VALUE.
+func (e *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q: give KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
 // workerEnv is the environment of the worker processes: the worker
 // broker's URL goes in the variable the translator reads (and the
 // baseline worker too), never on a command line.
@@ -113,7 +131,7 @@ func (o options) workerEnv() []string {
 	if url == "" {
 		url = o.broker
 	}
-	return []string{pipeline.EnvConnection + "=" + url}
+	return append([]string{pipeline.EnvConnection + "=" + url}, o.translatorEnv...)
 }
 
 // rules are the translator's rule files: with -gate, the readiness gate's
