@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,12 +18,17 @@ func setBuilddate(p map[string]any) error {
 	if id == "" {
 		return nil
 	}
-	date, err := time.Parse("20060102150405", id)
-	if err != nil {
-		return fmt.Errorf("buildid %q is not a YYYYMMDDhhmmss time", id)
+	if date, err := time.Parse("20060102150405", id); err == nil {
+		p["builddate"] = date.Unix()
+		return nil
 	}
-	p["builddate"] = date.Unix()
-	return nil
+	// A buildid of digits that is not a time (month 13): the original
+	// published it, its builddate the buildid read as a number.
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil && n >= 0 {
+		p["builddate"] = n
+		return nil
+	}
+	return fmt.Errorf("buildid %q is neither a YYYYMMDDhhmmss time nor a number", id)
 }
 
 // unitTest translates a unit-test (or talos) job; m is the match of
@@ -143,9 +149,11 @@ func (t *Translator) releaseRepack(j job) ([]translator.Output, error) {
 	if n := strings.Count(list, ",") + 1; n > t.maxOutputs {
 		return nil, t.tooManyLocales(j, n)
 	}
-	locales := strings.Split(list, ",")
-	if slices.Contains(locales, "") {
-		return nil, translator.Refuse("bad_locales", "%s: 'locales' %q has an empty locale", j.key, list)
+	// Every non-empty locale is published: an empty entry ("de,fr,") costs
+	// nothing of the real ones (the original published those before it).
+	locales := slices.DeleteFunc(strings.Split(list, ","), func(l string) bool { return l == "" })
+	if len(locales) == 0 {
+		return nil, translator.Refuse("bad_locales", "%s: 'locales' %q names no locale", j.key, list)
 	}
 	outs := make([]translator.Output, 0, len(locales))
 	for i, locale := range locales {
@@ -174,7 +182,9 @@ func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 		return nil, t.tooManyLocales(j, n)
 	}
 	var results map[string]any
-	if err := json.Unmarshal([]byte(text(j.locales)), &results); err != nil || len(results) == 0 {
+	dec := json.NewDecoder(strings.NewReader(text(j.locales)))
+	dec.UseNumber()
+	if err := dec.Decode(&results); err != nil || len(results) == 0 {
 		return nil, translator.Refuse("bad_locales", "%s: 'locales' %v is not a JSON object of locale to result", j.key, j.locales)
 	}
 	delete(j.payload, "locales")

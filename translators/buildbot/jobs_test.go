@@ -166,7 +166,7 @@ func TestRefusalsAndDrops(t *testing.T) {
 		{"no branch", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, prop{"platform", "linux64"}), "no_branch", false},
 		{"no platform anywhere", raw(t, "build.mozilla-central-beos.3.log_uploaded", 0, prop{"branch", "mozilla-central"}), "no_platform", false},
 		{"release repack without locales", raw(t, "build.release-mozilla-beta-linux_repack_1.4.log_uploaded", 0, prop{"branch", "release-mozilla-beta"}, prop{"platform", "linux"}), "no_locales", false},
-		{"release repack with an empty locale", raw(t, "build.release-mozilla-beta-linux_repack_1.4.log_uploaded", 0, prop{"branch", "release-mozilla-beta"}, prop{"platform", "linux"}, prop{"locales", "de,,fr"}), "bad_locales", false},
+		{"release repack with no locale between its commas", raw(t, "build.release-mozilla-beta-linux_repack_1.4.log_uploaded", 0, prop{"branch", "release-mozilla-beta"}, prop{"platform", "linux"}, prop{"locales", ",,"}), "bad_locales", false},
 		{"nightly repack with broken locales", raw(t, "build.mozilla-central-linux64-l10n-nightly-1.6.log_uploaded", 0, prop{"branch", "mozilla-central"}, prop{"platform", "linux64"}, prop{"locales", "{not json"}), "bad_locales", false},
 		{"bad buildid", raw(t, "build.mozilla-central-linux64.105.log_uploaded", 0, append(buildProps, prop{"platform", "linux64"}, prop{"buildid", "yesterday"})...), "bad_buildid", false},
 		{"not a buildbot message", translator.Message{RoutingKey: "build.x.1.finished", Body: []byte(`{"payload": {"build": {"properties": [["only-a-name"]]}}}`)}, "malformed", false},
@@ -197,7 +197,8 @@ func TestRefusalsAndDrops(t *testing.T) {
 }
 
 // TestNightlyLocaleStatus checks the per-locale status of an l10n nightly
-// repack against rules/buildbot.yaml: success and "0" are 0, anything else 2.
+// repack against rules/buildbot.yaml: "Success" and "0" are 0, anything
+// else 2 (see also TestNightlyLocaleStatusOfEveryType).
 func TestNightlyLocaleStatus(t *testing.T) {
 	tr := newTranslator(t)
 	msg := raw(t, "build.mozilla-central-linux64-l10n-nightly-1.6.log_uploaded", 2,
@@ -207,7 +208,7 @@ func TestNightlyLocaleStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"ar": 0, "da": 0, "de": 2, "en-GB": 2, "fr": 0}
+	want := map[string]int{"ar": 0, "da": 0, "de": 2, "en-GB": 2, "fr": 2}
 	if len(outs) != len(want) {
 		t.Fatalf("got %d outputs, want %d", len(outs), len(want))
 	}
@@ -266,3 +267,6 @@ func TestBodyNotUTF8(t *testing.T) {
 		t.Fatalf("got %v, want a malformed refusal that names UTF-8", err)
 	}
 }
+
+// errorsAs is errors.As, for the fidelity tests.
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -41,9 +41,10 @@ var propertyFields = map[string]string{
 
 // urlFields are quoted as the original quoted them: characters that may not
 // stand in a URL (a space in "Firefox 20.0.1.dmg") are percent-encoded.
+// The corpus shows these four quoted; completemarurl and test_packages_url
+// the original left as they came, and so does this translator.
 var urlFields = map[string]bool{
 	"buildurl": true, "logurl": true, "symbols_url": true, "testsurl": true,
-	"test_packages_url": true, "completemarurl": true,
 }
 
 // nullFields are the payload fields every message has, null until a

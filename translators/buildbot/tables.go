@@ -158,9 +158,22 @@ func (c *compiledTables) convertOS(os, buildername string) string {
 	return c.OSFromBuildername.Otherwise
 }
 
-// localeStatus is the status of one locale of a nightly repack.
+// localeStatus is the status of one locale of a nightly repack: its
+// result compared as written, a string as it is and any other JSON value
+// as its text (a json.Number keeps the text it came with: 0.0 is not 0).
 func (c *compiledTables) localeStatus(result any) int {
-	s := strings.ToLower(strings.TrimSpace(fmt.Sprint(result)))
+	var s string
+	switch r := result.(type) {
+	case string:
+		s = r
+	case json.Number:
+		s = string(r)
+	case nil:
+		s = "null"
+	default:
+		data, _ := json.Marshal(r)
+		s = string(data)
+	}
 	if status, ok := c.RepackLocaleStatus.Results[s]; ok {
 		return status
 	}
