@@ -40,7 +40,7 @@ type options struct {
 	workerBroker string
 	// translatorEnv are KEY=VALUE settings of the worker processes'
 	// environment, such as GOGC or GOMEMLIMIT.
-	translatorEnv envList
+	translatorEnv                          envList
 	n, prefetch, consumers, replicas, runs int
 	// publishChannels is the translator's publish_channels.
 	publishChannels int
