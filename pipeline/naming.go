@@ -92,3 +92,13 @@ func RedactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// HostOf returns the host and port of an AMQP URL, without user or
+// password: what a page may show of where a process is connected.
+func HostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable connection string)"
+	}
+	return u.Host
+}

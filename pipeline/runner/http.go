@@ -1,18 +1,46 @@
 package runner
 
 import (
+	"embed"
+	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+//go:embed live
+var live embed.FS
+
 // HTTPHandler serves an operator's endpoints for a runner: /metrics
-// (Prometheus, from gatherer), /healthz (200 while the process serves) and
+// (Prometheus, from gatherer), /healthz (200 while the process serves),
 // /readyz (200 once the runner is connected and every pipeline consumes,
-// 503 otherwise).
+// 503 otherwise), and the live page: / (every pipeline, its queues by
+// name and depth, its last outputs and parked messages, updated every
+// second from /api/status). The page is read-only, its assets are in the
+// binary, and nothing it serves holds the connection string.
 func HTTPHandler(r *Runner, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
+	asset := func(name, contentType string) http.HandlerFunc {
+		data, err := live.ReadFile("live/" + name)
+		if err != nil {
+			panic(err)
+		}
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			_, _ = w.Write(data)
+		}
+	}
+	mux.HandleFunc("GET /{$}", asset("index.html", "text/html; charset=utf-8"))
+	mux.HandleFunc("GET /live.js", asset("live.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /live.css", asset("live.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(r.Status())
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

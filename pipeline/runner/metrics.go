@@ -29,6 +29,15 @@ type Metrics struct {
 	// Retries counts publishes tried again after the broker did not take
 	// them, by target (output, wait, dead).
 	Retries *prometheus.CounterVec
+	// QueueMessages is the depth of each queue of a pipeline, by role
+	// (input, dead, wait/<tier>), read from the broker every few seconds.
+	QueueMessages *prometheus.GaugeVec
+	// QueueMaxLength is each queue's cap (x-max-length), by role.
+	QueueMaxLength *prometheus.GaugeVec
+	// InFlight is the number of messages being handled.
+	InFlight *prometheus.GaugeVec
+	// Ready is 1 while connected with every pipeline consuming, else 0.
+	Ready prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -44,13 +53,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Waiting:    counter("waiting_total", "Messages sent to a wait queue of the readiness gate, by tier.", "tier"),
 		GateChecks: counter("gate_checks_total", "Artifact checks of the readiness gate, by outcome.", "outcome"),
 		Retries:    counter("publish_retries_total", "Publishes tried again after the broker did not take them, by target.", "target"),
+		QueueMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "queue_messages",
+			Help: "Messages ready in each queue of a pipeline, by queue (input, dead, wait/<tier>), read from the broker every 5s."}, []string{"pipeline", "queue"}),
+		QueueMaxLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "queue_max_length",
+			Help: "The cap (x-max-length) of each queue of a pipeline, by queue."}, []string{"pipeline", "queue"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "in_flight",
+			Help: "Messages being handled now (taken from the input queue, not yet acked)."}, []string{"pipeline"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "ready",
+			Help: "1 while connected to the broker with every pipeline consuming, else 0."}),
 		ConfirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pulsetranslator", Name: "publish_confirm_seconds",
 			Help:    "Time from publishing a message's outputs (or its waiting or parked copy) to the broker's last confirm, per attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"pipeline"}),
 	}
-	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries} {
+	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries,
+		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

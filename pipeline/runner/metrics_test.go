@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -104,4 +105,100 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestQueueDepths reads the depth of the pipeline's queues from /metrics
+// and the live page's /api/status: an input backlog that rises while the
+// translator holds its messages and falls once it lets them go, and
+// three parked messages in the dead queue.
+func TestQueueDepths(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	release := make(chan struct{})
+	reg := &translator.Registry{}
+	buildbot, _ := translator.Default.Lookup("buildbot")
+	if err := reg.Register(translator.Spec{Name: "held", New: func(p translator.Params) (translator.Translator, error) {
+		tr, err := buildbot.New(p)
+		if err != nil {
+			return nil, err
+		}
+		return translator.Func(func(m translator.Message) ([]translator.Output, error) {
+			<-release
+			return tr.Translate(m)
+		}), nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "    prefetch: 10\n"), "translator: buildbot", "translator: held", 1)
+	rn, err := runner.New(w.parse(text), reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promReg := prometheus.NewRegistry()
+	metrics, err := runner.NewMetrics(promReg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn.UseMetrics(metrics)
+	srv := httptest.NewServer(runner.HTTPHandler(rn, promReg))
+	defer srv.Close()
+	runWith(t, rn)
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	// gauge waits until /metrics shows want for the pipeline's queue.
+	gauge := func(queue string, ok func(float64) bool, what string) float64 {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		var last float64 = -1
+		for time.Now().Before(deadline) {
+			_, text := get(t, srv.URL+"/metrics")
+			prefix := `pulsetranslator_queue_messages{pipeline="build",queue="` + queue + `"} `
+			for _, line := range strings.Split(text, "\n") {
+				if v, found := strings.CutPrefix(line, prefix); found {
+					fmt.Sscan(v, &last)
+					if ok(last) {
+						return last
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("queue %s: %s never showed on /metrics (last %v)", queue, what, last)
+		return 0
+	}
+	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
+	builds := make([]gatedBuild, 300)
+	for i := range builds {
+		builds[i] = gatedBuild{key: key, body: append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)}
+	}
+	if err := w.publishMany(builds); err != nil {
+		t.Fatal(err)
+	}
+	risen := gauge("input", func(v float64) bool { return v >= 250 }, "a backlog of 250 or more")
+	if _, status := get(t, srv.URL+"/api/status"); !strings.Contains(status, `"name":"`+pipeline.InputQueue(w.client, "build")+`","messages":`) {
+		t.Errorf("/api/status does not name the input queue with its depth: %.300s", status)
+	}
+	close(release)
+	gauge("input", func(v float64) bool { return v == 0 }, "the backlog drained")
+	for range 3 {
+		w.publishRaw(key, []byte(`{"payload": `))
+	}
+	gauge("dead", func(v float64) bool { return v == 3 }, "3 parked")
+	_, metricsText := get(t, srv.URL+"/metrics")
+	for _, line := range []string{
+		`pulsetranslator_queue_max_length{pipeline="build",queue="input"} 1000`,
+		`pulsetranslator_queue_max_length{pipeline="build",queue="dead"} 1000`,
+		`pulsetranslator_ready 1`,
+	} {
+		if !strings.Contains(metricsText, line) {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+	t.Logf("the input backlog rose to %.0f and fell to 0; the dead queue holds 3", risen)
 }

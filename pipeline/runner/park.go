@@ -84,6 +84,7 @@ func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, wait
 	if f.metrics != nil {
 		f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
 	}
+	f.p.recent.addParked(class, reason, src.routingKey)
 	f.throttle.log(slog.LevelInfo, "park "+class, "parked in the dead queue", "pipeline", f.p.cfg.Name, "class", class, "routing_key", src.routingKey, "reason", truncate(reason, 300))
 	err := f.publish(ctx, toDead, parkedCopy(f.p, d, src, class, reason, waitingFor, false))
 	if err == nil || ctx.Err() != nil {

@@ -54,6 +54,9 @@ func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) e
 		cancel()
 		f.observe(t, len(outs), time.Since(began), err)
 		if err == nil {
+			if t == toOutput {
+				f.p.recent.addOutputs(outs)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {

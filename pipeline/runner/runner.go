@@ -70,6 +70,9 @@ type pipelineRun struct {
 	waitExchange, deadExchange string
 	stats                      Stats
 	sub                        *broker.Subscriber
+	// queues are read by watchQueues; recent is what the live page shows.
+	queues []*watchedQueue
+	recent recent
 }
 
 // Stats counts what became of a pipeline's messages.
@@ -126,6 +129,7 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 			run.gate = newReadinessGate(cfg.ClientID, p)
 			run.topology.Wait = run.gate.topology(cfg.ClientID)
 		}
+		run.queues = queuesOf(run)
 		r.pipelines = append(r.pipelines, run)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -254,6 +258,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	go r.throttle.run(routerCtx)
 	go r.announceRunning(routerCtx)
+	go r.watchQueues(routerCtx)
 
 	select {
 	case err := <-connDone:
