@@ -1,6 +1,9 @@
 package runner
 
 import (
+	"sort"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,11 +70,60 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"pipeline"}),
 	}
-	for _, c := range []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries,
-		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready} {
+	for _, c := range m.collectors() {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// collectors are the metrics, to register or describe.
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries,
+		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready}
+}
+
+// MetricNames lists the names of every metric NewMetrics registers, as
+// Prometheus exposes them (a histogram's with _bucket, _sum and _count),
+// for dashboards and alert rules to be checked against.
+func MetricNames() []string {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		panic(err)
+	}
+	descs := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range m.collectors() {
+			c.Describe(descs)
+		}
+		close(descs)
+	}()
+	var names []string
+	for d := range descs {
+		name := descName(d)
+		if name == "pulsetranslator_publish_confirm_seconds" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				names = append(names, name+suffix)
+			}
+			continue
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// descName reads the metric name out of a Desc, whose only way of
+// telling it is its String.
+func descName(d *prometheus.Desc) string {
+	s := d.String()
+	const key = `fqName: "`
+	i := strings.Index(s, key)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(key):]
+	return s[:strings.IndexByte(s, '"')]
 }
