@@ -20,6 +20,7 @@ commands:
   replay    --exchange EX [--routing-key K] PATH...  publish raw message files with confirms
   dead      list|show|replay [--config FILE] [--pipeline NAME] ...
                                                      inspect the dead queue, and replay parked messages after a fix
+  demo      [--http ADDR] [--exit]                   the whole flow on a local broker, with the live page
 
 Without --config the embedded default config is used (see README.md).
 Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
@@ -45,6 +46,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return replayCommand(rest, stdout, stderr)
 	case "dead":
 		return deadCommand(rest, stdout, stderr)
+	case "demo":
+		return demoCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
