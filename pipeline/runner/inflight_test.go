@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestHangingHostHoldsUpOnlyItsOwn(t *testing.T) {
 	store := newArtifactStore(t)
 	store.all.Store(true)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
-	rn := start(t, w.parse(text))
+	rn, logs := startLogged(t, w.parse(text))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	var builds []gatedBuild
 	for i := range 24 {
@@ -110,5 +111,9 @@ func TestHangingHostHoldsUpOnlyItsOwn(t *testing.T) {
 	}
 	if stats.Waited.Load() != 24 || stats.Published.Load() != 64 {
 		t.Errorf("waited %d, published %d; want the 24 in the wait queue and the 64 published", stats.Waited.Load(), stats.Published.Load())
+	}
+	// 24 failed checks of one host: one line now, the count later, not 24.
+	if n := strings.Count(logs.String(), "artifact check failed"); n < 1 || n > 2 {
+		t.Errorf("%d log lines for 24 failed checks of one host; want the first, and then one with the count:\n%s", n, logs.String())
 	}
 }
