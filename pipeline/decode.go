@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -16,7 +15,7 @@ const (
 	// MaxBodyBytes is the largest raw body decoded.
 	MaxBodyBytes = 4 << 20
 	// MaxJSONDepth is the deepest nesting of objects and arrays accepted.
-	MaxJSONDepth = rawjson.MaxDepth
+	MaxJSONDepth = translator.MaxDepth
 )
 
 // Refusal classes: the x-pulsetranslator-class of a parked message.
@@ -56,29 +55,30 @@ const (
 	ClassUnpublishable = "unpublishable"
 )
 
-// Decode checks a raw body and makes the translator's Message of it, with
-// the body's outline, made in the same pass as the grammar check (see
-// rawjson.Check). It never looks at what the JSON means. A body that is
-// too large, not UTF-8, not JSON or nested too deep is refused.
-func Decode(exchange, routingKey string, body []byte, received time.Time) (translator.Message, error) {
-	msg := translator.Message{Exchange: exchange, RoutingKey: routingKey, Body: body, Received: received}
-	switch {
-	case len(body) > MaxBodyBytes:
+// Decode checks a raw body and makes the translator's Message of it
+// (translator.ReadMessage: the grammar check and the outline in one
+// pass), with the delivery's headers as data. It never looks at what the
+// JSON means. A body that is too large, not UTF-8, not JSON or nested too
+// deep is refused.
+func Decode(exchange, routingKey string, headers map[string]any, body []byte, received time.Time) (translator.Message, error) {
+	if len(body) > MaxBodyBytes {
+		msg := translator.Message{Exchange: exchange, RoutingKey: routingKey, Headers: headers, Body: body, Received: received}
 		return msg, translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d", len(body), MaxBodyBytes)
 	}
-	outline, fault, at := rawjson.Check(body)
-	switch fault {
-	case rawjson.NotUTF8:
-		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
-	case rawjson.TooDeep:
-		return msg, translator.Refuse(ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, at, MaxJSONDepth)
-	case rawjson.Control:
-		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[at], at)
-	case rawjson.Malformed:
-		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
+	msg, err := translator.ReadMessage(exchange, routingKey, headers, body, received)
+	be, ok := translator.AsBodyError(err)
+	if !ok {
+		return msg, err
 	}
-	msg.Outline = outline
-	return msg, nil
+	switch be.Problem {
+	case translator.NotUTF8:
+		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
+	case translator.TooDeep:
+		return msg, translator.Refuse(ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, be.Offset, MaxJSONDepth)
+	case translator.ControlCharacter:
+		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[be.Offset], be.Offset)
+	}
+	return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
 }
 
 // CheckContentType accepts a delivery's content type: none (many

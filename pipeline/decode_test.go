@@ -27,7 +27,7 @@ func TestDecodeRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Decode("e", "k", c.body, time.Now())
+			_, err := pipeline.Decode("e", "k", nil, c.body, time.Now())
 			var r *translator.Refusal
 			if !errors.As(err, &r) || r.Class != c.class || r.Reason == "" {
 				t.Fatalf("got %v, want a %s refusal with a reason", err, c.class)
@@ -35,7 +35,7 @@ func TestDecodeRefusals(t *testing.T) {
 		})
 	}
 	deep := []byte(strings.Repeat("[", 64) + `"[[[[ in a string"` + strings.Repeat("]", 64))
-	if _, err := pipeline.Decode("e", "k", deep, time.Now()); err != nil {
+	if _, err := pipeline.Decode("e", "k", nil, deep, time.Now()); err != nil {
 		t.Errorf("64 levels with brackets inside a string: %v", err)
 	}
 }
@@ -61,7 +61,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, err := pipeline.Decode("e", "k", body, time.Time{})
+		_, err := pipeline.Decode("e", "k", nil, body, time.Time{})
 		if err != nil {
 			var r *translator.Refusal
 			if !errors.As(err, &r) || r.Reason == "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -76,16 +77,18 @@ type Outcome struct {
 }
 
 // NewProcessor builds the processor of one pipeline: it loads and compiles
-// the rule files, builds the translator from the registry and checks the
-// pieces fit. Any error stops start-up.
-func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set) (*Processor, error) {
+// the rule files (builtin:NAME from the plugin that ships it), builds the
+// translator from the registry and checks the pieces fit, among them that
+// every schema the translator says it publishes (translator.Describer) is
+// shipped. Any error stops start-up.
+func NewProcessor(cfg PipelineConfig, reg *translator.Registry, shipped *Shipped) (*Processor, error) {
 	spec, ok := reg.Lookup(cfg.Translator)
 	if !ok {
 		return nil, fmt.Errorf("pipeline %q: translator %q is not registered (registered: %v)", cfg.Name, cfg.Translator, reg.Names())
 	}
 	var files []*rules.File
 	for _, path := range cfg.Rules {
-		f, err := rules.Load(path)
+		f, err := shipped.LoadRules(path)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 		}
@@ -106,7 +109,19 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, sch *schemas.Set
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
 	}
-	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: sch, outputs: cfg.Outputs, limits: limits, checks: cfg.Wait.Check.Policy(), ccRoom: len(set.CCRoutes())}, nil
+	if d, ok := tr.(translator.Describer); ok {
+		var missing []error
+		for _, doc := range d.Describe() {
+			if doc.Schema != "" && !shipped.Schemas.Has(doc.Schema) {
+				missing = append(missing, fmt.Errorf("pipeline %q: the %s plugin publishes %q messages with the schema %s, which no plugin ships (shipped: %s)",
+					cfg.Name, spec.Name, doc.Name, doc.Schema, strings.Join(shipped.Schemas.Names(), ", ")))
+			}
+		}
+		if err := errors.Join(missing...); err != nil {
+			return nil, err
+		}
+	}
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: shipped.Schemas, outputs: cfg.Outputs, limits: limits, checks: cfg.Wait.Check.Policy(), ccRoom: len(set.CCRoutes())}, nil
 }
 
 // Waits reports whether the pipeline's rules make outputs wait for
@@ -122,8 +137,8 @@ func (p *Processor) Rules() *rules.Set { return p.rules }
 // ProcessBody decodes a raw body (see Decode) and processes the message:
 // what the runner does with each delivery. It returns the decoded message
 // too, for what comes after (the readiness gate).
-func (p *Processor) ProcessBody(exchange, routingKey string, body []byte, received time.Time) (translator.Message, Outcome, error) {
-	msg, err := Decode(exchange, routingKey, body, received)
+func (p *Processor) ProcessBody(exchange, routingKey string, headers map[string]any, body []byte, received time.Time) (translator.Message, Outcome, error) {
+	msg, err := Decode(exchange, routingKey, headers, body, received)
 	if err != nil {
 		return msg, Outcome{}, err
 	}

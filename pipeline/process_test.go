@@ -25,7 +25,7 @@ func processor(t *testing.T, translate translator.Func, ruleYAML string) *pipeli
 func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, limits pipeline.LimitsConfig) *pipeline.Processor {
 	t.Helper()
 	reg := &translator.Registry{}
-	if err := reg.Register(translator.Spec{Name: "fake", New: func(translator.Params) (translator.Translator, error) { return translate, nil }}); err != nil {
+	if err := reg.Register(translator.Spec{Name: "fake", Schemas: schemas.Files, New: func(translator.Params) (translator.Translator, error) { return translate, nil }}); err != nil {
 		t.Fatal(err)
 	}
 	var ruleFiles []string
@@ -36,14 +36,14 @@ func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, 
 		}
 		ruleFiles = []string{path}
 	}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := pipeline.NewProcessor(pipeline.PipelineConfig{
 		Name: "p", Translator: "fake", Rules: ruleFiles, Limits: limits,
 		Outputs: []pipeline.OutputConfig{{Name: "out", Exchange: "exchange/me/out", Envelope: pipeline.EnvelopeBare}},
-	}, reg, sch)
+	}, reg, shipped)
 	if err != nil {
 		t.Fatal(err)
 	}

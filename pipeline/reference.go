@@ -43,13 +43,14 @@ type ReferenceEntry struct {
 
 // BuildReference documents the named pipeline of cfg. Its translator must
 // implement translator.Describer.
-func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, sch *schemas.Set) (*Reference, error) {
+func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, shipped *Shipped) (*Reference, error) {
+	sch := shipped.Schemas
 	i := slices.IndexFunc(cfg.Pipelines, func(p PipelineConfig) bool { return p.Name == pipeline })
 	if i < 0 {
 		return nil, fmt.Errorf("no pipeline %q in %s", pipeline, cfg.Source())
 	}
 	p := cfg.Pipelines[i]
-	proc, err := NewProcessor(p, reg, sch)
+	proc, err := NewProcessor(p, reg, shipped)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // stageCorpus is the corpus mix decoded once, with each message's
@@ -28,7 +27,7 @@ func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
 		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
 		body, key := corpusFile(b, rel)
 		// As the runner does: the translator gets Decode's message, outline and all.
-		msg, err := pipeline.Decode("exchange/build/", key, body, time.Now())
+		msg, err := pipeline.Decode("exchange/build/", key, nil, body, time.Now())
 		if err != nil {
 			b.Fatalf("%s: %v", rel, err)
 		}
@@ -56,11 +55,11 @@ func BenchmarkStages(b *testing.B) {
 	}
 	p := cfg.Pipelines[0]
 	p.Rules = []string{"builtin:buildbot.yaml", "builtin:buildbot-wait.yaml"}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		b.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+	proc, err := pipeline.NewProcessor(p, translator.Default, shipped)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func BenchmarkStages(b *testing.B) {
 	}
 	run("decode", func(i int) {
 		m := c.msgs[i]
-		_, _ = pipeline.Decode(m.Exchange, m.RoutingKey, m.Body, m.Received)
+		_, _ = pipeline.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
 	})
 	run("translate", func(i int) { _, _ = tr.Translate(c.msgs[i]) })
 	run("rules", func(i int) {
@@ -95,7 +94,7 @@ func BenchmarkStages(b *testing.B) {
 	})
 	run("schema", func(i int) {
 		for _, o := range c.outputs[i] {
-			_ = sch.Validate(o.Schema, o.Payload)
+			_ = shipped.Schemas.Validate(o.Schema, o.Payload)
 		}
 	})
 	run("encode", func(i int) {
@@ -105,7 +104,7 @@ func BenchmarkStages(b *testing.B) {
 	})
 	run("all", func(i int) {
 		m := c.msgs[i]
-		in, err := pipeline.Decode(m.Exchange, m.RoutingKey, m.Body, m.Received)
+		in, err := pipeline.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
 		if err != nil {
 			return
 		}

@@ -312,16 +312,22 @@ func (s *Set) Apply(subj *Subject) (droppedBy string, err error) {
 }
 
 // setPath stores v at path in m, creating objects on the way.
+//
+// A nested object on the way is copied before it is changed: outputs of
+// one message may share nested values (see translator.Output), so setting
+// a field in one output's changes no other's.
 func setPath(m map[string]any, path []string, v any) error {
 	for i, name := range path[:len(path)-1] {
 		next, ok := m[name].(map[string]any)
-		if !ok {
-			if m[name] != nil {
-				return fmt.Errorf("set %s: %s is a %T, not an object", strings.Join(path, "."), strings.Join(path[:i+1], "."), m[name])
-			}
+		switch {
+		case ok:
+			next = maps.Clone(next)
+		case m[name] != nil:
+			return fmt.Errorf("set %s: %s is a %T, not an object", strings.Join(path, "."), strings.Join(path[:i+1], "."), m[name])
+		default:
 			next = map[string]any{}
-			m[name] = next
 		}
+		m[name] = next
 		m = next
 	}
 	m[path[len(path)-1]] = v

@@ -201,3 +201,31 @@ rules:
 		}
 	}
 }
+
+// TestSetCopiesSharedObjects: outputs of one message may share nested
+// objects; a rule that sets a nested field of one output leaves the
+// others' alone.
+func TestSetCopiesSharedObjects(t *testing.T) {
+	f, err := rules.Parse("r.yaml", []byte("rules:\n  - name: mark\n    when: 'payload.locale == \"de\"'\n    set: {build.flag: 'true'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := map[string]any{"id": "1"}
+	de := rules.Subject{Payload: map[string]any{"locale": "de", "build": shared}}
+	fr := rules.Subject{Payload: map[string]any{"locale": "fr", "build": shared}}
+	for _, s := range []*rules.Subject{&de, &fr} {
+		if _, err := set.Apply(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if de.Payload["build"].(map[string]any)["flag"] != true {
+		t.Errorf("de's build: %v, want the flag set", de.Payload["build"])
+	}
+	if _, has := fr.Payload["build"].(map[string]any)["flag"]; has || len(shared) != 1 {
+		t.Errorf("fr's build %v and the shared object %v changed with de's", fr.Payload["build"], shared)
+	}
+}

@@ -36,40 +36,48 @@ type Set struct {
 // shared; do not modify it.
 func (s *Set) Document(name string) map[string]any { return s.docs[name] }
 
-// Compile compiles every schema in fsys (a tree of *.json files). A schema
-// that does not compile stops with its file name and the reason.
-func Compile(fsys fs.FS) (*Set, error) {
+// Compile compiles every schema in the file systems (trees of *.json
+// files; a schema is named by its path in its tree, and may refer to
+// another of any tree by that name). A schema that does not compile, or
+// a name two trees hold, stops with the name and the reason.
+func Compile(fsyss ...fs.FS) (*Set, error) {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
 	var names []string
 	docs := map[string]any{}
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, path)
-		if err != nil {
-			return err
-		}
-		if err := c.AddResource(resourceURL(path), bytes.NewReader(data)); err != nil {
-			return fmt.Errorf("schemas/%s: %w", path, err)
-		}
-		names = append(names, path)
-		var doc any
-		if json.Unmarshal(data, &doc) == nil {
+	for _, fsys := range fsyss {
+		err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") {
+				return err
+			}
+			if _, twice := docs[path]; twice {
+				return fmt.Errorf("schema %s is shipped twice", path)
+			}
+			data, err := fs.ReadFile(fsys, path)
+			if err != nil {
+				return err
+			}
+			if err := c.AddResource(resourceURL(path), bytes.NewReader(data)); err != nil {
+				return fmt.Errorf("schema %s: %w", path, err)
+			}
+			names = append(names, path)
+			var doc any
+			if json.Unmarshal(data, &doc) != nil {
+				doc = nil
+			}
 			docs[path] = doc
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	s := &Set{byName: make(map[string]*jsonschema.Schema, len(names)), fast: map[string]*fastSchema{}, docs: map[string]map[string]any{}}
 	var errs []error
 	for _, name := range names {
 		schema, err := c.Compile(resourceURL(name))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("schemas/%s: %w", name, err))
+			errs = append(errs, fmt.Errorf("schema %s: %w", name, err))
 			continue
 		}
 		s.byName[name] = schema
@@ -86,7 +94,8 @@ func Compile(fsys fs.FS) (*Set, error) {
 	return s, nil
 }
 
-// Builtin compiles the embedded schemas.
+// Builtin compiles the schemas of this folder, every plugin's of this
+// repository.
 func Builtin() (*Set, error) { return Compile(Files) }
 
 func resourceURL(path string) string { return "mem:///schemas/" + path }

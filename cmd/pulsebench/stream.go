@@ -20,7 +20,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // artifactHosts are the hosts of the corpus' artifact URLs.
@@ -131,12 +130,12 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*s
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no corpus files match %s", filepath.Join(dir, mix))
 	}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		return nil, err
 	}
 	p := cfg.Pipelines[0]
-	proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+	proc, err := pipeline.NewProcessor(p, translator.Default, shipped)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +167,7 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*s
 		}
 		var outs []output
 		var park amqp.Table
-		_, outcome, err := proc.ProcessBody(p.Bindings[0].Exchange, keys[f], body, now)
+		_, outcome, err := proc.ProcessBody(p.Bindings[0].Exchange, keys[f], nil, body, now)
 		var refusal *translator.Refusal
 		switch {
 		case errors.As(err, &refusal):

@@ -27,7 +27,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
 )
 
@@ -119,13 +118,13 @@ func tailMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // referenceEntries are the reference entries of the pipeline outputs on
 // exchange, or none when it is not one.
 func referenceEntries(cfg *pipeline.Config, exchange string) []pipeline.ReferenceEntry {
-	sch, err := schemas.Builtin()
+	ship, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		return nil
 	}
 	var out []pipeline.ReferenceEntry
 	for _, p := range cfg.Pipelines {
-		ref, err := pipeline.BuildReference(cfg, p.Name, translator.Default, sch)
+		ref, err := pipeline.BuildReference(cfg, p.Name, translator.Default, ship)
 		if err != nil {
 			continue
 		}

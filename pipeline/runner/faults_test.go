@@ -13,7 +13,6 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // The fault tests put a real stream through the real command and break
@@ -51,11 +50,11 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("corpus: %v", err)
 	}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, sch)
+	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +63,7 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 		rel, _ := filepath.Rel(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
 		body, key := corpusFile(t, rel)
 		body = append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)
-		msg, err := pipeline.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, body, time.Now())
+		msg, err := pipeline.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
@@ -85,15 +84,15 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 // outputIDs are the ids of the outputs of one raw message.
 func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[string]bool {
 	t.Helper()
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, sch)
+	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, outcome, err := proc.ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, body, time.Now())
+	_, outcome, err := proc.ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func (f *flow) handle(msg *message.Message) error {
 	if err := pipeline.CheckContentType(d.ContentType); err != nil {
 		return err
 	}
-	_, outcome, err := f.p.proc.ProcessBody(src.exchange, src.routingKey, d.Body, now)
+	_, outcome, err := f.p.proc.ProcessBody(src.exchange, src.routingKey, src.upstream, d.Body, now)
 	if err != nil {
 		return err
 	}

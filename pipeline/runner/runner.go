@@ -32,7 +32,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // Runner runs the pipelines of a Config on RabbitMQ.
@@ -104,9 +103,9 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(reg)
 	if err != nil {
-		return nil, fmt.Errorf("embedded schemas: %w", err)
+		return nil, err
 	}
 	r := &Runner{cfg: cfg, log: logger, throttle: newThrottle(logger, 10*time.Second), running: make(chan struct{})}
 	var errs []error
@@ -114,7 +113,7 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 		errs = append(errs, err)
 	}
 	for _, p := range cfg.Pipelines {
-		proc, err := pipeline.NewProcessor(p, reg, sch)
+		proc, err := pipeline.NewProcessor(p, reg, shipped)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"io/fs"
 	"sort"
 	"sync"
 )
@@ -26,7 +27,7 @@ type Params struct {
 // error stops start-up.
 type Factory func(Params) (Translator, error)
 
-// Spec describes a translator plugin.
+// Spec describes a translator plugin and the data it ships.
 type Spec struct {
 	// Name is what a pipeline's "translator" field names. Required.
 	Name string
@@ -34,6 +35,15 @@ type Spec struct {
 	Summary string
 	// New builds the translator. Required.
 	New Factory
+	// Schemas holds the JSON Schemas (draft 2020-12, *.json) of the
+	// plugin's outputs, named by their paths in it, as Output.Schema names
+	// them: typically an embed.FS (see Subset). No two plugins may ship a
+	// schema of the same name. Optional.
+	Schemas fs.FS
+	// Rules holds the rule files the plugin ships, which a pipeline names
+	// "builtin:<path>": typically an embed.FS. No two plugins may ship a
+	// rule file of the same name. Optional.
+	Rules fs.FS
 }
 
 // Registry maps translator names to their specs. The zero value is empty and
@@ -67,6 +77,18 @@ func (r *Registry) Lookup(name string) (Spec, bool) {
 	defer r.mu.RUnlock()
 	spec, ok := r.specs[name]
 	return spec, ok
+}
+
+// Specs returns the registered specs, sorted by name.
+func (r *Registry) Specs() []Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	specs := make([]Spec, 0, len(r.specs))
+	for _, spec := range r.specs {
+		specs = append(specs, spec)
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	return specs
 }
 
 // Names returns the registered names, sorted.

@@ -1,10 +1,16 @@
-// Package translator is the seam between the pipeline core and translator
-// plugins. The core knows a plugin only through the Translator interface and
-// the Registry; a plugin lives in its own folder under translators/, registers
-// itself in init(), and is pulled into a binary by one blank import.
+// Package translator is the public, stable seam between the pipeline core
+// and translator plugins. The core knows a plugin only through the
+// Translator interface and the Registry. A plugin registers itself, with
+// the JSON Schemas and rule files it ships, in init(), and is pulled into
+// a binary by one blank import: from a folder under translators/, or from
+// a module of its own with a main of its own (see package cli).
+//
+// This package depends on nothing of the core's broker, router or
+// metrics: a plugin and its golden tests build against it alone.
 package translator
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,13 +19,19 @@ import (
 
 // Message is one raw upstream message as a translator sees it.
 //
-// The framework fills it from the AMQP delivery (or, offline, from a file) and
-// has already checked that Body is well-formed UTF-8 JSON.
+// The framework makes it with ReadMessage from the AMQP delivery (or,
+// offline, from a file), so Body is well-formed UTF-8 JSON. Every field
+// is upstream data: the framework decides where outputs go, whatever the
+// body or the headers say.
 type Message struct {
 	// Exchange the message was published to, for example "exchange/build/".
 	Exchange string
 	// RoutingKey the message was published with.
 	RoutingKey string
+	// Headers are the delivery's headers as AMQP decoded them: strings,
+	// numbers, booleans, times, byte slices, nested maps and slices. Nil
+	// offline.
+	Headers map[string]any
 	// Body is the raw JSON body: for mozillapulse publishers an envelope
 	// {"payload": ..., "_meta": {...}}, for taskcluster publishers the payload.
 	Body []byte
@@ -27,34 +39,114 @@ type Message struct {
 	// it instead of reading the clock, so that a translation is a pure function
 	// of its Message.
 	Received time.Time
-	// Outline is where the members of the body's outer objects lie, made
-	// by the framework in the pass that checks the body, so that a
-	// translator finds the values it reads without reading the body again.
-	// A Message made by hand may have none; Outlined makes one then.
-	Outline *rawjson.Outline
+
+	// members is where the members of the body's outer objects lie, made
+	// in the pass that checked the body.
+	members *rawjson.Outline
 }
 
-// Outlined returns the outline of the message's body: the framework's, or
-// one made now when the message was made by hand. A body that is not
-// well-formed UTF-8 JSON, which the framework never hands over, has none,
-// and the error says where it breaks.
-func (m Message) Outlined() (*rawjson.Outline, error) {
-	if m.Outline != nil {
-		return m.Outline, nil
+// LookupDepth is how deep Lookup finds members: names of objects nested up
+// to this depth, each reached from the top through objects only.
+const LookupDepth = rawjson.OutlineDepth
+
+// BodyProblem is what is wrong with a body that is not UTF-8 JSON.
+type BodyProblem int
+
+// Problems of a body.
+const (
+	// NotJSON: the body is not JSON by RFC 8259's grammar.
+	NotJSON BodyProblem = iota + 1
+	// NotUTF8: the body is not valid UTF-8.
+	NotUTF8
+	// TooDeep: objects and arrays nest deeper than MaxDepth.
+	TooDeep
+	// ControlCharacter: a string holds a raw control character, which JSON
+	// requires escaped.
+	ControlCharacter
+)
+
+// MaxDepth is the deepest nesting of objects and arrays a body may have.
+const MaxDepth = rawjson.MaxDepth
+
+// BodyError says why a body cannot be a Message's, and where.
+type BodyError struct {
+	Problem BodyProblem
+	// Offset is the byte where the body stops being acceptable.
+	Offset int
+}
+
+func (e *BodyError) Error() string {
+	switch e.Problem {
+	case NotUTF8:
+		return fmt.Sprintf("the body is not UTF-8 (at byte %d)", e.Offset)
+	case TooDeep:
+		return fmt.Sprintf("the body nests more than %d levels deep (at byte %d)", MaxDepth, e.Offset)
+	case ControlCharacter:
+		return fmt.Sprintf("a string of the body holds a raw control character (at byte %d); it must be escaped", e.Offset)
 	}
-	outline, fault, at := rawjson.Check(m.Body)
+	return fmt.Sprintf("the body is not well-formed JSON (at byte %d)", e.Offset)
+}
+
+// ReadMessage checks that body is UTF-8 JSON nested at most MaxDepth deep,
+// in one pass that also records where the members of its outer objects
+// lie (see Lookup), and returns the Message. A body that is none of that
+// gives a *BodyError. Tests of a translator make their messages with it,
+// as the framework does.
+func ReadMessage(exchange, routingKey string, headers map[string]any, body []byte, received time.Time) (Message, error) {
+	msg := Message{Exchange: exchange, RoutingKey: routingKey, Headers: headers, Body: body, Received: received}
+	members, fault, at := rawjson.Check(body)
 	switch fault {
 	case rawjson.OK:
-		return outline, nil
+		msg.members = members
+		return msg, nil
 	case rawjson.NotUTF8:
-		return nil, fmt.Errorf("the body is not UTF-8")
+		return msg, &BodyError{Problem: NotUTF8, Offset: at}
 	case rawjson.TooDeep:
-		return nil, fmt.Errorf("the body nests more than %d levels deep (at byte %d)", rawjson.MaxDepth, at)
+		return msg, &BodyError{Problem: TooDeep, Offset: at}
+	case rawjson.Control:
+		return msg, &BodyError{Problem: ControlCharacter, Offset: at}
 	}
-	return nil, fmt.Errorf("the body is not well-formed JSON (at byte %d)", at)
+	return msg, &BodyError{Problem: NotJSON, Offset: at}
+}
+
+// Lookup returns the raw JSON value of the member at path, 1 to
+// LookupDepth names from the top-level object down (for example
+// "payload", "build", "results"), and whether the body has one, without
+// reading the rest of the body. Of members with the same name it takes
+// the first, as a parse does. A longer path, or one through anything but
+// objects, is not found: look up its first names and parse that value.
+//
+// A Message that ReadMessage did not make (made by hand) is checked on
+// each call; a body that is not UTF-8 JSON gives a *BodyError.
+func (m Message) Lookup(path ...string) (raw []byte, found bool, err error) {
+	members := m.members
+	if members == nil {
+		checked, err := ReadMessage(m.Exchange, m.RoutingKey, m.Headers, m.Body, m.Received)
+		if err != nil {
+			return nil, false, err
+		}
+		members = checked.members
+	}
+	raw, found = members.Find(path...)
+	return raw, found, nil
+}
+
+// AsBodyError returns err as a *BodyError, if it is one.
+func AsBodyError(err error) (*BodyError, bool) {
+	var be *BodyError
+	ok := errors.As(err, &be)
+	return be, ok
 }
 
 // Output is one normalized message a translator produces.
+//
+// Who owns it: once Translate returns, the outputs are the framework's.
+// Rules may set fields of a payload in place (copying any nested object
+// before they change it), gates may add a field, and encoding reads them;
+// the translator must not keep, read or change them afterwards. Each
+// output's Payload must be a map of its own; nested values (maps, slices)
+// may be shared between the outputs of one message, since nothing changes
+// them in place.
 type Output struct {
 	// RoutingKey the output is published with. Required.
 	RoutingKey string
@@ -65,8 +157,9 @@ type Output struct {
 	// encoding/json decodes them into an any (map[string]any, []any, string,
 	// bool, nil, json.Number) or Go integers and float64.
 	Payload map[string]any
-	// Schema names the JSON Schema the payload must satisfy, as a path under
-	// schemas/ (for example "buildbot/build.json"). Required.
+	// Schema names the JSON Schema the payload must satisfy, by its path in
+	// the Schemas of a registered plugin (for example
+	// "buildbot/build.json"). Required.
 	Schema string
 	// To names the pipeline output (exchange) it is published to. Empty means
 	// the pipeline's first output.

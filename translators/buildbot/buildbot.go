@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // Name is the name pipelines use for this translator.
@@ -29,6 +31,10 @@ func init() {
 		Name:    Name,
 		Summary: "raw Buildbot pulse messages to normalized build and unit-test messages",
 		New:     New,
+		// Its schemas are schemas/buildbot/*.json, its rule files
+		// rules/buildbot.yaml and rules/buildbot-wait.yaml.
+		Schemas: translator.Subset(schemas.Files, "buildbot"),
+		Rules:   translator.Subset(rules.Builtin, "buildbot.yaml", "buildbot-wait.yaml"),
 	})
 }
 
@@ -74,12 +80,11 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	if kind := topLevelKind(msg.Body); kind != "an object" {
 		return nil, translator.Refuse("malformed", "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
 	}
-	outline, err := msg.Outlined()
-	if err != nil {
-		return nil, translator.Refuse("malformed", "%v", err)
-	}
-	raw, err := parseRawMessage(outline)
+	raw, err := parseRawMessage(msg)
 	defer raw.release()
+	if be, ok := translator.AsBodyError(err); ok {
+		return nil, translator.Refuse("malformed", "%v", be)
+	}
 	if err != nil {
 		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
 	}

@@ -80,7 +80,7 @@ func readRaw(t testing.TB, path string) translator.Message {
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	msg, err := pipeline.Decode(m.Meta.Exchange, m.Meta.RoutingKey, body, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	msg, err := pipeline.Decode(m.Meta.Exchange, m.Meta.RoutingKey, nil, body, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

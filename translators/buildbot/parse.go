@@ -8,26 +8,36 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // parseRawMessage reads the parts of a raw Buildbot message the translator
 // uses: _meta.routing_key, payload.build.results and the names and raw
-// values of payload.build.properties. It finds them in the body's outline
+// values of payload.build.properties. It looks them up (Message.Lookup)
 // and reads only them: the build steps, source stamp and times, most of a
 // body, are never read, and a property's value is decoded only where the
 // translation reads it. Like a parse, it takes the first of members with
 // the same name. The properties' list is pooled: the caller releases raw
-// when it is done with it, errors included.
-func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
+// when it is done with it, errors included. A body that is not JSON gives
+// a *translator.BodyError.
+func parseRawMessage(msg translator.Message) (rawMessage, error) {
 	var raw rawMessage
-	if meta, ok := outline.Find("_meta"); ok && meta[0] != 'n' {
+	meta, ok, err := msg.Lookup("_meta")
+	if err != nil {
+		return raw, err
+	}
+	find := func(path ...string) ([]byte, bool) {
+		v, found, _ := msg.Lookup(path...)
+		return v, found
+	}
+	if ok && meta[0] != 'n' {
 		if meta[0] != '{' {
 			return raw, fmt.Errorf("_meta is %s, not an object", kindOf(meta))
 		}
 		raw.Meta = &struct {
 			RoutingKey string `json:"routing_key"`
 		}{}
-		if key, ok := outline.Find("_meta", "routing_key"); ok && key[0] != 'n' {
+		if key, ok := find("_meta", "routing_key"); ok && key[0] != 'n' {
 			s, isText := rawjson.Unquote(key)
 			if !isText {
 				return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
@@ -35,10 +45,10 @@ func parseRawMessage(outline *rawjson.Outline) (rawMessage, error) {
 			raw.Meta.RoutingKey = string(s)
 		}
 	}
-	if results, ok := outline.Find("payload", "build", "results"); ok {
+	if results, ok := find("payload", "build", "results"); ok {
 		raw.Payload.Build.Results = decode(results)
 	}
-	props, ok := outline.Find("payload", "build", "properties")
+	props, ok := find("payload", "build", "properties")
 	if !ok || props[0] == 'n' {
 		return raw, nil
 	}

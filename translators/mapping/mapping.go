@@ -18,6 +18,8 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // Name is the translator's registered name.
@@ -28,6 +30,10 @@ func init() {
 		Name:    Name,
 		Summary: "any JSON stream to normalized messages, by the expr expressions of a rule file's mapping table",
 		New:     New,
+		// The mapping of hg.mozilla.org's pushes ships with it: its
+		// schemas are schemas/hg/*.json, its rule file rules/hgpushes.yaml.
+		Schemas: translator.Subset(schemas.Files, "hg"),
+		Rules:   translator.Subset(rules.Builtin, "hgpushes.yaml"),
 	})
 }
 

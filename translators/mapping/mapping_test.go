@@ -12,7 +12,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 	"github.com/pulsetranslator/pulsetranslator/translators/mapping"
 )
 
@@ -35,11 +34,11 @@ func TestHgPushesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sch, err := schemas.Builtin()
+	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, sch)
+	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestHgPushesGolden(t *testing.T) {
 			} `json:"_meta"`
 		}
 		_ = json.Unmarshal(body, &meta)
-		msg, err := pipeline.Decode("exchange/hgpushes/v2", meta.Meta.RoutingKey, body, time.Now())
+		msg, err := pipeline.Decode("exchange/hgpushes/v2", meta.Meta.RoutingKey, nil, body, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -29,11 +29,11 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	sch, err := builtinSchemas()
+	ship, err := shipped()
 	if err != nil {
 		return fail(err)
 	}
-	ref, err := pipeline.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, sch)
+	ref, err := pipeline.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, ship)
 	if err != nil {
 		return fail(err)
 	}
@@ -46,6 +46,6 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	ref.WriteMarkdown(stdout, sch)
+	ref.WriteMarkdown(stdout, ship.Schemas)
 	return 0
 }

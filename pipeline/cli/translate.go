@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -74,18 +73,10 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// offlineProcessor builds the processor of the named (or first) pipeline.
+// offlineProcessor builds the processor of the named (or first) pipeline
+// with this binary's plugins.
 func offlineProcessor(cfg *pipeline.Config, name string) (*pipeline.Processor, error) {
-	sch, err := builtinSchemas()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range cfg.Pipelines {
-		if name == "" || p.Name == name {
-			return pipeline.NewProcessor(p, translator.Default, sch)
-		}
-	}
-	return nil, fmt.Errorf("%s has no pipeline %q", cfg.Source(), name)
+	return pipeline.PipelineProcessor(cfg, name, translator.Default)
 }
 
 // walkFiles calls fn for root, or for every regular file below it in
@@ -102,33 +93,22 @@ func walkFiles(root string, fn func(path string) error) error {
 	})
 }
 
-// pulseFile is the part of a raw pulse message file that says where it was
-// published.
-type pulseFile struct {
-	Meta struct {
-		Exchange   string `json:"exchange"`
-		RoutingKey string `json:"routing_key"`
-	} `json:"_meta"`
-}
-
-// translateFile runs one raw message file through the processor.
+// translateFile runs one raw message file through the processor, as the
+// runner would but for the readiness gate (see Processor.TranslateRaw).
 func translateFile(proc *pipeline.Processor, path string) []outcomeLine {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: "unreadable", Reason: err.Error()}}}
 	}
-	var meta pulseFile
-	_ = json.Unmarshal(body, &meta) // Decode reports a body that is not JSON.
-	_, outcome, err := proc.ProcessBody(meta.Meta.Exchange, meta.Meta.RoutingKey, body, time.Now())
-	var refusal *translator.Refusal
-	if errors.As(err, &refusal) {
-		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: refusal.Class, Reason: refusal.Reason}}}
+	out := proc.TranslateRaw(body, time.Now())
+	if out.Refusal != nil {
+		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: out.Refusal.Class, Reason: out.Refusal.Reason}}}
 	}
 	var lines []outcomeLine
-	for _, r := range outcome.Published {
+	for _, r := range out.Published {
 		lines = append(lines, outcomeLine{Source: path, RoutingKey: r.RoutingKey, CC: r.CC, WaitFor: r.WaitFor, Payload: r.Payload})
 	}
-	for _, d := range outcome.Dropped {
+	for _, d := range out.Dropped {
 		lines = append(lines, outcomeLine{Source: path, Dropped: &dropOutcome{Reason: d.Reason}})
 	}
 	return lines

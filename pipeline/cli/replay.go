@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -74,7 +74,11 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		key := *routingKey
 		if key == "" {
-			var f pulseFile
+			var f struct {
+				Meta struct {
+					RoutingKey string `json:"routing_key"`
+				} `json:"_meta"`
+			}
 			if json.Unmarshal(body, &f) != nil || f.Meta.RoutingKey == "" {
 				return fail(fmt.Errorf("%s has no _meta.routing_key; give --routing-key", path))
 			}

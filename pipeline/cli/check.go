@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -7,16 +7,10 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
-	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
-func builtinSchemas() (*schemas.Set, error) {
-	sch, err := schemas.Builtin()
-	if err != nil {
-		return nil, fmt.Errorf("embedded schemas: %w", err)
-	}
-	return sch, nil
-}
+// shipped is what the plugins of this binary ship.
+func shipped() (*pipeline.Shipped, error) { return pipeline.Ship(translator.Default) }
 
 func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
@@ -29,17 +23,17 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 		return 1
 	}
-	sch, err := builtinSchemas()
+	ship, err := shipped()
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "config: %s\n", cfg.Source())
 	fmt.Fprintf(stdout, "client id: %s\nconnection: %s\n", cfg.ClientID, pipeline.RedactURL(cfg.Connection))
-	fmt.Fprintf(stdout, "translators: %s\nschemas: %s\n", strings.Join(translator.Default.Names(), ", "), strings.Join(sch.Names(), ", "))
+	fmt.Fprintf(stdout, "translators: %s\nschemas: %s\n", strings.Join(translator.Default.Names(), ", "), strings.Join(ship.Schemas.Names(), ", "))
 	failed := false
 	for _, p := range cfg.Pipelines {
-		proc, err := pipeline.NewProcessor(p, translator.Default, sch)
+		proc, err := pipeline.NewProcessor(p, translator.Default, ship)
 		if err != nil {
 			fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 			failed = true
