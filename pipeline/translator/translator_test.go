@@ -1,0 +1,153 @@
+package translator_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+)
+
+func TestReadMessageRefusesWhatIsNotUTF8JSON(t *testing.T) {
+	deep := make([]byte, 0, 2*(translator.MaxDepth+1))
+	for range translator.MaxDepth + 1 {
+		deep = append(deep, '[')
+	}
+	for range translator.MaxDepth + 1 {
+		deep = append(deep, ']')
+	}
+	for _, tc := range []struct {
+		name    string
+		body    string
+		problem translator.BodyProblem
+		offset  int
+	}{
+		{"truncated", `{"payload": {"build"`, translator.NotJSON, 20},
+		{"latin-1", "{\"a\": \"caf\xe9\"}", translator.NotUTF8, 10},
+		{"raw newline", "{\"a\": \"x\ny\"}", translator.ControlCharacter, 8},
+		{"too deep", string(deep), translator.TooDeep, translator.MaxDepth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := translator.ReadMessage("exchange/build/", "rk", nil, []byte(tc.body), time.Time{})
+			be, ok := translator.AsBodyError(err)
+			if !ok {
+				t.Fatalf("err = %v, want a *BodyError", err)
+			}
+			if be.Problem != tc.problem || be.Offset != tc.offset {
+				t.Fatalf("got problem %d at %d (%v), want %d at %d", be.Problem, be.Offset, be, tc.problem, tc.offset)
+			}
+		})
+	}
+}
+
+func TestLookup(t *testing.T) {
+	body := []byte(`{"payload": {"build": {"results": 0, "results": 2, "properties": [["a", 1]]}, "x": [1]}, "_meta": {"sent": "now"}}`)
+	msg, err := translator.ReadMessage("exchange/build/", "build.x.finished", map[string]any{"h": "v"}, body, time.Unix(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path  []string
+		raw   string
+		found bool
+	}{
+		{[]string{"payload", "build", "results"}, `0`, true}, // the first of a repeated name
+		{[]string{"payload", "build", "properties"}, `[["a", 1]]`, true},
+		{[]string{"_meta", "sent"}, `"now"`, true},
+		{[]string{"payload", "x", "0"}, ``, false}, // through an array: not found
+		{[]string{"payload", "missing"}, ``, false},
+		{[]string{"payload", "build", "properties", "a"}, ``, false}, // deeper than LookupDepth
+	} {
+		raw, found, err := msg.Lookup(tc.path...)
+		if err != nil || found != tc.found || string(raw) != tc.raw {
+			t.Errorf("Lookup(%q) = %q, %v, %v; want %q, %v", tc.path, raw, found, err, tc.raw, tc.found)
+		}
+	}
+
+	// A Message made by hand is checked on each call.
+	byHand := translator.Message{Body: []byte(`{"a": {"b": true}}`)}
+	if raw, found, err := byHand.Lookup("a", "b"); err != nil || !found || string(raw) != "true" {
+		t.Errorf("hand-made Lookup = %q, %v, %v", raw, found, err)
+	}
+	bad := translator.Message{Body: []byte(`{"a": `)}
+	if _, _, err := bad.Lookup("a"); err == nil {
+		t.Error("Lookup of a hand-made message with a broken body gave no error")
+	}
+}
+
+func TestSubsetShowsOnlyItsPaths(t *testing.T) {
+	files := fstest.MapFS{
+		"buildbot/build.json":      {Data: []byte(`{}`)},
+		"buildbot/sub/deep.json":   {Data: []byte(`{}`)},
+		"hg/push.json":             {Data: []byte(`{}`)},
+		"buildbot.yaml":            {Data: []byte(`a: 1`)},
+		"buildbot-wait.yaml":       {Data: []byte(`a: 1`)},
+		"other/buildbot/trap.json": {Data: []byte(`{}`)},
+	}
+	sub := translator.Subset(files, "buildbot", "buildbot.yaml")
+	var got []string
+	if err := fs.WalkDir(sub, ".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			got = append(got, path)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"buildbot/build.json", "buildbot/sub/deep.json", "buildbot.yaml"} // in walk order
+	if len(got) != len(want) {
+		t.Fatalf("walk = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("walk = %q, want %q", got, want)
+		}
+	}
+	for _, hidden := range []string{"hg/push.json", "buildbot-wait.yaml", "other/buildbot/trap.json", "../buildbot.yaml"} {
+		if _, err := fs.ReadFile(sub, hidden); err == nil {
+			t.Errorf("Subset shows %s", hidden)
+		}
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	var reg translator.Registry
+	noop := func(translator.Params) (translator.Translator, error) {
+		return translator.Func(func(translator.Message) ([]translator.Output, error) { return nil, nil }), nil
+	}
+	if err := reg.Register(translator.Spec{Name: "b", New: noop}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(translator.Spec{Name: "a", New: noop}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(translator.Spec{Name: "a", New: noop}); err == nil {
+		t.Error("a second plugin named a was registered")
+	}
+	if err := reg.Register(translator.Spec{Name: "c"}); err == nil {
+		t.Error("a plugin without a factory was registered")
+	}
+	specs := reg.Specs()
+	if len(specs) != 2 || specs[0].Name != "a" || specs[1].Name != "b" {
+		t.Errorf("Specs() = %v", specs)
+	}
+	if _, ok := reg.Lookup("c"); ok {
+		t.Error("Lookup found an unregistered plugin")
+	}
+}
+
+func TestErrorsSurviveWrapping(t *testing.T) {
+	err := fmt.Errorf("reading build: %w", translator.Refuse("no_build_url", "the message names no build URL"))
+	var refusal *translator.Refusal
+	if !errors.As(err, &refusal) || refusal.Class != "no_build_url" {
+		t.Errorf("wrapped refusal not found: %v", err)
+	}
+	err = fmt.Errorf("x: %w", translator.DropClass("ignored_platform", "platform %s is ignored", "b2g"))
+	var dropped *translator.Dropped
+	if !errors.As(err, &dropped) || dropped.Class != "ignored_platform" || dropped.Reason != "platform b2g is ignored" {
+		t.Errorf("wrapped drop not found: %v", err)
+	}
+}
