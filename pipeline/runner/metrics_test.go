@@ -117,7 +117,7 @@ func TestQueueDepths(t *testing.T) {
 	release := make(chan struct{})
 	reg := &translator.Registry{}
 	buildbot, _ := translator.Default.Lookup("buildbot")
-	if err := reg.Register(translator.Spec{Name: "held", New: func(p translator.Params) (translator.Translator, error) {
+	if err := reg.Register(withBuildbotData(translator.Spec{Name: "held", New: func(p translator.Params) (translator.Translator, error) {
 		tr, err := buildbot.New(p)
 		if err != nil {
 			return nil, err
@@ -126,7 +126,7 @@ func TestQueueDepths(t *testing.T) {
 			<-release
 			return tr.Translate(m)
 		}), nil
-	}}); err != nil {
+	}})); err != nil {
 		t.Fatal(err)
 	}
 	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "    prefetch: 10\n"), "translator: buildbot", "translator: held", 1)

@@ -16,14 +16,14 @@ func TestPanickingTranslatorIsParked(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	reg := &translator.Registry{}
-	_ = reg.Register(translator.Spec{Name: "buildbot", New: func(translator.Params) (translator.Translator, error) {
+	_ = reg.Register(withBuildbotData(translator.Spec{Name: "buildbot", New: func(translator.Params) (translator.Translator, error) {
 		return translator.Func(func(m translator.Message) ([]translator.Output, error) {
 			if strings.Contains(string(m.Body), "panic") {
 				panic("translator bug")
 			}
 			return nil, translator.Drop("not wanted")
 		}), nil
-	}})
+	}}))
 	rn := startWith(t, w.config(w.pulseUser()), reg)
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {

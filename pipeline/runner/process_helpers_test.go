@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // The crash tests run the real command in a child process, so that they
@@ -150,4 +151,16 @@ func (w *world) inspect(queue string) (amqp.Queue, error) {
 		return amqp.Queue{}, err
 	}
 	return ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+}
+
+// withBuildbotData gives spec, a test's own translator, the schemas and
+// rule files the buildbot plugin ships, so that a config naming
+// builtin:buildbot.yaml loads with a registry of the test's own.
+func withBuildbotData(spec translator.Spec) translator.Spec {
+	bb, ok := translator.Default.Lookup("buildbot")
+	if !ok {
+		panic("the buildbot plugin is not registered")
+	}
+	spec.Schemas, spec.Rules = bb.Schemas, bb.Rules
+	return spec
 }
