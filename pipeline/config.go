@@ -23,9 +23,12 @@ type Config struct {
 	// Required; PULSE_CLIENT_ID overrides it.
 	ClientID string `yaml:"client_id"`
 	// Connection is the AMQP URL (amqp:// or amqps://, with user, password
-	// and vhost). Optional, default amqp://guest:guest@127.0.0.1:5672/;
+	// and vhost), or the URLs of a cluster's nodes: a list, or one string
+	// with commas. The process connects to one node, in an order shuffled
+	// per process, and to the next that answers when it loses it.
+	// Optional, default amqp://guest:guest@127.0.0.1:5672/;
 	// PULSE_CONNECTION_STRING overrides it. Never logged with its password.
-	Connection string `yaml:"connection"`
+	Connection Connections `yaml:"connection"`
 	// TLS configures amqps:// connections. Optional: by default the
 	// broker's certificate is verified against the system's authorities.
 	TLS TLSConfig `yaml:"tls"`
@@ -150,9 +153,25 @@ type QueueConfig struct {
 	MaxLength int `yaml:"max_length"`
 	// DeadMaxLength caps the dead queue. Optional, default 10000.
 	DeadMaxLength int `yaml:"dead_max_length"`
-	// Type is classic or quorum. Optional, default classic.
+	// Type is classic or quorum, for the input, dead and wait queues
+	// alike. Quorum queues are replicated over a cluster's nodes and
+	// survive the loss of a minority of them. Optional, default classic.
+	// RabbitMQ cannot change the type of an existing queue: start-up
+	// refuses a change and says what to do.
 	Type string `yaml:"type"`
+	// DeliveryLimit is, for quorum queues, how many times the input queue
+	// delivers a message that comes back unsettled (its consumer crashed or
+	// lost its connection) before it dead-letters it into the dead queue
+	// (class delivery_limit), so that a message which kills its consumer
+	// does not loop. Optional, default 20; classic queues have none.
+	DeliveryLimit int `yaml:"delivery_limit"`
 }
+
+// Queue types.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+)
 
 // Deadline actions: what becomes of a message whose artifacts still do not
 // exist at its deadline.
@@ -256,6 +275,7 @@ const (
 	DefaultMaxLength       = 10000
 	DefaultWaitDeadline    = 10 * time.Minute
 	DefaultWaitMaxLength   = 100000
+	DefaultDeliveryLimit   = 20
 )
 
 // DefaultWaitTiers are the wait tiers of a pipeline that sets none.
@@ -263,8 +283,8 @@ var DefaultWaitTiers = []time.Duration{15 * time.Second, time.Minute, 5 * time.M
 
 // setDefaults fills every optional field left empty.
 func (c *Config) setDefaults() {
-	if c.Connection == "" {
-		c.Connection = DefaultConnection
+	if len(c.Connection) == 0 {
+		c.Connection = Connections{DefaultConnection}
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
@@ -299,7 +319,10 @@ func (c *Config) setDefaults() {
 			p.Queue.DeadMaxLength = DefaultMaxLength
 		}
 		if p.Queue.Type == "" {
-			p.Queue.Type = "classic"
+			p.Queue.Type = QueueClassic
+		}
+		if p.Queue.Type == QueueQuorum && p.Queue.DeliveryLimit == 0 {
+			p.Queue.DeliveryLimit = DefaultDeliveryLimit
 		}
 		if len(p.Wait.Tiers) == 0 {
 			p.Wait.Tiers = DefaultWaitTiers

@@ -44,11 +44,45 @@ func TestEnvironmentOverridesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ClientID != "fromenv" || cfg.Connection != "amqp://u:p@broker:5672/" {
+	if cfg.ClientID != "fromenv" || cfg.Connection.Redacted() != "amqp://u:xxxxx@broker:5672/" {
 		t.Errorf("client %q connection %q", cfg.ClientID, cfg.Connection)
 	}
 	if cfg.Pipelines[0].Outputs[0].Exchange != "exchange/fromenv/build/normalized" {
 		t.Errorf("output exchange %q does not follow the client id", cfg.Pipelines[0].Outputs[0].Exchange)
+	}
+}
+
+// TestConnectionList: one URL, a comma-separated string or a YAML list
+// give the same nodes, in order; PULSE_CONNECTION_STRING replaces them
+// with its own comma-separated list; the redacted form holds no password.
+func TestConnectionList(t *testing.T) {
+	t.Setenv(pipeline.EnvClientID, "")
+	want := []string{"amqps://me:s3cret@a.example.com:5671/vhost", "amqps://me:s3cret@b.example.com:5671/vhost", "amqps://me:s3cret@c.example.com:5671/vhost"}
+	for name, yaml := range map[string]string{
+		"commas": "connection: 'amqps://me:s3cret@a.example.com:5671/vhost, amqps://me:s3cret@b.example.com:5671/vhost,amqps://me:s3cret@c.example.com:5671/vhost'",
+		"list":   "connection:\n  - amqps://me:s3cret@a.example.com:5671/vhost\n  - amqps://me:s3cret@b.example.com:5671/vhost\n  - amqps://me:s3cret@c.example.com:5671/vhost",
+		"env":    "connection: amqps://other:other@z.example.com:5671/vhost",
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := ""
+			if name == "env" {
+				env = strings.Join(want, ",")
+			}
+			t.Setenv(pipeline.EnvConnection, env)
+			cfg, err := pipeline.Parse("c.yaml", []byte(strings.Replace(validConfig, "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", yaml, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(cfg.Connection, " ") != strings.Join(want, " ") {
+				t.Errorf("connection = %q, want %q", cfg.Connection, want)
+			}
+			if r := cfg.Connection.Redacted(); strings.Contains(r, "s3cret") || strings.Count(r, "me:xxxxx@") != 3 {
+				t.Errorf("Redacted() = %q", r)
+			}
+			if !cfg.UsesTLS() {
+				t.Error("amqps:// nodes do not use TLS")
+			}
+		})
 	}
 }
 
@@ -71,6 +105,10 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"c.yaml:1:", "client_id", "PULSE_CLIENT_ID"}},
 		{"bad scheme", "amqps://", "http://",
 			[]string{"c.yaml:2:", "connection", "amqps://"}},
+		{"bad node in a list", "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", "connection:\n  - amqps://me:s3cret@a.example.com:5671/vhost\n  - http://me:s3cret@b.example.com/vhost",
+			[]string{"c.yaml:4:", "connection[1]", "amqps://"}},
+		{"mixed schemes", "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", "connection: 'amqps://me:s3cret@a.example.com:5671/vhost, amqp://me:s3cret@b.example.com/vhost'",
+			[]string{"c.yaml:2:", "connection", "one scheme"}},
 		{"bad envelope", "exchange: build/normalized", "exchange: build/normalized\n        envelope: xml",
 			[]string{"c.yaml:11:", "envelope", "mozillapulse or bare"}},
 		{"tiers not ascending", "translator: buildbot", "translator: buildbot\n    wait: {tiers: [1m, 15s]}",

@@ -92,7 +92,7 @@ func Parse(source string, data []byte) (*Config, error) {
 		cfg.ClientID = v
 	}
 	if v := os.Getenv(EnvConnection); v != "" {
-		cfg.Connection = v
+		cfg.Connection = ParseConnections(v)
 	}
 	cfg.setDefaults()
 	if err := cfg.validate(&root); err != nil {
@@ -118,8 +118,21 @@ func (c *Config) validate(root *yaml.Node) error {
 	} else if !namePattern.MatchString(c.ClientID) {
 		fail("client_id", "%q is not a Pulse client id (letters, digits, '.', '_', '-')", c.ClientID)
 	}
-	if err := checkConnection(c.Connection); err != nil {
-		fail("connection", "%v", err)
+	tlsSchemes := 0
+	for i, raw := range c.Connection {
+		at := "connection"
+		if len(c.Connection) > 1 {
+			at = fmt.Sprintf("connection[%d]", i)
+		}
+		if err := checkConnection(raw); err != nil {
+			fail(at, "%v", err)
+		}
+		if strings.HasPrefix(raw, "amqps:") {
+			tlsSchemes++
+		}
+	}
+	if tlsSchemes != 0 && tlsSchemes != len(c.Connection) {
+		fail("connection", "mixes amqps:// and amqp:// nodes; the nodes of one broker use one scheme")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		fail("tls", "give both cert_file and key_file, or neither")
@@ -205,8 +218,14 @@ func (c *Config) validate(root *yaml.Node) error {
 		if p.Queue.DeadMaxLength < 0 {
 			fail(at+".queue.dead_max_length", "must be positive")
 		}
-		if p.Queue.Type != "classic" && p.Queue.Type != "quorum" {
+		if p.Queue.Type != QueueClassic && p.Queue.Type != QueueQuorum {
 			fail(at+".queue.type", "%q: use classic or quorum", p.Queue.Type)
+		}
+		switch {
+		case p.Queue.DeliveryLimit < 0:
+			fail(at+".queue.delivery_limit", "must be positive, for example 20")
+		case p.Queue.DeliveryLimit > 0 && p.Queue.Type != QueueQuorum:
+			fail(at+".queue.delivery_limit", "only quorum queues have a delivery limit: set queue.type: quorum, or remove delivery_limit")
 		}
 		validateWait(p.Wait, at+".wait", fail)
 	}

@@ -8,9 +8,12 @@ import (
 	"os"
 )
 
-// UsesTLS reports whether the connection string is amqps://.
+// UsesTLS reports whether the connection strings are amqps://.
 func (c *Config) UsesTLS() bool {
-	u, err := url.Parse(c.Connection)
+	if len(c.Connection) == 0 {
+		return false
+	}
+	u, err := url.Parse(c.Connection[0])
 	return err == nil && u.Scheme == "amqps"
 }
 

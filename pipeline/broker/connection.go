@@ -90,7 +90,11 @@ func (c *Connection) Order() []Address { return append([]Address(nil), c.order..
 // backoff, each attempt logged.
 func (c *Connection) Run(ctx context.Context) error {
 	connectedOnce := false
-	attempt, quickLosses := 0, 0
+	// attempt counts the rounds through every node that all failed;
+	// failed, the nodes that failed in this round. Only a round that
+	// failed on every node waits before the next: a node that is down
+	// costs one refused dial, and the next is tried at once.
+	attempt, failed, quickLosses := 0, 0, 0
 	for next := 0; ; next++ {
 		addr := c.order[next%len(c.order)]
 		conn, err := c.dial(addr)
@@ -98,6 +102,12 @@ func (c *Connection) Run(ctx context.Context) error {
 			if !connectedOnce && permanent(err) {
 				return err
 			}
+			failed++
+			if failed < len(c.order) {
+				c.cfg.Logger.Warn("cannot connect to this broker node; trying the next", "broker", addr.Display, "next", c.order[(next+1)%len(c.order)].Display, "error", err.Error())
+				continue
+			}
+			failed = 0
 			delay := c.cfg.Backoff.Delay(attempt)
 			c.cfg.Logger.Warn("cannot connect to the broker; trying again", "broker", addr.Display, "attempt", attempt+1, "retry_in", delay.Round(time.Millisecond).String(), "error", err.Error())
 			attempt++
@@ -106,7 +116,7 @@ func (c *Connection) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		attempt = 0
+		attempt, failed = 0, 0
 		connectedOnce = true
 		since := time.Now()
 		s := &Session{Conn: conn, Address: addr, done: make(chan struct{})}

@@ -29,9 +29,14 @@ func AMQPConfig(cfg *pipeline.Config, name string) (amqp.Config, error) {
 	return c, nil
 }
 
-// Addresses are cfg's broker addresses, each with the name logs show.
+// Addresses are cfg's broker addresses, in the config's order, each with
+// the name logs show.
 func Addresses(cfg *pipeline.Config) []Address {
-	return []Address{{URL: cfg.Connection, Display: pipeline.RedactURL(cfg.Connection)}}
+	addrs := make([]Address, len(cfg.Connection))
+	for i, raw := range cfg.Connection {
+		addrs[i] = Address{URL: raw, Display: pipeline.RedactURL(raw)}
+	}
+	return addrs
 }
 
 // Dial connects once, for the commands that inspect queues, trying each

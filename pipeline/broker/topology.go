@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -28,8 +29,11 @@ type Topology struct {
 	OutputExchanges []string
 	// MaxLength and DeadMaxLength cap the queues.
 	MaxLength, DeadMaxLength int
-	// QueueType is "classic" or "quorum".
+	// QueueType is "classic" or "quorum", for every queue of the topology.
 	QueueType string
+	// DeliveryLimit is, for quorum queues, how many times the input queue
+	// delivers a message before it dead-letters it (0: none).
+	DeliveryLimit int
 	// DeclareUpstream declares the upstream exchanges as durable topic
 	// exchanges before binding. Only for a local broker: a Pulse user may
 	// not declare them.
@@ -76,6 +80,14 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 			"x-message-ttl":             q.TTL.Milliseconds(),
 			"x-dead-letter-exchange":    w.Exchange,
 			"x-dead-letter-routing-key": w.RetryKey,
+		}
+		if queueType == "quorum" {
+			// A waiter whose TTL ends goes back to the input with the
+			// broker's confirm: the wait queue keeps it until the input
+			// queue has it, even while the input's leader is moving to
+			// another node. RabbitMQ allows this with reject-publish only,
+			// which wait queues use.
+			args["x-dead-letter-strategy"] = "at-least-once"
 		}
 		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, args); err != nil {
 			return explain("declare queue "+q.Name, err)
@@ -127,6 +139,15 @@ func (t *Topology) Declare(ch *amqp.Channel) error {
 	// Past max length the oldest messages are dead-lettered, with the
 	// reason "maxlen" in their x-death header, instead of vanishing.
 	inputArgs["x-dead-letter-exchange"] = t.DeadExchange
+	if t.QueueType == "quorum" && t.DeliveryLimit > 0 {
+		// A message delivered this many times without an ack (each time
+		// its consumer died holding it) is dead-lettered too, reason
+		// delivery_limit, instead of taking down every consumer in turn.
+		// The input overflows by drop-head, so RabbitMQ dead-letters from
+		// it at most once: reject-publish, which at-least-once needs,
+		// would nack upstream's publishes to every queue of the exchange.
+		inputArgs["x-delivery-limit"] = int64(t.DeliveryLimit)
+	}
 	if _, err := ch.QueueDeclare(t.InputQueue, true, false, false, false, inputArgs); err != nil {
 		return explain("declare queue "+t.InputQueue, err)
 	}
@@ -156,10 +177,47 @@ func explain(what string, err error) error {
 		case amqp.AccessRefused:
 			return fmt.Errorf("%s: access refused: the user lacks the Pulse permission for this name (configure/write ^(exchange|queue)/<clientId>/.*, read ^(exchange/.*|queue/<clientId>/.*)): %w", what, err)
 		case amqp.PreconditionFailed:
+			if m := inequivalentType.FindStringSubmatch(ae.Reason); m != nil {
+				return fmt.Errorf("%s: it exists as a %s queue and the config asks for a %s queue (queue.type); RabbitMQ cannot change a queue's type in place. To keep it, set queue.type: %s. To change the type: run with queue.type: %s until the input and wait queues are empty, take what the dead queue holds (pulsetranslator dead list / replay), stop every replica, delete the pipeline's queues (rabbitmqctl delete_queue %q, and its input and wait queues), and start again: %w",
+					what, m[2], m[1], m[2], m[2], queueOf(ae.Reason), err)
+			}
+			if m := inequivalentArg.FindStringSubmatch(ae.Reason); m != nil {
+				return fmt.Errorf("%s: it exists with another %s (%s); RabbitMQ cannot change it in place: configure %s as the queue has it, or stop every replica, delete the queue and start again: %w",
+					what, m[1], settingOf(m[1]), settingOf(m[1]), err)
+			}
 			return fmt.Errorf("%s: it exists with other settings (type, durability, length limit or queue type); delete it or configure it as it is: %w", what, err)
 		case amqp.NotFound:
 			return fmt.Errorf("%s: not found; an upstream exchange must exist before the pipeline binds to it: %w", what, err)
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+var (
+	// inequivalentType reads RabbitMQ's refusal to redeclare a queue as
+	// another type: "inequivalent arg 'x-queue-type' for queue 'q' in vhost
+	// '/': received 'quorum' but current is 'classic'".
+	inequivalentType = regexp.MustCompile(`inequivalent arg 'x-queue-type' .*received '(\w+)' but current is '(\w+)'`)
+	inequivalentArg  = regexp.MustCompile(`inequivalent arg '([\w-]+)'`)
+	queueInReason    = regexp.MustCompile(`for queue '([^']*)'`)
+)
+
+func queueOf(reason string) string {
+	if m := queueInReason.FindStringSubmatch(reason); m != nil {
+		return m[1]
+	}
+	return "<queue>"
+}
+
+// settingOf names the config setting behind a queue argument.
+func settingOf(arg string) string {
+	switch arg {
+	case "x-max-length":
+		return "queue.max_length, queue.dead_max_length or wait.max_length"
+	case "x-delivery-limit":
+		return "queue.delivery_limit"
+	case "x-message-ttl":
+		return "wait.tiers"
+	}
+	return "the argument " + arg + ", which this version of pulsetranslator sets"
 }

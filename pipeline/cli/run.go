@@ -84,7 +84,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close()
 		logger.Info("serving metrics and health", "address", ln.Addr().String())
 	}
-	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", pipeline.RedactURL(cfg.Connection), "pipelines", len(cfg.Pipelines))
+	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", cfg.Connection.Redacted(), "pipelines", len(cfg.Pipelines))
 	if err := rn.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1

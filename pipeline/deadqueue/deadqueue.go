@@ -96,7 +96,7 @@ func describeParked(position int, d amqp.Delivery) Parked {
 	}
 	if death, ok := deaths[0].(amqp.Table); ok {
 		p.Class = str(death, "reason")
-		p.Reason = "dead-lettered by the broker: " + p.Class
+		p.Reason = brokerReason(p.Class)
 		if t, ok := death["time"].(time.Time); ok {
 			p.ParkedAt = t
 		}
@@ -162,4 +162,20 @@ func (d *Reader) Close() error {
 		return nil
 	}
 	return err
+}
+
+// brokerReason says why the broker dead-lettered a message, by its
+// x-death reason, and what to do.
+func brokerReason(class string) string {
+	switch class {
+	case "maxlen":
+		return "dead-lettered by the broker: the input queue was full (queue.max_length) and this was its oldest message; the translator fell behind its stream: replay it once the backlog is gone"
+	case "delivery_limit":
+		return "dead-lettered by the broker: delivered queue.delivery_limit times, each time without an ack (its consumer crashed or lost its connection holding it); look at the translator's logs from when it was taken, then replay it"
+	case "rejected":
+		return "dead-lettered by the broker: the translator rejected it after it could not park it with its headers; see the translator's log"
+	case "expired":
+		return "dead-lettered by the broker: its time to live ran out"
+	}
+	return "dead-lettered by the broker: " + class
 }

@@ -161,6 +161,7 @@ func topologyOf(client string, p pipeline.PipelineConfig) *broker.Topology {
 		MaxLength:     p.Queue.MaxLength,
 		DeadMaxLength: p.Queue.DeadMaxLength,
 		QueueType:     p.Queue.Type,
+		DeliveryLimit: p.Queue.DeliveryLimit,
 	}
 	for _, b := range p.Bindings {
 		for _, key := range b.RoutingKeys {
