@@ -13,10 +13,13 @@
 #   cluster.sh start-node DIR I  start node I again; it rejoins the cluster
 #   cluster.sh leader DIR QUEUE  the name of the node that leads QUEUE
 #   cluster.sh ctl DIR I ARGS    rabbitmqctl ARGS against node I
+#   cluster.sh queues DIR I ARGS rabbitmq-queues ARGS against node I, for
+#                                example check_if_node_is_quorum_critical
 set -euo pipefail
 
 server=/usr/lib/rabbitmq/bin/rabbitmq-server
 ctl=/usr/lib/rabbitmq/bin/rabbitmqctl
+queues=/usr/lib/rabbitmq/bin/rabbitmq-queues
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -53,6 +56,7 @@ start() {
   [ ! -e "$dir/nodes" ] || die "$dir already holds a cluster; stop it first"
   mkdir -p "$dir"
   chmod 755 "$dir"
+  as_rabbit "test -x '$dir'" || die "the rabbitmq user cannot reach $dir: choose a directory whose parents it may enter (not a private temporary directory)"
   local id=$RANDOM
   : >"$dir/nodes"
   for i in $(seq 1 "$n"); do
@@ -98,7 +102,17 @@ case "${1:-}" in
   stop-node) ctl_node "$2" "$3" stop >/dev/null ;;
   kill-node) kill -9 "$(cat "$2/node$3/pid")" ;;
   start-node) start_node "$2" "$3"; await_node "$2" "$3" ;;
-  leader) ctl_node "$2" 1 list_queues name leader --no-table-headers | awk -v q="$3" '$1 == q { print $2 }' ;;
+  leader)
+    # Asked of the first node that answers.
+    for d in "$2"/node*/; do
+      i=${d%/}; i=${i##*/node}
+      if out=$(ctl_node "$2" "$i" list_queues name leader --no-table-headers 2>/dev/null); then
+        echo "$out" | awk -v q="$3" '$1 == q { print $2 }'
+        exit 0
+      fi
+    done
+    die "no node answers" ;;
   ctl) dir=$2 i=$3; shift 3; ctl_node "$dir" "$i" "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  queues) dir=$2 i=$3; shift 3; as_rabbit "$queues -q -n $(node_name "$dir" "$i") $*" ;;
+  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac

@@ -113,18 +113,23 @@ func (s *stream) publish(w *world) error {
 }
 
 // durableProbe declares queue/<client>/probe, durable, bound to the output
-// exchange: unlike an exclusive probe it survives the broker's restart.
+// exchange: unlike an exclusive probe it survives the broker's restart. It
+// is a quorum queue when w.quorumProbe says so, to survive a node's loss.
 func (w *world) durableProbe() string {
 	w.t.Helper()
 	name := "queue/" + w.client + "/probe"
-	if _, err := w.admin.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
+	queueType := "classic"
+	if w.quorumProbe {
+		queueType = "quorum"
+	}
+	if _, err := w.admin.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": queueType}); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := w.admin.QueueBind(name, "build.#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() {
-		if c, err := amqp.Dial(adminURL()); err == nil {
+		if c, err := w.dial(); err == nil {
 			if ch, err := c.Channel(); err == nil {
 				_, _ = ch.QueueDelete(name, false, false, false)
 			}
@@ -139,7 +144,7 @@ func (w *world) redial() {
 	w.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		conn, err := amqp.Dial(adminURL())
+		conn, err := w.dial()
 		if err == nil {
 			ch, err := conn.Channel()
 			if err == nil && ch.Confirm(false) == nil {

@@ -41,6 +41,28 @@ type world struct {
 	user string
 	// maxLength and deadMaxLength cap the input and dead queues. Default 1000.
 	maxLength, deadMaxLength int
+	// quorumProbe makes durableProbe declare a quorum queue.
+	quorumProbe bool
+	// nodes are the admin URLs of the broker's nodes: the local broker,
+	// or the nodes of a test's cluster, tried in turn.
+	nodes []string
+}
+
+// dial connects as the admin to the first of the world's nodes that
+// answers.
+func (w *world) dial() (*amqp.Connection, error) {
+	nodes := w.nodes
+	if len(nodes) == 0 {
+		nodes = []string{adminURL()}
+	}
+	var err error
+	for _, node := range nodes {
+		var conn *amqp.Connection
+		if conn, err = amqp.Dial(node); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, err
 }
 
 func newWorld(t testing.TB, conn *amqp.Connection) *world {
@@ -59,7 +81,7 @@ func newWorld(t testing.TB, conn *amqp.Connection) *world {
 	}
 	t.Cleanup(func() {
 		// A fresh connection: the test may have had the broker close its own.
-		cleanupConn, err := amqp.Dial(adminURL())
+		cleanupConn, err := w.dial()
 		if err != nil {
 			t.Errorf("cleanup: %v", err)
 			return

@@ -141,7 +141,7 @@ func (w *world) consumers(pipelineName string) int {
 // inspect reads a queue's counts on a channel of its own (a failed
 // passive declare closes the channel).
 func (w *world) inspect(queue string) (amqp.Queue, error) {
-	conn, err := amqp.Dial(adminURL())
+	conn, err := w.dial()
 	if err != nil {
 		return amqp.Queue{}, err
 	}

@@ -167,6 +167,8 @@ func (s *soak) publishRange(from, to int) {
 		if attempt == 20 {
 			s.t.Fatalf("publishing inputs %d to %d: %v", from, to, err)
 		}
+		// Back off: a quorum queue electing a new leader nacks for a while.
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		s.w.redial()
 	}
 }
