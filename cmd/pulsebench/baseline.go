@@ -154,9 +154,9 @@ func serveBaseline(o options) error {
 	if url == "" {
 		url = o.broker
 	}
-	conn, err := amqp.Dial(url)
+	conn, err := dialAny(url)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", pipeline.RedactURL(url), err)
+		return err
 	}
 	defer conn.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -173,5 +173,5 @@ func baselineArgv(o options) ([]string, error) {
 		return nil, err
 	}
 	return []string{self, "-serve-baseline", "-corpus", o.corpus, "-mix", o.mix, "-client", o.client, "-gate=" + strconv.FormatBool(o.gate), "-gate-url", o.gateURL,
-		"-n", strconv.Itoa(o.n), "-baseline-prefetch", strconv.Itoa(o.baselinePrefetch), "-baseline-channels", strconv.Itoa(o.baselineChannels * o.replicas)}, nil
+		"-n", strconv.Itoa(o.n), "-baseline-prefetch", strconv.Itoa(o.baselinePrefetch), "-baseline-channels", strconv.Itoa(o.baselineChannels * o.replicas), "-queue-type", o.queueType}, nil
 }

@@ -52,7 +52,7 @@ func TestRunsLeaveNothingBehind(t *testing.T) {
 	}
 	defer su.cleanup()
 	nm := su.nm
-	if err := declare(conn, nm, o.n); err != nil {
+	if err := declare(conn, nm, o.n, o.queueType); err != nil {
 		t.Fatal(err)
 	}
 	defer cleanup(conn, nm)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
 )
 
 // clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
@@ -55,23 +58,29 @@ func brokerPID() int {
 	return 0
 }
 
-// cpuMeter measures the CPU time of the broker and of pulsebench itself
-// over a run.
+// cpuMeter measures the CPU time of the broker's nodes and of pulsebench
+// itself over a run.
 type cpuMeter struct {
-	broker           int
+	brokers          []int
 	brokerAt, selfAt time.Duration
 }
 
-func startCPU(broker int) cpuMeter {
-	return cpuMeter{broker: broker, brokerAt: cpuTime(broker), selfAt: cpuTime(os.Getpid())}
+func startCPU(brokers []int) cpuMeter {
+	return cpuMeter{brokers: brokers, brokerAt: cpuTimes(brokers), selfAt: cpuTime(os.Getpid())}
 }
 
-// stop returns the CPU time the broker and pulsebench used since start.
+// stop returns the CPU time the broker's nodes and pulsebench used since
+// start.
 func (m cpuMeter) stop() (broker, self time.Duration) {
-	if m.broker != 0 {
-		broker = cpuTime(m.broker) - m.brokerAt
+	return cpuTimes(m.brokers) - m.brokerAt, cpuTime(os.Getpid()) - m.selfAt
+}
+
+func cpuTimes(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		sum += cpuTime(pid)
 	}
-	return broker, cpuTime(os.Getpid()) - m.selfAt
+	return sum
 }
 
 // isolate pins the local broker (every thread of its Erlang VM) and this
@@ -128,4 +137,74 @@ func taskset(args ...string) error {
 		return fmt.Errorf("taskset %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// brokerPIDs finds the local processes that listen on the ports of the
+// broker URLs (one per node of a local cluster): what the broker's CPU is
+// measured over. It falls back to the one local RabbitMQ (brokerPID) when
+// none is found, and is empty for a broker elsewhere.
+func brokerPIDs(brokers string) []int {
+	inodes := map[string]bool{}
+	for _, raw := range pipeline.ParseConnections(brokers) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = "5672"
+		}
+		for inode := range listeningInodes(port) {
+			inodes[inode] = true
+		}
+	}
+	var pids []int
+	if len(inodes) > 0 {
+		fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+		seen := map[int]bool{}
+		for _, fd := range fds {
+			target, err := os.Readlink(fd)
+			if err != nil || !strings.HasPrefix(target, "socket:[") {
+				continue
+			}
+			if inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(fd))))
+				if !seen[pid] {
+					seen[pid] = true
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	if len(pids) == 0 {
+		if pid := brokerPID(); pid != 0 {
+			pids = []int{pid}
+		}
+	}
+	return pids
+}
+
+// listeningInodes are the socket inodes listening on a TCP port (IPv4 or
+// IPv6), from /proc/net/tcp{,6}.
+func listeningInodes(port string) map[string]bool {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	hexPort := fmt.Sprintf(":%04X", p)
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// local_address is f[1], st is f[3] (0A: LISTEN), inode is f[9].
+			if len(f) > 9 && strings.HasSuffix(f[1], hexPort) && f[3] == "0A" {
+				inodes[f[9]] = true
+			}
+		}
+	}
+	return inodes
 }

@@ -57,6 +57,9 @@ type options struct {
 	workerCPUs string
 	// serveBaseline makes this process the bare worker (see runBaseline).
 	serveBaseline bool
+	// queueType is the type of every queue the benchmark reads from:
+	// the translator's (queue.type) and the baseline worker's.
+	queueType string
 	timeout       time.Duration
 }
 
@@ -64,7 +67,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pulsebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker; the user declares the benchmark's exchanges and queues")
+	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker, or the URLs of a cluster's nodes, comma-separated; the user declares the benchmark's exchanges and queues")
+	fs.StringVar(&o.queueType, "queue-type", pipeline.QueueClassic, "classic or quorum: the type of the translator's queues and of the baseline worker's")
 	fs.StringVar(&o.workerBroker, "worker-broker", "", "AMQP URL the translator replicas and the baseline worker connect with (default -broker); a user with only the Pulse permissions of -client measures them as they run in production")
 	fs.Var(&o.translatorEnv, "worker-env", "KEY=VALUE in the worker processes' environment only, for example GOMEMLIMIT=48MiB (repeatable)")
 	fs.StringVar(&o.translator, "translator", "pulsetranslator", "the pulsetranslator binary to run")
@@ -212,10 +216,10 @@ pipelines:
     rules: [%s]
     prefetch: %d
     consumers: %d
-    queue: {max_length: %d, dead_max_length: %d}
+    queue: {max_length: %d, dead_max_length: %d, type: %s}
     wait: {check: {allow_private: true}}
 publish_channels: %d
-`, o.client, nm.upstream, o.rules(), o.prefetch, o.consumers, 2*o.n+1000, o.n+1000, o.publishChannels)
+`, o.client, nm.upstream, o.rules(), o.prefetch, o.consumers, 2*o.n+1000, o.n+1000, o.queueType, o.publishChannels)
 	if err := os.WriteFile(su.configPath, []byte(configText), 0o600); err != nil {
 		su.cleanup()
 		return nil, err
@@ -277,22 +281,22 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		}
 		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on %s %s\n", cpuWord, cpus)
 	}
-	conn, err := amqp.Dial(o.broker)
+	conn, err := dialAny(o.broker)
 	if err != nil {
-		return measured{}, fmt.Errorf("connect to %s: %w", pipeline.RedactURL(o.broker), err)
+		return measured{}, err
 	}
 	defer conn.Close()
-	if err := declare(conn, nm, o.n); err != nil {
+	if err := declare(conn, nm, o.n, o.queueType); err != nil {
 		return measured{}, err
 	}
 	forget := interrupted.add(func() { cleanup(conn, nm) })
 	defer func() { forget(); cleanup(conn, nm) }()
 	workers := "as -broker"
 	if o.workerBroker != "" {
-		workers = "as " + pipeline.RedactURL(o.workerBroker)
+		workers = "as " + pipeline.ParseConnections(o.workerBroker).Redacted()
 	}
-	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s, workers connect %s; translator: %d consumer(s) x prefetch %d, %d publish channel(s), gate %v; baseline: %d channel(s) x prefetch %d; %d replica(s); preload %v\n",
-		o.n, s.total, s.parked, pipeline.RedactURL(o.broker), workers, o.consumers, o.prefetch, o.publishChannels, o.gate, o.baselineChannels, o.baselinePrefetch, o.replicas, o.preload)
+	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s (%s queues), workers connect %s; translator: %d consumer(s) x prefetch %d, %d publish channel(s), gate %v; baseline: %d channel(s) x prefetch %d; %d replica(s); preload %v\n",
+		o.n, s.total, s.parked, pipeline.ParseConnections(o.broker).Redacted(), o.queueType, workers, o.consumers, o.prefetch, o.publishChannels, o.gate, o.baselineChannels, o.baselinePrefetch, o.replicas, o.preload)
 
 	m := measured{outputs: s.total, parked: s.parked}
 	// label names run 0 the warm-up, which is printed but not counted.
@@ -349,7 +353,7 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	return m, nil
 }
 
-func declare(conn *amqp.Connection, nm names, n int) error {
+func declare(conn *amqp.Connection, nm names, n int, queueType string) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -361,7 +365,7 @@ func declare(conn *amqp.Connection, nm names, n int) error {
 		}
 	}
 	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue} {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-max-length": int64(2*n + 1000)}); err != nil {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-max-length": int64(2*n + 1000), "x-queue-type": queueType}); err != nil {
 			return fmt.Errorf("declare %s: %w", q, err)
 		}
 	}
@@ -482,7 +486,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		return result{}, err
 	}
 	defer worker.stop()
-	began, cpu := time.Now(), startCPU(brokerPID())
+	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker))
 	workerAt := cpuTime(worker.cmd.Process.Pid)
 	if !o.preload {
 		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
@@ -571,7 +575,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			return result{}, err
 		}
 	}
-	began, cpu := time.Now(), startCPU(brokerPID())
+	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker))
 	cpuAt := make([]time.Duration, len(procs))
 	for i, proc := range procs {
 		cpuAt[i] = cpuTime(proc.cmd.Process.Pid)
@@ -709,4 +713,21 @@ func report(w io.Writer, base, ours []result) {
 		fmt.Fprintf(w, "\ntranslator / baseline: %.2f, the median of the runs' ratios (%s); the ratio of the medians is %.2f\n",
 			ratio, strings.Join(runs, ", "), median(ours, result.rate)/median(base, result.rate))
 	}
+}
+
+// dialAny connects to the first of the comma-separated broker URLs that
+// answers.
+func dialAny(brokers string) (*amqp.Connection, error) {
+	var errs []error
+	for _, raw := range pipeline.ParseConnections(brokers) {
+		conn, err := amqp.Dial(raw)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("connect to %s: %w", pipeline.RedactURL(raw), err))
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("-broker: no AMQP URL")
+	}
+	return nil, errors.Join(errs...)
 }

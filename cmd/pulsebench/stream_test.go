@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,7 @@ const corpusDir = "../../translators/buildbot/testdata/corpus/buildbot"
 
 func testOptions(n int) options {
 	return options{broker: "amqp://guest:guest@127.0.0.1:5672/", corpus: corpusDir, mix: "*/*", client: "pulsebench-test",
-		n: n, prefetch: 16, consumers: 2, publishChannels: 1, baselinePrefetch: 32, baselineChannels: 1, replicas: 1, runs: 1, baseline: true, timeout: time.Minute}
+		n: n, prefetch: 16, consumers: 2, publishChannels: 1, baselinePrefetch: 32, baselineChannels: 1, replicas: 1, runs: 1, baseline: true, timeout: time.Minute, queueType: "classic"}
 }
 
 func TestStreamCopiesAreDistinctAndKeepTheirOutputs(t *testing.T) {
@@ -115,5 +117,21 @@ func TestStreamRefusesWhatIsNotACorpus(t *testing.T) {
 	o.corpus, o.mix = dir, "*"
 	if _, err := prepare(o, io.Discard); err == nil || !strings.Contains(err.Error(), "x.json: not a raw pulse message") {
 		t.Errorf("file without _meta.routing_key: %v", err)
+	}
+}
+
+// TestBrokerPIDsFindsTheListeningProcess: the broker's CPU is measured over
+// the process that listens on the -broker URL's port, here this test's own
+// listener, and over each of a list's.
+func TestBrokerPIDsFindsTheListeningProcess(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pids := brokerPIDs(fmt.Sprintf("amqp://u:p@127.0.0.1:%d/,amqp://u:p@127.0.0.1:%d/", port, port))
+	if len(pids) != 1 || pids[0] != os.Getpid() {
+		t.Errorf("brokerPIDs = %v, want this process, %d", pids, os.Getpid())
 	}
 }
