@@ -9,6 +9,9 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
+
+	// The benchmark runs the buildbot plugin, registered by its init.
+	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
 )
 
 // stageCorpus is the corpus mix decoded once, with each message's

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 ensure_broker
 go vet ./...
 go test -count=1 ./... "$@"
+# Every in-process benchmark once, so that none stops running unnoticed.
+go test -run '^$' -bench . -benchtime 1x ./pipeline ./pipeline/rawjson ./translators/... ./schemas ./rules
 # Fuzz the envelope decoder, the outline and array elements of checked
 # bodies, upstream header tables (what a copy carries, and what the runner
 # makes of them), the buildbot translator and its build-key matcher for a fixed time
