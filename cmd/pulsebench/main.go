@@ -60,7 +60,7 @@ type options struct {
 	// queueType is the type of every queue the benchmark reads from:
 	// the translator's (queue.type) and the baseline worker's.
 	queueType string
-	timeout       time.Duration
+	timeout   time.Duration
 }
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
