@@ -71,12 +71,7 @@ func Ship(reg *translator.Registry) (*Shipped, error) {
 	}
 	set, err := schemas.Compile(sources...)
 	if err != nil {
-		for name, owner := range s.schemaOwner {
-			if strings.Contains(err.Error(), "schema "+name+":") {
-				return nil, fmt.Errorf("plugin %s: %w", owner, err)
-			}
-		}
-		return nil, err
+		return nil, s.nameOwners(err)
 	}
 	s.Schemas = set
 	return s, nil
@@ -117,4 +112,24 @@ func (s *Shipped) ruleNames() string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
+}
+
+// nameOwners prefixes each schema's compile error with the plugin that
+// ships the schema.
+func (s *Shipped) nameOwners(err error) error {
+	var compileErrs []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		compileErrs = joined.Unwrap()
+	} else {
+		compileErrs = []error{err}
+	}
+	named := make([]error, len(compileErrs))
+	for i, e := range compileErrs {
+		named[i] = e
+		var ce *schemas.CompileError
+		if errors.As(e, &ce) && s.schemaOwner[ce.Name] != "" {
+			named[i] = fmt.Errorf("plugin %s: %w", s.schemaOwner[ce.Name], e)
+		}
+	}
+	return errors.Join(named...)
 }

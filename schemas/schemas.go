@@ -77,7 +77,7 @@ func Compile(fsyss ...fs.FS) (*Set, error) {
 	for _, name := range names {
 		schema, err := c.Compile(resourceURL(name))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("schema %s: %w", name, err))
+			errs = append(errs, &CompileError{Name: name, Err: err})
 			continue
 		}
 		s.byName[name] = schema
@@ -163,3 +163,14 @@ func describe(ve *jsonschema.ValidationError) string {
 	walk(ve)
 	return strings.Join(parts, "; ")
 }
+
+// CompileError says that the schema Name does not compile, and why.
+type CompileError struct {
+	Name string
+	Err  error
+}
+
+func (e *CompileError) Error() string { return "schema " + e.Name + ": " + e.Err.Error() }
+
+// Unwrap returns the compiler's error.
+func (e *CompileError) Unwrap() error { return e.Err }
