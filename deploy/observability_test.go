@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 )
 
@@ -33,19 +34,7 @@ func unknownMetrics(expr string) []string {
 // promtool finds Debian's promtool. With CI=true a missing one is
 // installed, or the test fails; elsewhere the test is skipped.
 func promtool(t *testing.T) string {
-	t.Helper()
-	if path, err := exec.LookPath("promtool"); err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "true" {
-		t.Skip("no promtool (apt-get install prometheus)")
-	}
-	out, err := exec.Command("sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus").CombinedOutput()
-	path, lookErr := exec.LookPath("promtool")
-	if err != nil || lookErr != nil {
-		t.Fatalf("CI=true and promtool is missing; installing it failed: %v\n%s", err, out)
-	}
-	return path
+	return brokertest.DebianTool(t, "promtool", "prometheus", "--no-install-recommends")
 }
 
 // TestAlertRules checks the alert rules with promtool and runs their unit

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -88,24 +87,6 @@ func (p *proxy) close() {
 	}
 }
 
-// syncBuffer is a log sink safe for the connection's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestReconnectsToTheNextNode: of three nodes (two proxies in front of
 // the real broker and a port nobody listens on), the connection takes one
 // that answers; when that node goes away it moves to the next that
@@ -137,7 +118,7 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 		u.Host = host
 		addrs = append(addrs, broker.Address{URL: u.String(), Display: pipeline.RedactURL(u.String())})
 	}
-	logs := &syncBuffer{}
+	logs := &brokertest.Logs{}
 	conn := broker.NewConnection(broker.ConnectionConfig{
 		Addresses: addrs,
 		// A connection lost soon after it was made waits one backoff

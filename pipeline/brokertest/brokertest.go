@@ -1,6 +1,7 @@
-// Package brokertest helps tests that need the real RabbitMQ: it finds the
-// broker (failing, not skipping, with CI=true) and makes users with exactly
-// the Pulse permissions of a client id.
+// Package brokertest helps tests that need the real RabbitMQ, or a Debian
+// tool (DebianTool): it finds the broker (failing, not skipping, with
+// CI=true) and makes users with exactly the Pulse permissions of a client
+// id.
 package brokertest
 
 import (

@@ -15,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // cluster is a RabbitMQ cluster of its own that a test starts on this
@@ -168,14 +165,7 @@ func connections(logs string) (last string, losses int, reconnecting time.Durati
 // expectedOutputs are the ids of the outputs the raw messages give.
 func expectedOutputs(t *testing.T, cfg *pipeline.Config, keys []string, bodies [][]byte) map[string]bool {
 	t.Helper()
-	shipped, err := pipeline.Ship(translator.Default)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proc := processorOf(t, cfg)
 	ids := map[string]bool{}
 	for i := range keys {
 		if _, outcome, err := proc.ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, keys[i], nil, bodies[i], time.Now()); err == nil {
@@ -210,13 +200,7 @@ func readyz(t *testing.T, addr string) (int, string) {
 func TestClusterNodeLoss(t *testing.T) {
 	c := startCluster(t, 3)
 	guest := url.UserPassword("guest", "guest")
-	var conn *amqp.Connection
-	var err error
-	for _, u := range c.urls(guest) {
-		if conn, err = amqp.Dial(u); err == nil {
-			break
-		}
-	}
+	conn, err := dialFirst(c.urls(guest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,18 +345,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	ids := w.drain(probe)
-	lost, duplicates, unexpected := 0, 0, 0
-	for id := range s.expected {
-		if ids[id] == 0 {
-			lost++
-		}
-	}
-	for id, count := range ids {
-		if !s.expected[id] {
-			unexpected++
-		}
-		duplicates += count - 1
-	}
+	lost, duplicates, unexpected := delivered(s.expected, ids, nil)
 	t.Logf("cluster: %d raw messages published (%d gated) in %s, %d outputs expected, %d distinct arrived in %s: %d lost, %d duplicates, %d unexpected",
 		n, gated, published.Round(time.Second), len(s.expected), len(ids), time.Since(began).Round(time.Second), lost, duplicates, unexpected)
 	if lost > 0 || unexpected > 0 {

@@ -50,14 +50,7 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("corpus: %v", err)
 	}
-	shipped, err := pipeline.Ship(translator.Default)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proc := processorOf(t, cfg)
 	s := &stream{expected: map[string]bool{}}
 	for i := range n {
 		rel, _ := filepath.Rel(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
@@ -81,8 +74,9 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 	return s
 }
 
-// outputIDs are the ids of the outputs of one raw message.
-func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[string]bool {
+// processorOf is the processor of cfg's first pipeline, with the
+// registered plugins: what says which outputs the inputs must give.
+func processorOf(t *testing.T, cfg *pipeline.Config) *pipeline.Processor {
 	t.Helper()
 	shipped, err := pipeline.Ship(translator.Default)
 	if err != nil {
@@ -92,7 +86,33 @@ func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, outcome, err := proc.ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
+	return proc
+}
+
+// delivered compares the outputs that arrived (counted by id) with those
+// expected; ids in skip (canaries) are neither expected nor duplicates.
+func delivered(expected map[string]bool, arrived map[string]int, skip map[string]bool) (lost, duplicates, unexpected int) {
+	for id := range expected {
+		if arrived[id] == 0 {
+			lost++
+		}
+	}
+	for id, count := range arrived {
+		switch {
+		case skip[id]:
+			continue
+		case !expected[id]:
+			unexpected++
+		}
+		duplicates += count - 1
+	}
+	return lost, duplicates, unexpected
+}
+
+// outputIDs are the ids of the outputs of one raw message.
+func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[string]bool {
+	t.Helper()
+	_, outcome, err := processorOf(t, cfg).ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,18 +252,7 @@ func faultRun(t *testing.T, name string, fault func(w *world, proc *translatorPr
 	// The last messages in hand are published and acked within moments.
 	time.Sleep(2 * time.Second)
 	ids := w.drain(probe)
-	lost, duplicates, unexpected := 0, 0, 0
-	for id := range s.expected {
-		if ids[id] == 0 {
-			lost++
-		}
-	}
-	for id, count := range ids {
-		if !s.expected[id] {
-			unexpected++
-		}
-		duplicates += count - 1
-	}
+	lost, duplicates, unexpected := delivered(s.expected, ids, nil)
 	t.Logf("%s: %d raw messages published, %d outputs expected, %d arrived in %s: %d lost, %d duplicates, %d unexpected",
 		name, n, len(s.expected), len(ids), time.Since(began).Round(time.Second), lost, duplicates, unexpected)
 	if lost > 0 || unexpected > 0 {

@@ -51,14 +51,18 @@ type world struct {
 // dial connects as the admin to the first of the world's nodes that
 // answers.
 func (w *world) dial() (*amqp.Connection, error) {
-	nodes := w.nodes
-	if len(nodes) == 0 {
-		nodes = []string{adminURL()}
+	if len(w.nodes) == 0 {
+		return amqp.Dial(adminURL())
 	}
+	return dialFirst(w.nodes)
+}
+
+// dialFirst connects to the first of the URLs that answers.
+func dialFirst(urls []string) (*amqp.Connection, error) {
 	var err error
-	for _, node := range nodes {
+	for _, u := range urls {
 		var conn *amqp.Connection
-		if conn, err = amqp.Dial(node); err == nil {
+		if conn, err = amqp.Dial(u); err == nil {
 			return conn, nil
 		}
 	}

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,30 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // chromium finds Debian's chromium. With CI=true a missing one is
 // installed, or the test fails; elsewhere the test is skipped.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if path, err := exec.LookPath("chromium"); err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "true" {
-		t.Skip("no chromium (apt-get install chromium)")
-	}
-	out, err := exec.Command("sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium").CombinedOutput()
-	path, lookErr := exec.LookPath("chromium")
-	if err != nil || lookErr != nil {
-		t.Fatalf("CI=true and chromium is missing; installing it failed: %v\n%s", err, out)
-	}
-	return path
-}
+func chromium(t *testing.T) string { return brokertest.DebianTool(t, "chromium", "chromium") }
 
 // headless runs chromium on url as the probe of this machine does:
 // headless, with no network of its own beyond the page, in a fresh
@@ -67,14 +51,7 @@ func TestLivePage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	metrics, err := runner.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn.UseMetrics(metrics)
-	srv := httptest.NewServer(runner.HTTPHandler(rn, reg))
-	defer srv.Close()
+	srv := serveHTTP(t, rn)
 	runWith(t, rn)
 
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")

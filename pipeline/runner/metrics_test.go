@@ -38,14 +38,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	metrics, err := runner.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn.UseMetrics(metrics)
-	srv := httptest.NewServer(runner.HTTPHandler(rn, reg))
-	defer srv.Close()
+	srv := serveHTTP(t, rn)
 	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before Run: %d, want 503", code)
 	}
@@ -134,14 +127,7 @@ func TestQueueDepths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	promReg := prometheus.NewRegistry()
-	metrics, err := runner.NewMetrics(promReg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rn.UseMetrics(metrics)
-	srv := httptest.NewServer(runner.HTTPHandler(rn, promReg))
-	defer srv.Close()
+	srv := serveHTTP(t, rn)
 	runWith(t, rn)
 	defer func() {
 		select {
@@ -201,4 +187,20 @@ func TestQueueDepths(t *testing.T) {
 		}
 	}
 	t.Logf("the input backlog rose to %.0f and fell to 0; the dead queue holds 3", risen)
+}
+
+// serveHTTP gives rn metrics in a registry of its own and serves its HTTP
+// endpoints (metrics, health, the live page) until the test ends, as run
+// --http does.
+func serveHTTP(t *testing.T, rn *runner.Runner) *httptest.Server {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	metrics, err := runner.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn.UseMetrics(metrics)
+	srv := httptest.NewServer(runner.HTTPHandler(rn, reg))
+	t.Cleanup(srv.Close)
+	return srv
 }

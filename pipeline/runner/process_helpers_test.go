@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -51,28 +51,10 @@ func buildTranslator(t testing.TB) string {
 	return b.path
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // translatorProcess is "pulsetranslator run" in a child process.
 type translatorProcess struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *brokertest.Logs
 	done chan struct{}
 }
 
@@ -85,7 +67,7 @@ func (w *world) launchTranslator(configText string, flags ...string) *translator
 	if err := os.WriteFile(path, []byte(configText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &translatorProcess{logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &translatorProcess{logs: &brokertest.Logs{}, done: make(chan struct{})}
 	p.cmd = exec.Command(buildTranslator(t), append([]string{"run", "--config", path}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

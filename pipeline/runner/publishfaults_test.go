@@ -13,15 +13,16 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // startLogged runs cfg in process, its log written to the returned
 // buffer, until the test ends.
-func startLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *syncBuffer) {
+func startLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &brokertest.Logs{}
 	rn, err := runner.New(cfg, translator.Default, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)

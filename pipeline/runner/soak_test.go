@@ -133,21 +133,7 @@ func TestFaultSoak(t *testing.T) {
 	default:
 	}
 	ids := w.drain(s.probe)
-	lost, duplicates, unexpected := 0, 0, 0
-	for id := range s.s.expected {
-		if ids[id] == 0 {
-			lost++
-		}
-	}
-	for id, count := range ids {
-		switch {
-		case s.canaryIDs[id]:
-			continue
-		case !s.s.expected[id]:
-			unexpected++
-		}
-		duplicates += count - 1
-	}
+	lost, duplicates, unexpected := delivered(s.s.expected, ids, s.canaryIDs)
 	t.Logf("soak: %d raw messages, %d outputs expected, %d arrived in %s: %d lost, %d duplicates, %d unexpected; %d faults; the process ran throughout",
 		n, len(s.s.expected), len(ids), time.Since(began).Round(time.Second), lost, duplicates, unexpected, len(faults))
 	if lost > 0 || unexpected > 0 {
