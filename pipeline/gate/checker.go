@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,8 @@ type Checker struct {
 	ready map[string]time.Time // URL -> expiry
 
 	counts Counts
+	// asks runs the requests, on goroutines that outlive one check.
+	asks workers
 }
 
 // hostSlots bounds the checks in flight to one host.
@@ -181,17 +184,23 @@ func (c *Checker) Counts() *Counts { return &c.counts }
 // ValidURL reports whether raw is an absolute http or https URL, the only
 // kind the gate checks; the error says what is wrong with it.
 func ValidURL(raw string) error {
+	_, err := parseURL(raw)
+	return err
+}
+
+// parseURL parses raw and checks it is what ValidURL asks for.
+func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%.200q is not a URL: %v", raw, err)
+		return nil, fmt.Errorf("%.200q is not a URL: %v", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%.200q: only http and https artifact URLs can be checked", raw)
+		return nil, fmt.Errorf("%.200q: only http and https artifact URLs can be checked", raw)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%.200q has no host", raw)
+		return nil, fmt.Errorf("%.200q has no host", raw)
 	}
-	return nil
+	return u, nil
 }
 
 // CheckAll checks urls concurrently (within the checker's limits), each
@@ -236,7 +245,11 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 // so that a ready answer that comes late is remembered for the message's
 // next check.
 func (c *Checker) check(ctx context.Context, raw string) Result {
-	if err := c.cfg.Policy.Permit(raw); err != nil {
+	u, err := parseURL(raw)
+	if err == nil {
+		err = c.cfg.Policy.permit(u, raw)
+	}
+	if err != nil {
 		if errors.Is(err, ErrForbidden) {
 			return Result{URL: raw, Outcome: Forbidden, Detail: err.Error()}
 		}
@@ -245,16 +258,15 @@ func (c *Checker) check(ctx context.Context, raw string) Result {
 	if c.cachedReady(raw) {
 		return Result{URL: raw, Outcome: Ready, Detail: "ready (cached)", Cached: true}
 	}
-	u, _ := url.Parse(raw)
 	release, err := c.acquire(ctx, u.Host)
 	if err != nil {
 		return Result{URL: raw, Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}
 	}
 	answer := make(chan Result, 1)
-	go func() {
+	c.asks.run(func() {
 		defer release()
-		answer <- c.ask(raw)
-	}()
+		answer <- c.ask(u, raw)
+	})
 	select {
 	case r := <-answer:
 		return r
@@ -273,13 +285,13 @@ func describeContext(err error) string {
 
 // ask sends the HEAD (and GET) of one check, within the timeout, and
 // remembers a ready answer.
-func (c *Checker) ask(raw string) Result {
+func (c *Checker) ask(u *url.URL, raw string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 
-	status, err := c.request(ctx, http.MethodHead, raw)
+	status, err := c.request(ctx, http.MethodHead, u)
 	if err == nil && (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
-		status, err = c.request(ctx, http.MethodGet, raw)
+		status, err = c.request(ctx, http.MethodGet, u)
 	}
 	switch {
 	case errors.Is(err, ErrForbidden):
@@ -298,12 +310,16 @@ func (c *Checker) ask(raw string) Result {
 
 // request sends one request and returns its status, closing the body
 // unread.
-func (c *Checker) request(ctx context.Context, method, raw string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, raw, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("User-Agent", "pulsetranslator-gate")
+func (c *Checker) request(ctx context.Context, method string, u *url.URL) (int, error) {
+	req := (&http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     http.Header{"User-Agent": userAgent},
+		Host:       strings.TrimSuffix(u.Host, ":"),
+	}).WithContext(ctx)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -313,6 +329,10 @@ func (c *Checker) request(ctx context.Context, method, raw string) (int, error) 
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// userAgent is the User-Agent header of every check. The client only
+// reads it.
+var userAgent = []string{"pulsetranslator-gate"}
 
 // describe shortens an HTTP client error for a log line or a reason.
 func describe(err error, timeout time.Duration) string {

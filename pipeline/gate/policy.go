@@ -50,10 +50,15 @@ func CheckAllow(entry string) error {
 // Host names are checked by name here; their addresses are checked when
 // a check connects (see the Checker's dialer).
 func (p Policy) Permit(raw string) error {
-	if err := ValidURL(raw); err != nil {
+	u, err := parseURL(raw)
+	if err != nil {
 		return err
 	}
-	u, _ := url.Parse(raw)
+	return p.permit(u, raw)
+}
+
+// permit is Permit of raw, parsed as u by parseURL.
+func (p Policy) permit(u *url.URL, raw string) error {
 	if len(p.Allow) > 0 {
 		for _, entry := range p.Allow {
 			if allows(entry, u, raw) {
