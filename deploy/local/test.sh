@@ -6,7 +6,10 @@ cd "$(dirname "$0")/../.."
 . deploy/local/broker.sh
 ensure_broker
 go vet ./...
-go test -count=1 ./... "$@"
+# The runner's package runs the fault and cluster tests, which take
+# minutes; a cluster test that waits out RabbitMQ's dead-letter confirm
+# timeout takes up to ten on its own.
+go test -count=1 -timeout 40m ./... "$@"
 # Every in-process benchmark once, so that none stops running unnoticed.
 go test -run '^$' -bench . -benchtime 1x ./pipeline ./pipeline/rawjson ./translators/... ./schemas ./rules
 # Fuzz the envelope decoder, the outline and array elements of checked

@@ -162,6 +162,20 @@ func connections(logs string) (last string, losses int, reconnecting time.Durati
 	return last, losses, reconnecting
 }
 
+// warnings are the first max lines of JSON logs at level WARN or ERROR.
+func warnings(logs string, max int) string {
+	var out []string
+	for line := range strings.Lines(logs) {
+		var e struct{ Level string }
+		if json.Unmarshal([]byte(line), &e) == nil && (e.Level == "WARN" || e.Level == "ERROR") {
+			if out = append(out, strings.TrimSpace(line)); len(out) == max {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // expectedOutputs are the ids of the outputs the raw messages give.
 func expectedOutputs(t *testing.T, cfg *pipeline.Config, keys []string, bodies [][]byte) map[string]bool {
 	t.Helper()
@@ -195,8 +209,13 @@ func readyz(t *testing.T, addr string) (int, string) {
 // gate for logs that appear only after both faults: a quarter of the way
 // in, the node that leads the input queue is stopped; once it is back and
 // the queues have caught up, another node is killed with SIGKILL and
-// stays down. Every output arrives, counted by message id, both replicas
-// keep running and end connected to nodes that are up.
+// stays down while the stream ends. Every output arrives, counted by
+// message id, both replicas keep running and end connected to nodes that
+// were up. When the killed node led the input queue, a wait queue's
+// dead-letter worker may have had waiting messages in flight to it:
+// RabbitMQ sends them again after its publisher confirm timeout (3
+// minutes), so the test waits up to 9 minutes for the last outputs, and
+// says so when it has to.
 func TestClusterNodeLoss(t *testing.T) {
 	c := startCluster(t, 3)
 	guest := url.UserPassword("guest", "guest")
@@ -209,7 +228,8 @@ func TestClusterNodeLoss(t *testing.T) {
 	w.nodes = c.urls(guest)
 	n := faultMessages(t)
 	const gated = 200
-	w.maxLength = 2 * n
+	// Nothing is dropped from the dead queue: what it holds is counted.
+	w.maxLength, w.deadMaxLength = 2*n, 2*n
 	user := c.pulseUser(w.client)
 	store := newArtifactStore(t)
 
@@ -339,9 +359,32 @@ func TestClusterNodeLoss(t *testing.T) {
 		}
 	}
 	published := time.Since(began)
-	if !w.waitFor(probe, 5*time.Minute, func(m int) bool { return m >= len(s.expected) }) {
+	allArrived := func(m int) bool { return m >= len(s.expected) }
+	if !w.waitFor(probe, time.Minute, allArrived) {
 		q, _ := w.inspect(probe)
-		t.Fatalf("%d of %d outputs arrived within 5 minutes", q.Messages, len(s.expected))
+		depths := []string{}
+		for _, tier := range w.tiers {
+			wq, _ := w.inspect(pipeline.WaitQueue(w.client, "build", tier))
+			depths = append(depths, fmt.Sprintf("%s %d", pipeline.TierName(tier), wq.Messages))
+		}
+		t.Logf("a minute after the stream, %d of %d outputs arrived; the wait queues hold %s: RabbitMQ re-sends what a wait queue was dead-lettering to a lost leader after its dead_letter_worker_publisher_confirm_timeout (3 minutes)",
+			q.Messages, len(s.expected), strings.Join(depths, ", "))
+	}
+	if !w.waitFor(probe, 8*time.Minute, allArrived) {
+		// Say where the missing ones are before counting what arrived.
+		depths := []string{}
+		queues := []string{probe, input, pipeline.DeadQueue(w.client, "build")}
+		for _, tier := range w.tiers {
+			queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
+		}
+		for _, q := range queues {
+			if got, err := w.inspect(q); err == nil {
+				depths = append(depths, fmt.Sprintf("%s %d (%d consumers)", q, got.Messages, got.Consumers))
+			} else {
+				depths = append(depths, fmt.Sprintf("%s: %v", q, err))
+			}
+		}
+		t.Errorf("the outputs did not all arrive within 9 minutes; queues: %s", strings.Join(depths, "; "))
 	}
 	time.Sleep(2 * time.Second)
 	ids := w.drain(probe)
@@ -349,7 +392,27 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Logf("cluster: %d raw messages published (%d gated) in %s, %d outputs expected, %d distinct arrived in %s: %d lost, %d duplicates, %d unexpected",
 		n, gated, published.Round(time.Second), len(s.expected), len(ids), time.Since(began).Round(time.Second), lost, duplicates, unexpected)
 	if lost > 0 || unexpected > 0 {
-		t.Errorf("%d outputs lost, %d unexpected", lost, unexpected)
+		gatedLost := 0
+		for i := range gated {
+			for id := range outputIDs(t, cfg, s.keys[i*(n/gated)], s.bodies[i*(n/gated)]) {
+				if ids[id] == 0 {
+					gatedLost++
+				}
+			}
+		}
+		t.Errorf("%d outputs lost (%d of them of the %d gated builds, which waited in the wait queues), %d unexpected", lost, gatedLost, gated, unexpected)
+		for i, r := range []replica{a, b} {
+			t.Logf("replica %d's warnings and errors:\n%s", i+1, warnings(r.proc.logs.String(), 40))
+		}
+	}
+	// The stream's own refusals are parked; nothing may be parked because
+	// the cluster lost a node, nor dead-lettered by the broker.
+	dead := w.deadClasses(pipeline.DeadQueue(w.client, "build"))
+	t.Logf("the dead queue held, by class: %v", dead)
+	for class, count := range dead {
+		if class == pipeline.ClassUnpublishable || class == pipeline.ClassInternal || strings.HasPrefix(class, "broker:") {
+			t.Errorf("%d inputs were parked as %s: a node's loss cost them their outputs", count, class)
+		}
 	}
 	// Each gated build was checked while its log was missing, waited, and
 	// was checked again: more checks than builds.

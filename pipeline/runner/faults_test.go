@@ -218,6 +218,34 @@ func (w *world) drain(queue string) map[string]int {
 	}
 }
 
+// deadClasses consumes the dead queue until it stays empty for two
+// seconds and counts what it held by class: the translator's
+// x-pulsetranslator-class of a parked copy, or "broker:" and the x-death
+// reason of a message the broker dead-lettered itself.
+func (w *world) deadClasses(queue string) map[string]int {
+	w.t.Helper()
+	deliveries, err := w.admin.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	classes := map[string]int{}
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				w.t.Fatal("the dead queue's consumer was closed")
+			}
+			if class, ok := d.Headers[pipeline.HeaderClass].(string); ok {
+				classes[class]++
+			} else {
+				classes[fmt.Sprintf("broker:%v", d.Headers["x-first-death-reason"])]++
+			}
+		case <-time.After(2 * time.Second):
+			return classes
+		}
+	}
+}
+
 // faultRun publishes the stream to the translator's input, starts the
 // command, calls fault once a third of the outputs are out, and checks
 // every expected output arrives once the input is drained.
