@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +17,12 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 )
 
-// TestMain lets the test binary be the baseline worker process, which
-// pulsebench starts as itself with -serve-baseline.
+// TestMain lets the test binary be the baseline worker and the log
+// server, which pulsebench starts as itself with -serve-baseline and
+// -serve-logs.
 // With PULSEBENCH_TEST_MAIN=1 it is pulsebench itself.
 func TestMain(m *testing.M) {
-	if slices.Contains(os.Args[1:], "-serve-baseline") || os.Getenv("PULSEBENCH_TEST_MAIN") == "1" {
+	if slices.Contains(os.Args[1:], "-serve-baseline") || slices.Contains(os.Args[1:], "-serve-logs") || os.Getenv("PULSEBENCH_TEST_MAIN") == "1" {
 		os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -135,6 +137,13 @@ func TestBenchOnTheBroker(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "translator / baseline: ") {
 		t.Errorf("no ratio in the report")
+	}
+	// The translator checked the logs at the log server process: the
+	// checks it answered are those of the two translator runs and the
+	// warm-up.
+	_, report, _ := strings.Cut(out.String(), "log checks answered by the local log server: ")
+	if checks, err := strconv.Atoi(strings.TrimSpace(report)); err != nil || checks <= 0 {
+		t.Errorf("the log server answered %q checks", report)
 	}
 	if u, _ := url.Parse(o.workerBroker); strings.Contains(out.String(), u.User.String()) || !strings.Contains(out.String(), "workers connect as amqp://"+o.client+":xxxxx@") {
 		t.Errorf("the report does not name the workers' user, or shows its password")

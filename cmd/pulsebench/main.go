@@ -57,6 +57,8 @@ type options struct {
 	workerCPUs string
 	// serveBaseline makes this process the bare worker (see runBaseline).
 	serveBaseline bool
+	// serveLogs makes this process the log server (see logServer).
+	serveLogs bool
 	// queueType is the type of every queue the benchmark reads from:
 	// the translator's (queue.type) and the baseline worker's.
 	queueType string
@@ -89,6 +91,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare baseline too")
 	fs.BoolVar(&o.warmup, "warmup", true, "run each once before the measured runs, printed but left out of the medians (a broker's first run is its slowest)")
 	fs.BoolVar(&o.isolate, "isolate", false, "pin the local broker and pulsebench's publisher and probe to CPU 0, and the translator or baseline worker to the other CPUs, as when the broker has its own machine (needs 2 CPUs and the right to set a process's affinity)")
+	fs.BoolVar(&o.serveLogs, "serve-logs", false, "be the local log server until stopped, printing its URL (pulsebench starts it so)")
 	fs.BoolVar(&o.serveBaseline, "serve-baseline", false, "be the bare baseline worker on the benchmark's queue until stopped (pulsebench starts it so)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "have each translator replica write a CPU profile to FILE.<run>.<replica>")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit of one run")
@@ -100,9 +103,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var err error
-	if o.serveBaseline {
+	switch {
+	case o.serveLogs:
+		err = serveLogs()
+	case o.serveBaseline:
 		err = serveBaseline(o)
-	} else {
+	default:
 		undoOnSignal(stderr)
 		_, err = bench(o, stdout)
 	}
@@ -252,21 +258,6 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	if _, statErr := os.Stat(translatorPath); err != nil || statErr != nil {
 		return measured{}, fmt.Errorf("-translator %s: build it first (go build -o /tmp/pulsetranslator ./cmd/pulsetranslator)", o.translator)
 	}
-	if o.gate {
-		logs, err := serveLogs()
-		if err != nil {
-			return measured{}, err
-		}
-		defer logs.Close()
-		o.gateURL = logs.url
-		defer func() { fmt.Fprintf(stdout, "log checks answered by the local log server: %d\n", logs.checks.Load()) }()
-	}
-	su, err := prepare(o, stdout)
-	if err != nil {
-		return measured{}, err
-	}
-	defer su.cleanup()
-	nm, configPath, s := su.nm, su.configPath, su.stream
 	if o.isolate {
 		restore, cpus, err := isolate()
 		if err != nil {
@@ -279,8 +270,22 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		if strings.Contains(cpus, "-") {
 			cpuWord = "CPUs"
 		}
-		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker on %s %s\n", cpuWord, cpus)
+		fmt.Fprintf(stdout, "isolated: the broker and pulsebench on CPU 0, the translator or baseline worker and the log server on %s %s\n", cpuWord, cpus)
 	}
+	if o.gate {
+		logs, err := startLogServer(o.workerCPUs)
+		if err != nil {
+			return measured{}, err
+		}
+		o.gateURL = logs.url
+		defer func() { fmt.Fprintf(stdout, "log checks answered by the local log server: %d\n", logs.stop()) }()
+	}
+	su, err := prepare(o, stdout)
+	if err != nil {
+		return measured{}, err
+	}
+	defer su.cleanup()
+	nm, configPath, s := su.nm, su.configPath, su.stream
 	conn, err := dialAny(o.broker)
 	if err != nil {
 		return measured{}, err

@@ -3,15 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -26,39 +30,90 @@ import (
 var artifactHosts = []string{"archive.mozilla.org", "ftp.mozilla.org", "stage.mozilla.org"}
 
 // logServer answers every artifact check of a benchmark: 200, no body,
-// for any request. It stands for a remote artifact host, whose CPU is not
-// the benchmark's to measure, so it is the least an HTTP/1.1 server can
-// be: it reads each request's head and writes a fixed answer, keeping the
-// connection.
+// for any request. It stands for a remote artifact host, so it runs in a
+// process of its own (pulsebench -serve-logs): its CPU is not counted as
+// pulsebench's, and with -isolate it runs on the workers' CPUs, not on
+// the broker's, where the translator's checks would take the broker's
+// time and the baseline's (which makes none) would not. It is the least
+// an HTTP/1.1 server can be: it reads each request's head and writes a
+// fixed answer, keeping the connection.
 type logServer struct {
-	url    string
-	ln     net.Listener
-	checks atomic.Int64
+	url  string
+	proc *workerProcess
 }
 
-// serveLogs starts a log server on a free local port.
-func serveLogs() (*logServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// Lines the -serve-logs process prints: its URL once it listens, and the
+// checks it answered when it stops.
+const (
+	logServerListening = "log server listening on "
+	logServerAnswered  = "log server answered "
+)
+
+// startLogServer starts a log server process on the CPUs cpus (all when
+// empty) and returns once it listens.
+func startLogServer(cpus string) (*logServer, error) {
+	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	l := &logServer{url: "http://" + ln.Addr().String(), ln: ln}
+	proc, err := startWorker(cpus, nil, self, "-serve-logs")
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !proc.exited(); time.Sleep(10 * time.Millisecond) {
+		for line := range strings.Lines(proc.logs.String()) {
+			if url, ok := strings.CutPrefix(strings.TrimSpace(line), logServerListening); ok {
+				return &logServer{url: url, proc: proc}, nil
+			}
+		}
+	}
+	proc.stop()
+	return nil, fmt.Errorf("the log server did not start:\n%s", proc.logs.String())
+}
+
+// stop stops the log server and returns how many checks it answered.
+func (l *logServer) stop() int64 {
+	l.proc.stop()
+	for line := range strings.Lines(l.proc.logs.String()) {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(line), logServerAnswered); ok {
+			count, _ := strconv.ParseInt(n, 10, 64)
+			return count
+		}
+	}
+	return -1
+}
+
+// serveLogs is the -serve-logs process: a log server on a free local
+// port, until SIGTERM.
+func serveLogs() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	var checks atomic.Int64
 	go func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go l.serve(conn)
+			go answerChecks(conn, &checks)
 		}
 	}()
-	return l, nil
+	fmt.Println(logServerListening + "http://" + ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-ctx.Done()
+	_ = ln.Close()
+	fmt.Println(logServerAnswered + strconv.FormatInt(checks.Load(), 10))
+	return nil
 }
 
-// serve answers the requests of one connection.
-func (l *logServer) serve(conn net.Conn) {
+// answerChecks answers the requests of one connection.
+func answerChecks(conn net.Conn, checks *atomic.Int64) {
 	defer conn.Close()
 	r := bufio.NewReader(conn)
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	for {
 		// A request's head ends with an empty line; HEAD and GET have
 		// no body.
@@ -71,15 +126,12 @@ func (l *logServer) serve(conn net.Conn) {
 				break
 			}
 		}
-		l.checks.Add(1)
-		if _, err := conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		checks.Add(1)
+		if _, err := conn.Write(answer); err != nil {
 			return
 		}
 	}
 }
-
-// Close stops the server.
-func (l *logServer) Close() error { return l.ln.Close() }
 
 // output is one normalized message an input must give, as the translator
 // publishes it: routing key, CC and body. The baseline publishes exactly
