@@ -37,7 +37,9 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// PublishAttempts is how many times a publish the broker does not
 	// take is tried, with backoff, before the message is parked with
-	// class unpublishable. Optional, default 8.
+	// class unpublishable. Optional, default 12: the backoff between
+	// them adds up to 26 to 53 seconds, which outlasts the nacks of
+	// quorum queues electing a new leader after a node dies.
 	PublishAttempts int `yaml:"publish_attempts"`
 	// PublishChannels is how many confirm channels the process publishes
 	// on, shared by all its messages. Optional, default 1.
@@ -265,7 +267,7 @@ func (w WaitConfig) TierFor(attempt int, remaining time.Duration) int {
 const (
 	DefaultConnection      = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultPublishTimeout  = 30 * time.Second
-	DefaultPublishAttempts = 8
+	DefaultPublishAttempts = 12
 	DefaultPublishChannels = 1
 	DefaultPrefetch        = 128
 	DefaultConsumers       = 1
