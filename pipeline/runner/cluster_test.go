@@ -203,6 +203,23 @@ func readyz(t *testing.T, addr string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(body))
 }
 
+// outputRetries is a replica's pulsetranslator_publish_retries_total of
+// target output, from its /metrics, as text.
+func outputRetries(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "pulsetranslator_publish_retries_total{") && strings.Contains(line, `target="output"`) {
+			return strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:])
+		}
+	}
+	return "0"
+}
+
 // TestClusterNodeLoss runs two replicas, connected to different nodes of
 // a three-node cluster, on quorum queues, while 20,000 corpus messages
 // (PULSE_FAULT_MESSAGES) stream in, 200 of them waiting in the readiness
@@ -430,7 +447,8 @@ func TestClusterNodeLoss(t *testing.T) {
 		}
 		last, losses, reconnecting := connections(r.proc.logs.String())
 		code, body := readyz(t, r.http)
-		t.Logf("replica %d: lost its connection %d times, %s reconnecting in all; ends on %s; /readyz %d %q", i+1, losses, reconnecting.Round(time.Millisecond), last, code, body)
+		t.Logf("replica %d: lost its connection %d times, %s reconnecting in all; ends on %s; /readyz %d %q; output publishes tried again: %s",
+			i+1, losses, reconnecting.Round(time.Millisecond), last, code, body, outputRetries(r.http))
 		if c.node(last) == killed || code != http.StatusOK || !strings.Contains(body, last) {
 			t.Errorf("replica %d ends on %s (/readyz %d %q); want a node that is up, %s is down", i+1, last, code, body, c.names[killed])
 		}
