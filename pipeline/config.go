@@ -37,9 +37,10 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// PublishAttempts is how many times a publish the broker does not
 	// take is tried, with backoff, before the message is parked with
-	// class unpublishable. Optional, default 12: the backoff between
-	// them adds up to 26 to 53 seconds, which outlasts the nacks of
-	// quorum queues electing a new leader after a node dies.
+	// class unpublishable. Optional, default 36: the backoff between
+	// them adds up to 2.5 to 5 minutes, which outlasts the nacks of a
+	// quorum queue whose leader's node died (over a minute measured in
+	// TestClusterNodeLoss).
 	PublishAttempts int `yaml:"publish_attempts"`
 	// PublishChannels is how many confirm channels the process publishes
 	// on, shared by all its messages. Optional, default 1.
@@ -267,7 +268,7 @@ func (w WaitConfig) TierFor(attempt int, remaining time.Duration) int {
 const (
 	DefaultConnection      = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultPublishTimeout  = 30 * time.Second
-	DefaultPublishAttempts = 12
+	DefaultPublishAttempts = 36
 	DefaultPublishChannels = 1
 	DefaultPrefetch        = 128
 	DefaultConsumers       = 1
