@@ -273,3 +273,22 @@ func explainDial(err error) error {
 	}
 	return err
 }
+
+// QueueMessages returns how many messages a queue holds, by a passive
+// declare on a channel of its own, on the current session.
+func (c *Connection) QueueMessages(ctx context.Context, queue string) (int, error) {
+	s, err := c.Session(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ch, err := s.Conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	return q.Messages, nil
+}

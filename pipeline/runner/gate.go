@@ -33,13 +33,22 @@ type readinessGate struct {
 	cfg      pipeline.WaitConfig
 	exchange string
 	checker  *gate.Checker
+	// queues are the wait queues by tier name.
+	queues map[string]string
+	// depth counts the messages of a queue; set by the runner.
+	depth func(ctx context.Context, queue string) (int, error)
 	// f publishes, counts and logs for the gate.
 	f *flow
 }
 
 func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
+	queues := map[string]string{}
+	for _, tier := range p.Wait.Tiers {
+		queues[pipeline.TierName(tier)] = pipeline.WaitQueue(client, p.Name, tier)
+	}
 	return &readinessGate{
 		pipeline: p.Name,
+		queues:   queues,
 		cfg:      p.Wait,
 		exchange: pipeline.WaitExchange(client, p.Name),
 		checker: gate.New(gate.Config{
@@ -52,8 +61,29 @@ func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
 	}
 }
 
-// use makes the gate publish, count and log through f.
-func (g *readinessGate) use(f *flow) { g.f = f }
+// use makes the gate publish, count and log through f, and count a wait
+// queue's messages with depth.
+func (g *readinessGate) use(f *flow, depth func(ctx context.Context, queue string) (int, error)) {
+	g.f, g.depth = f, depth
+}
+
+// full reports whether the wait queue of a tier (by its routing key)
+// holds its max_length, which is why it nacks: then the message is
+// parked at once. A queue below it nacked for another reason, such as a
+// quorum queue that lost its leader, and the publish is tried again;
+// so it is when the queue cannot be counted.
+func (g *readinessGate) full(ctx context.Context, tier string) bool {
+	queue, ok := g.queues[tier]
+	if !ok || g.depth == nil {
+		return true
+	}
+	n, err := g.depth(ctx, queue)
+	if err != nil {
+		g.f.throttle.log(slog.LevelWarn, "count "+queue, "cannot count the wait queue after a nack; trying the publish again", "pipeline", g.pipeline, "queue", queue, "error", err.Error())
+		return false
+	}
+	return n >= g.cfg.MaxLength
+}
 
 // topology is the gate's part of the pipeline's topology.
 func (g *readinessGate) topology(client string) *broker.WaitTopology {

@@ -62,7 +62,7 @@ func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) e
 		if ctx.Err() != nil {
 			return fmt.Errorf("the delivery's channel closed; the broker will deliver the message again: %w", ctx.Err())
 		}
-		if !f.retriable(ctx, t, err) || attempt >= f.attempts {
+		if !f.retriable(ctx, t, outs[0].RoutingKey, err) || attempt >= f.attempts {
 			return &publishError{to: t, attempts: attempt, err: err}
 		}
 		f.p.stats.Retried.Add(1)
@@ -79,13 +79,15 @@ func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) e
 
 // retriable reports whether trying a failed publish again can help, and
 // declares the topology again when the broker said something is missing.
-func (f *flow) retriable(ctx context.Context, t target, err error) bool {
+// routingKey is the first publishing's.
+func (f *flow) retriable(ctx context.Context, t target, routingKey string, err error) bool {
 	var ce *broker.ChannelError
 	switch {
 	case errors.Is(err, broker.ErrNacked):
 		// A wait queue at its length limit refuses new messages: waiting
-		// is no answer to that.
-		return t != toWait
+		// is no answer to that. But a quorum queue also nacks for a while
+		// after its leader's node is lost, when waiting is the answer.
+		return t != toWait || !f.p.gate.full(ctx, routingKey)
 	case errors.As(err, &ce):
 		switch ce.Code() {
 		case amqp.NotFound:

@@ -237,7 +237,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		f := &flow{p: p, pub: r.pub, log: r.log.With("pipeline", p.cfg.Name), throttle: r.throttle, metrics: r.metrics,
 			publishTimeout: r.cfg.PublishTimeout, attempts: r.cfg.PublishAttempts, redeclare: redeclare}
 		if p.gate != nil {
-			p.gate.use(f)
+			p.gate.use(f, r.conn.QueueMessages)
 		}
 		h := router.AddNoPublisherHandler(p.cfg.Name, p.topology.InputQueue, p.sub, f.handle)
 		h.AddMiddleware(broker.Settle, f.parkRefused, middleware.Recoverer)
