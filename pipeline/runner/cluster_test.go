@@ -205,20 +205,13 @@ func readyz(t *testing.T, addr string) (int, string) {
 
 // publishRetries are a replica's pulsetranslator_publish_retries_total
 // by target, from its /metrics, as text.
-func publishRetries(addr string) string {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+func publishRetries(t *testing.T, addr string) string {
+	_, text := get(t, "http://"+addr+"/metrics")
 	var counts []string
-	for line := range strings.Lines(string(body)) {
-		if rest, ok := strings.CutPrefix(line, "pulsetranslator_publish_retries_total{"); ok {
-			_, target, _ := strings.Cut(rest, `target="`)
-			target, _, _ = strings.Cut(target, `"`)
-			counts = append(counts, target+" "+strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]))
-		}
+	for line := range strings.Lines(grepLines(text, "pulsetranslator_publish_retries_total{")) {
+		_, target, _ := strings.Cut(line, `target="`)
+		target, _, _ = strings.Cut(target, `"`)
+		counts = append(counts, target+" "+strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]))
 	}
 	if len(counts) == 0 {
 		return "none"
@@ -462,7 +455,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		last, losses, reconnecting := connections(r.proc.logs.String())
 		code, body := readyz(t, r.http)
 		t.Logf("replica %d: lost its connection %d times, %s reconnecting in all; ends on %s; /readyz %d %q; publishes tried again: %s",
-			i+1, losses, reconnecting.Round(time.Millisecond), last, code, body, publishRetries(r.http))
+			i+1, losses, reconnecting.Round(time.Millisecond), last, code, body, publishRetries(t, r.http))
 		if c.node(last) == killed || code != http.StatusOK || !strings.Contains(body, last) {
 			t.Errorf("replica %d ends on %s (/readyz %d %q); want a node that is up, %s is down", i+1, last, code, body, c.names[killed])
 		}

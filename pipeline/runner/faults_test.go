@@ -193,9 +193,9 @@ func (w *world) waitFor(queue string, limit time.Duration, done func(messages in
 	return false
 }
 
-// drain consumes a queue until it stays empty for two seconds and counts
-// the deliveries by message id.
-func (w *world) drain(queue string) map[string]int {
+// consumeAll consumes a queue, with automatic acks, until it stays empty
+// for two seconds, and gives each delivery to each.
+func (w *world) consumeAll(queue string, each func(amqp.Delivery)) {
 	w.t.Helper()
 	if err := w.admin.Qos(1000, 0, false); err != nil {
 		w.t.Fatal(err)
@@ -204,18 +204,26 @@ func (w *world) drain(queue string) map[string]int {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	ids := map[string]int{}
 	for {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
-				w.t.Fatal("the probe consumer was closed")
+				w.t.Fatalf("the consumer of %s was closed", queue)
 			}
-			ids[d.MessageId]++
+			each(d)
 		case <-time.After(2 * time.Second):
-			return ids
+			return
 		}
 	}
+}
+
+// drain consumes a queue until it stays empty for two seconds and counts
+// the deliveries by message id.
+func (w *world) drain(queue string) map[string]int {
+	w.t.Helper()
+	ids := map[string]int{}
+	w.consumeAll(queue, func(d amqp.Delivery) { ids[d.MessageId]++ })
+	return ids
 }
 
 // deadClasses consumes the dead queue until it stays empty for two
@@ -224,26 +232,15 @@ func (w *world) drain(queue string) map[string]int {
 // reason of a message the broker dead-lettered itself.
 func (w *world) deadClasses(queue string) map[string]int {
 	w.t.Helper()
-	deliveries, err := w.admin.Consume(queue, "", true, false, false, false, nil)
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	classes := map[string]int{}
-	for {
-		select {
-		case d, ok := <-deliveries:
-			if !ok {
-				w.t.Fatal("the dead queue's consumer was closed")
-			}
-			if class, ok := d.Headers[pipeline.HeaderClass].(string); ok {
-				classes[class]++
-			} else {
-				classes[fmt.Sprintf("broker:%v", d.Headers["x-first-death-reason"])]++
-			}
-		case <-time.After(2 * time.Second):
-			return classes
+	w.consumeAll(queue, func(d amqp.Delivery) {
+		if class, ok := d.Headers[pipeline.HeaderClass].(string); ok {
+			classes[class]++
+		} else {
+			classes[fmt.Sprintf("broker:%v", d.Headers["x-first-death-reason"])]++
 		}
-	}
+	})
+	return classes
 }
 
 // faultRun publishes the stream to the translator's input, starts the

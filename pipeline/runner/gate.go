@@ -33,8 +33,6 @@ type readinessGate struct {
 	cfg      pipeline.WaitConfig
 	exchange string
 	checker  *gate.Checker
-	// queues are the wait queues by tier name.
-	queues map[string]string
 	// depth counts the messages of a queue; set by the runner.
 	depth func(ctx context.Context, queue string) (int, error)
 	// f publishes, counts and logs for the gate.
@@ -42,13 +40,8 @@ type readinessGate struct {
 }
 
 func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
-	queues := map[string]string{}
-	for _, tier := range p.Wait.Tiers {
-		queues[pipeline.TierName(tier)] = pipeline.WaitQueue(client, p.Name, tier)
-	}
 	return &readinessGate{
 		pipeline: p.Name,
-		queues:   queues,
 		cfg:      p.Wait,
 		exchange: pipeline.WaitExchange(client, p.Name),
 		checker: gate.New(gate.Config{
@@ -73,16 +66,18 @@ func (g *readinessGate) use(f *flow, depth func(ctx context.Context, queue strin
 // quorum queue that lost its leader, and the publish is tried again;
 // so it is when the queue cannot be counted.
 func (g *readinessGate) full(ctx context.Context, tier string) bool {
-	queue, ok := g.queues[tier]
-	if !ok || g.depth == nil {
-		return true
+	for _, q := range g.f.p.topology.Wait.Queues {
+		if q.Key != tier {
+			continue
+		}
+		n, err := g.depth(ctx, q.Name)
+		if err != nil {
+			g.f.throttle.log(slog.LevelWarn, "count "+q.Name, "cannot count the wait queue after a nack; trying the publish again", "pipeline", g.pipeline, "queue", q.Name, "error", err.Error())
+			return false
+		}
+		return n >= g.cfg.MaxLength
 	}
-	n, err := g.depth(ctx, queue)
-	if err != nil {
-		g.f.throttle.log(slog.LevelWarn, "count "+queue, "cannot count the wait queue after a nack; trying the publish again", "pipeline", g.pipeline, "queue", queue, "error", err.Error())
-		return false
-	}
-	return n >= g.cfg.MaxLength
+	return true
 }
 
 // topology is the gate's part of the pipeline's topology.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 )
 
 // TestWaitNackIsFullOnlyAtMaxLength: a wait queue's nack parks the
@@ -20,7 +21,8 @@ func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 	g := newReadinessGate("client", p)
 	depth, depthErr := 0, error(nil)
 	var asked []string
-	g.use(&flow{throttle: newThrottle(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)}, func(_ context.Context, queue string) (int, error) {
+	run := &pipelineRun{topology: &broker.Topology{Wait: g.topology("client")}}
+	g.use(&flow{p: run, throttle: newThrottle(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)}, func(_ context.Context, queue string) (int, error) {
 		asked = append(asked, queue)
 		return depth, depthErr
 	})
