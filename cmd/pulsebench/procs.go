@@ -81,6 +81,17 @@ func (p *workerProcess) exited() bool {
 	}
 }
 
+// printed returns the rest of the first line the process printed that
+// starts with prefix.
+func (p *workerProcess) printed(prefix string) (string, bool) {
+	for line := range strings.Lines(p.logs.String()) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
 // peakRSS reads the process's peak resident set size (VmHWM), in bytes.
 func (p *workerProcess) peakRSS() int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,10 +60,8 @@ func startLogServer(cpus string) (*logServer, error) {
 		return nil, err
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !proc.exited(); time.Sleep(10 * time.Millisecond) {
-		for line := range strings.Lines(proc.logs.String()) {
-			if url, ok := strings.CutPrefix(strings.TrimSpace(line), logServerListening); ok {
-				return &logServer{url: url, proc: proc}, nil
-			}
+		if url, ok := proc.printed(logServerListening); ok {
+			return &logServer{url: url, proc: proc}, nil
 		}
 	}
 	proc.stop()
@@ -74,13 +71,12 @@ func startLogServer(cpus string) (*logServer, error) {
 // stop stops the log server and returns how many checks it answered.
 func (l *logServer) stop() int64 {
 	l.proc.stop()
-	for line := range strings.Lines(l.proc.logs.String()) {
-		if n, ok := strings.CutPrefix(strings.TrimSpace(line), logServerAnswered); ok {
-			count, _ := strconv.ParseInt(n, 10, 64)
-			return count
-		}
+	n, ok := l.proc.printed(logServerAnswered)
+	if !ok {
+		return -1
 	}
-	return -1
+	count, _ := strconv.ParseInt(n, 10, 64)
+	return count
 }
 
 // serveLogs is the -serve-logs process: a log server on a free local
