@@ -321,7 +321,12 @@ func flow(t *testing.T, w *world, rn *runner.Runner) {
 	}
 	_ = receive(t, ccOnly, "the CC queue (repeat)")
 
+	// A consumer can receive an output before the translator has its
+	// confirm and counts it: wait for the counts, then check them.
 	stats := rn.Stats("build")
+	for deadline := time.Now().Add(10 * time.Second); (stats.Parked.Load() < 1 || stats.Published.Load() < 3) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if stats.Parked.Load() != 1 || stats.Published.Load() != 3 {
 		t.Errorf("stats: parked %d published %d, want 1 and 3", stats.Parked.Load(), stats.Published.Load())
 	}
