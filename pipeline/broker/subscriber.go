@@ -38,8 +38,8 @@ type SubscriberConfig struct {
 // Subscriber consumes one queue for Watermill's router without waiting
 // for each ack: it hands every delivery over as it arrives, up to the
 // prefetch of each channel, and the Settle middleware acks (or nacks)
-// each one on its own when its handler is done, in whatever order that
-// happens. The router runs each message in a goroutine of its own, so no
+// each one when its handler is done, in whatever order that happens.
+// Acks that settle together share one multiple ack (see settler). The router runs each message in a goroutine of its own, so no
 // message waits for another.
 //
 // Each message's context carries its Delivery and ends when the channel
@@ -176,10 +176,12 @@ func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 		ch         *amqp.Channel
 		tag        string
 		deliveries <-chan amqp.Delivery
+		settler    *settler
 	}
 	var consumers []consumer
 	closeAll := func() {
 		for _, c := range consumers {
+			c.settler.stop()
 			_ = c.ch.Close()
 		}
 	}
@@ -200,7 +202,7 @@ func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 			closeAll()
 			return err
 		}
-		consumers = append(consumers, consumer{ch, tag, deliveries})
+		consumers = append(consumers, consumer{ch, tag, deliveries, newSettler(ch, ackHold)})
 	}
 	var wg, inflight sync.WaitGroup
 	errs := make(chan error, len(consumers))
@@ -208,7 +210,7 @@ func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 		s.consuming.Add(1)
 		wg.Go(func() {
 			defer s.consuming.Add(-1)
-			errs <- s.forward(c.ch, c.deliveries, &inflight)
+			errs <- s.forward(c.ch, c.settler, c.deliveries, &inflight)
 		})
 	}
 	ended := make(chan struct{})
@@ -244,7 +246,7 @@ func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 // the deliveries end; it returns the channel's closure, or nil when the
 // consumer was cancelled with the channel open.
 // inflight counts its messages not yet settled.
-func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, inflight *sync.WaitGroup) error {
+func (s *Subscriber) forward(ch *amqp.Channel, settler *settler, deliveries <-chan amqp.Delivery, inflight *sync.WaitGroup) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	var closeErr atomic.Pointer[amqp.Error]
@@ -257,7 +259,7 @@ func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, 
 	for d := range deliveries {
 		select {
 		case <-s.closing:
-			_ = d.Nack(false, true)
+			settler.nack(d.DeliveryTag, true, func() {})
 			continue
 		default:
 		}
@@ -266,16 +268,12 @@ func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, 
 		tag := d.DeliveryTag
 		s.inflight.Add(1)
 		inflight.Add(1)
-		delivery.ack = func() {
-			_ = ch.Ack(tag, false)
+		sent := func() {
 			inflight.Done()
 			s.inflight.Done()
 		}
-		delivery.nack = func() {
-			_ = ch.Nack(tag, false, !delivery.reject.Load())
-			inflight.Done()
-			s.inflight.Done()
-		}
+		delivery.ack = func() { settler.ack(tag, sent) }
+		delivery.nack = func() { settler.nack(tag, !delivery.reject.Load(), sent) }
 		msg.SetContext(WithDelivery(ctx, delivery))
 		select {
 		case s.out <- msg:
@@ -296,8 +294,8 @@ func (s *Subscriber) forward(ch *amqp.Channel, deliveries <-chan amqp.Delivery, 
 // Settle is the router middleware that answers the broker for each
 // delivery of a Subscriber: an ack once the message's handler returned
 // nil, a nack otherwise (the message goes back to the queue, unless the
-// handler called Delivery.Reject), each on its own, as soon as its
-// handler is done. It must be the handler's outermost middleware. (It
+// handler called Delivery.Reject), as soon as its handler is done; the
+// channel's settler lets acks that settle together share a frame. It must be the handler's outermost middleware. (It
 // replaces a goroutine per message waiting for Watermill's Ack, whose
 // small stacks also made every handler goroutine start small and grow.)
 func Settle(next message.HandlerFunc) message.HandlerFunc {
