@@ -22,14 +22,17 @@ type ackSender interface {
 // settler answers the broker for the deliveries of one channel, whose
 // delivery tags are 1, 2, 3, … in the order they came.
 //
-// Acks go out in batches. One goroutine writes them: each time it wakes
-// it takes every ack settled since its last write and answers, with one
-// multiple ack, all of those below the lowest delivery still in flight.
-// Under load that is one frame for many messages, where an ack each costs
-// a write on the socket and a frame the broker parses; when messages come
-// one at a time it is one frame each, sent at once. An ack above a
-// delivery still in flight waits up to ackHold for it, then goes on its
-// own, so no message holds up another's ack for longer than that.
+// Acks go out in batches, by group commit: the goroutine that settles an
+// ack while no ack is being written writes it, and goes on writing, in
+// one frame each time, whatever acks settled meanwhile; a goroutine that
+// settles one while another writes leaves it to that one. Each frame is a
+// multiple ack that answers every settled ack below the lowest delivery
+// still in flight. Under load that is one frame for many messages, where
+// an ack each costs a write on the socket and a frame the broker parses;
+// when messages come one at a time it is one frame each, sent at once,
+// and no goroutine is woken to send it. An ack above a delivery still in
+// flight waits up to the hold for it (a timer), then goes on its own, so
+// no message holds up another's ack for longer than that.
 //
 // Nacks go out at once, each on its own: they are rare, and a requeued
 // delivery should be back in the queue without delay.
@@ -50,12 +53,13 @@ type settler struct {
 	settled map[uint64]struct{}
 	// held are the acks not yet sent, in the order they settled.
 	held []heldAck
+	// writing is set while a goroutine writes acks.
+	writing bool
+	// timer sends held acks that fell due; armed is set while it runs.
+	timer *time.Timer
+	armed bool
 	// stopped is set by stop: acks are then sent at once, on their own.
 	stopped bool
-
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
 }
 
 // heldAck is one ack not yet sent, and what to call once it is.
@@ -65,17 +69,11 @@ type heldAck struct {
 	sent func()
 }
 
-// newSettler returns a settler of one channel, and starts its writer.
+// newSettler returns a settler of one channel.
 func newSettler(send ackSender, hold time.Duration) *settler {
-	s := &settler{
-		send:    send,
-		hold:    hold,
-		settled: map[uint64]struct{}{},
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
-	go s.run()
+	s := &settler{send: send, hold: hold, settled: map[uint64]struct{}{}}
+	s.timer = time.AfterFunc(time.Hour, s.due)
+	s.timer.Stop()
 	return s
 }
 
@@ -92,11 +90,12 @@ func (s *settler) ack(tag uint64, sent func()) {
 	}
 	s.held = append(s.held, heldAck{tag: tag, at: time.Now(), sent: sent})
 	s.markSettled(tag)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.writing {
+		s.mu.Unlock()
+		return
 	}
+	s.writing = true
+	s.write()
 }
 
 // nack answers tag with a nack at once (requeued when requeue is true),
@@ -126,83 +125,104 @@ func (s *settler) markSettled(tag uint64) {
 	}
 }
 
-// run writes the held acks each time an ack comes, and sends an ack that
-// waited ackHold above a gap on its own, until stop.
-func (s *settler) run() {
-	defer close(s.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-s.wake:
-		case <-timer.C:
-		case <-s.quit:
-			s.flush(time.Time{})
-			return
-		}
-		if next := s.flush(time.Now()); !next.IsZero() {
-			timer.Reset(time.Until(next))
-		}
+// due is the timer's: it writes the held acks that fell due, unless a
+// goroutine is writing (it will see them).
+func (s *settler) due() {
+	s.mu.Lock()
+	s.armed = false
+	if s.writing || s.stopped {
+		s.mu.Unlock()
+		return
 	}
+	s.writing = true
+	s.write()
 }
 
-// flush sends one multiple ack for the held acks at or below the floor,
-// and, on its own, each held ack above it that was settled before now
-// less the hold (every one, when now is zero). It returns when the
-// oldest ack it kept falls due, or zero when it kept none. Only run calls
-// it, so acks are written by one goroutine, one flush after another.
-func (s *settler) flush(now time.Time) (next time.Time) {
-	s.mu.Lock()
-	var covered, due []heldAck
-	var top uint64
+// write sends batches until none is left, then arms the timer for the
+// acks still held. It is called with s.mu held and s.writing set, by the
+// one goroutine that set it, and returns with s.mu released; the writes
+// themselves are made without the lock.
+func (s *settler) write() {
+	for {
+		batch := s.take(time.Now())
+		if batch.empty() {
+			break
+		}
+		s.mu.Unlock()
+		batch.send(s.send)
+		s.mu.Lock()
+	}
+	s.writing = false
+	if len(s.held) > 0 && !s.armed && !s.stopped {
+		s.armed = true
+		s.timer.Reset(time.Until(s.held[0].at.Add(s.hold)))
+	}
+	s.mu.Unlock()
+}
+
+// ackBatch is what one write sends: a (multiple) ack of the held acks at
+// or below the floor, top being the highest, and the acks that waited
+// out the hold above it, each on its own.
+type ackBatch struct {
+	covered, due []heldAck
+	top          uint64
+}
+
+func (b *ackBatch) empty() bool { return len(b.covered) == 0 && len(b.due) == 0 }
+
+// take removes from the held acks those the next write sends: every one
+// at or below the floor, and each one above it settled before now less
+// the hold (every one, when now is zero). s.mu is held.
+func (s *settler) take(now time.Time) (b ackBatch) {
 	kept := s.held[:0]
 	for _, h := range s.held {
 		switch {
 		case h.tag <= s.floor:
-			covered = append(covered, h)
-			top = max(top, h.tag)
+			b.covered = append(b.covered, h)
+			b.top = max(b.top, h.tag)
 		case now.IsZero() || now.Sub(h.at) >= s.hold:
-			due = append(due, h)
+			b.due = append(b.due, h)
 		default:
 			kept = append(kept, h)
-			if next.IsZero() {
-				next = h.at.Add(s.hold)
-			}
 		}
 	}
 	clear(s.held[len(kept):])
 	s.held = kept
-	s.mu.Unlock()
-
-	if len(covered) > 0 {
-		// One ack answers them all: every tag below top is settled, and
-		// those not among these were answered already.
-		_ = s.send.Ack(top, len(covered) > 1)
-	}
-	slices.SortFunc(due, func(a, b heldAck) int { return cmp.Compare(a.tag, b.tag) })
-	for _, h := range due {
-		_ = s.send.Ack(h.tag, false)
-	}
-	for _, h := range covered {
-		h.sent()
-	}
-	for _, h := range due {
-		h.sent()
-	}
-	return next
+	return b
 }
 
-// stop sends every held ack and stops the writer; later acks are sent at
-// once, on their own. It waits for the writer to end.
+// send writes the batch and calls each ack's sent.
+func (b *ackBatch) send(to ackSender) {
+	if len(b.covered) > 0 {
+		// One ack answers them all: every tag below top is settled, and
+		// those not among these were answered already.
+		_ = to.Ack(b.top, len(b.covered) > 1)
+	}
+	slices.SortFunc(b.due, func(x, y heldAck) int { return cmp.Compare(x.tag, y.tag) })
+	for _, h := range b.due {
+		_ = to.Ack(h.tag, false)
+	}
+	for _, h := range b.covered {
+		h.sent()
+	}
+	for _, h := range b.due {
+		h.sent()
+	}
+}
+
+// stop sends every held ack, waiting for a write in progress, and
+// disarms the timer; later acks are sent at once, on their own.
 func (s *settler) stop() {
 	s.mu.Lock()
-	already := s.stopped
 	s.stopped = true
-	s.mu.Unlock()
-	if already {
-		<-s.done
-		return
+	s.timer.Stop()
+	s.armed = false
+	for s.writing {
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
 	}
-	close(s.quit)
-	<-s.done
+	batch := s.take(time.Time{})
+	s.mu.Unlock()
+	batch.send(s.send)
 }
