@@ -304,6 +304,7 @@ func Settle(next message.HandlerFunc) message.HandlerFunc {
 		if !ok {
 			return next(msg)
 		}
+		growStack()
 		// A panic that passes through nacks it.
 		defer d.settle(false)
 		outs, err = next(msg)
