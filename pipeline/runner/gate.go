@@ -146,7 +146,9 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 				host = u.Host
 			}
 			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", truncate(r.URL, 300), "detail", r.Detail)
-		} else {
+		} else if g.f.log.Enabled(ctx, slog.LevelDebug) {
+			// Checked first: the arguments of a disabled Debug are still
+			// boxed, for every check.
 			g.f.log.Debug("artifact check", "url", r.URL, "outcome", r.Outcome.String(), "detail", r.Detail)
 		}
 		if r.Outcome != gate.Ready {
