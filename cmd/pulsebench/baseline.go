@@ -23,8 +23,11 @@ import (
 // publishes the outputs the translator would give (pre-computed: same
 // bodies, routing keys, CC and ids), persistent, with deferred confirms,
 // and goes on to the next delivery at once; a second goroutine takes the
-// deliveries in order, waits for their own confirms and acks each. So
-// many messages are in flight and confirms are pipelined. An input the
+// deliveries in order and waits for their own confirms. It acks them
+// with one multiple ack whenever no further delivery is waiting for it,
+// or when half the prefetch is confirmed but unacked, so acks that come
+// together share a frame, as the translator's do. So many messages are
+// in flight and confirms are pipelined. An input the
 // translator refuses it parks as the translator does: the input, with
 // the same headers, to a dead exchange of its own, persistent and
 // confirmed.
@@ -65,8 +68,11 @@ func (b *baseline) run(ctx context.Context) error {
 		}
 		pending := make(chan inflight, b.prefetch)
 		wg.Go(func() {
-			// Acks each delivery once its own confirms are in; they come
-			// in publishing order on the one channel.
+			// Acks deliveries once their own confirms are in; they come
+			// in publishing order on the one channel, so one multiple ack
+			// answers every confirmed one so far.
+			var last uint64
+			unacked := 0
 			for p := range pending {
 				for _, dc := range p.confirms {
 					if !dc.Wait() {
@@ -74,10 +80,15 @@ func (b *baseline) run(ctx context.Context) error {
 						return
 					}
 				}
-				if err := p.d.Ack(false); err != nil {
+				last = p.d.DeliveryTag
+				if unacked++; len(pending) > 0 && unacked < b.prefetch/2 {
+					continue
+				}
+				if err := ch.Ack(last, true); err != nil {
 					errs <- err
 					return
 				}
+				unacked = 0
 			}
 		})
 		wg.Go(func() {
