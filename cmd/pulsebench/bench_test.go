@@ -14,6 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 )
 
@@ -228,5 +229,36 @@ func noQueues(t *testing.T, conn *amqp.Connection, queues ...string) {
 			t.Errorf("queue %s is left on the broker", q)
 		}
 		ch.Close()
+	}
+}
+
+// TestCleanupDeletesWaitQueues: the translator's wait queues, which it
+// declares and never deletes, go with the benchmark's other names.
+func TestCleanupDeletesWaitQueues(t *testing.T) {
+	conn := brokertest.Connect(t)
+	nm := namesOf("pulsebench-waitgone")
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	var queues []string
+	for _, tier := range pipeline.DefaultWaitTiers {
+		q := pipeline.WaitQueue(nm.client, "build", tier)
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		queues = append(queues, q)
+	}
+	cleanup(conn, nm)
+	for _, q := range queues {
+		probe, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := probe.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
+			t.Errorf("%s is still there after cleanup", q)
+			_ = probe.Close()
+		}
 	}
 }

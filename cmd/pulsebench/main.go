@@ -397,13 +397,21 @@ func parkedIn(conn *amqp.Connection, queue string) int {
 	return q.Messages
 }
 
+// cleanup deletes the queues and exchanges the benchmark and its
+// workers declare.
 func cleanup(conn *amqp.Connection, nm names) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return
 	}
 	defer ch.Close()
-	for _, q := range []string{nm.baselineQueue, nm.baselineDeadQueue, nm.input, nm.deadQueue} {
+	queues := []string{nm.baselineQueue, nm.baselineDeadQueue, nm.input, nm.deadQueue}
+	// The translator's wait queues (the benchmark's pipeline keeps the
+	// default tiers) outlive it, as they must in production.
+	for _, tier := range pipeline.DefaultWaitTiers {
+		queues = append(queues, pipeline.WaitQueue(nm.client, "build", tier))
+	}
+	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
 	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build")} {
