@@ -125,8 +125,11 @@ func TestAckAboveAGapWaitsThenGoesAlone(t *testing.T) {
 		t.Fatalf("acks above a gap went out after %s, before the hold of %s", time.Since(start), hold)
 	}
 	waitFor(t, func() bool { return sent.Load() == 2 })
-	if waited := time.Since(start); waited < hold {
+	switch waited := time.Since(start); {
+	case waited < hold:
 		t.Errorf("acks above a gap went out after %s, before the hold of %s", waited, hold)
+	case waited > hold+time.Second: // loose: a busy machine may be late
+		t.Errorf("acks above a gap went out after %s, long after the hold of %s", waited, hold)
 	}
 	s.ack(1, func() { sent.Add(1) })
 	waitFor(t, func() bool { return sent.Load() == 3 })
