@@ -179,35 +179,47 @@ func TestAcksInAnyOrder(t *testing.T) {
 		const n = 2000
 		b := newBrokerAcks(n)
 		s := newSettler(b, time.Millisecond)
-		tags := make(chan uint64, n)
-		for _, i := range rand.Perm(n) {
-			tags <- uint64(i + 1)
+		tags := make([]uint64, n)
+		for i := range tags {
+			tags[i] = uint64(i + 1)
 		}
-		close(tags)
-		var sent atomic.Int32
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for tag := range tags {
-					if rand.IntN(10) == 0 {
-						s.nack(tag, true, func() { sent.Add(1) })
-					} else {
-						s.ack(tag, func() { sent.Add(1) })
-					}
-					if rand.IntN(50) == 0 {
-						time.Sleep(time.Millisecond)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		waitFor(t, func() bool { return sent.Load() == n })
-		s.stop()
+		settleAtRandom(t, s, tags, true)
 		b.check(t)
 		if t.Failed() {
 			t.Fatalf("round %d", round)
 		}
 	}
+}
+
+// settleAtRandom settles tags in a random order from 8 goroutines, a
+// tenth of them nacked (requeued when requeue is set), waits until every
+// one is sent, and stops s.
+func settleAtRandom(t *testing.T, s *settler, tags []uint64, requeue bool) {
+	t.Helper()
+	work := make(chan uint64, len(tags))
+	for _, i := range rand.Perm(len(tags)) {
+		work <- tags[i]
+	}
+	close(work)
+	var sent atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for tag := range work {
+				if rand.IntN(10) == 0 {
+					s.nack(tag, requeue, func() { sent.Add(1) })
+				} else {
+					s.ack(tag, func() { sent.Add(1) })
+				}
+				if rand.IntN(30) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, func() bool { return int(sent.Load()) == len(tags) })
+	s.stop()
 }
 
 func waitFor(t *testing.T, ok func() bool) {
@@ -255,31 +267,7 @@ func TestAcksOnTheBroker(t *testing.T) {
 		d := <-deliveries
 		tags = append(tags, d.DeliveryTag)
 	}
-	rand.Shuffle(n, func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
-	work := make(chan uint64, n)
-	for _, tag := range tags {
-		work <- tag
-	}
-	close(work)
-	var sent atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for tag := range work {
-				if rand.IntN(10) == 0 {
-					s.nack(tag, false, func() { sent.Add(1) })
-				} else {
-					s.ack(tag, func() { sent.Add(1) })
-				}
-				if rand.IntN(20) == 0 {
-					time.Sleep(time.Millisecond)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	waitFor(t, func() bool { return sent.Load() == n })
-	s.stop()
+	settleAtRandom(t, s, tags, false)
 	// A round trip: the broker has read every ack written before it.
 	if _, err := ch.QueueDeclarePassive(q.Name, false, false, true, false, nil); err != nil {
 		t.Fatalf("the broker closed the channel: %v", err)
