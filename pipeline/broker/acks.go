@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"cmp"
-	"slices"
 	"sync"
 	"time"
 )
@@ -53,8 +51,10 @@ type settler struct {
 	settled map[uint64]struct{}
 	// held are the acks not yet sent, in the order they settled.
 	held []heldAck
-	// writing is set while a goroutine writes acks.
+	// writing is set while a goroutine writes acks; written is signalled
+	// when it ends.
 	writing bool
+	written sync.Cond
 	// timer sends held acks that fell due; armed is set while it runs.
 	timer *time.Timer
 	armed bool
@@ -72,6 +72,7 @@ type heldAck struct {
 // newSettler returns a settler of one channel.
 func newSettler(send ackSender, hold time.Duration) *settler {
 	s := &settler{send: send, hold: hold, settled: map[uint64]struct{}{}}
+	s.written.L = &s.mu
 	s.timer = time.AfterFunc(time.Hour, s.due)
 	s.timer.Stop()
 	return s
@@ -153,6 +154,7 @@ func (s *settler) write() {
 		s.mu.Lock()
 	}
 	s.writing = false
+	s.written.Broadcast()
 	if len(s.held) > 0 && !s.armed && !s.stopped {
 		s.armed = true
 		s.timer.Reset(time.Until(s.held[0].at.Add(s.hold)))
@@ -198,7 +200,6 @@ func (b *ackBatch) send(to ackSender) {
 		// those not among these were answered already.
 		_ = to.Ack(b.top, len(b.covered) > 1)
 	}
-	slices.SortFunc(b.due, func(x, y heldAck) int { return cmp.Compare(x.tag, y.tag) })
 	for _, h := range b.due {
 		_ = to.Ack(h.tag, false)
 	}
@@ -218,9 +219,7 @@ func (s *settler) stop() {
 	s.timer.Stop()
 	s.armed = false
 	for s.writing {
-		s.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		s.mu.Lock()
+		s.written.Wait()
 	}
 	batch := s.take(time.Time{})
 	s.mu.Unlock()

@@ -39,8 +39,9 @@ type SubscriberConfig struct {
 // for each ack: it hands every delivery over as it arrives, up to the
 // prefetch of each channel, and the Settle middleware acks (or nacks)
 // each one when its handler is done, in whatever order that happens.
-// Acks that settle together share one multiple ack (see settler). The router runs each message in a goroutine of its own, so no
-// message waits for another.
+// Acks that settle together share one multiple ack (see settler). The
+// router runs each message in a goroutine of its own, so no message waits
+// for another.
 //
 // Each message's context carries its Delivery and ends when the channel
 // it came on closes: the broker then returns it to the queue, and the
@@ -295,9 +296,10 @@ func (s *Subscriber) forward(ch *amqp.Channel, settler *settler, deliveries <-ch
 // delivery of a Subscriber: an ack once the message's handler returned
 // nil, a nack otherwise (the message goes back to the queue, unless the
 // handler called Delivery.Reject), as soon as its handler is done; the
-// channel's settler lets acks that settle together share a frame. It must be the handler's outermost middleware. (It
-// replaces a goroutine per message waiting for Watermill's Ack, whose
-// small stacks also made every handler goroutine start small and grow.)
+// channel's settler lets acks that settle together share a frame. It
+// must be the handler's outermost middleware. (It replaces a goroutine
+// per message waiting for Watermill's Ack.) It grows the handler's stack
+// once, at the start (growStack).
 func Settle(next message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (outs []*message.Message, err error) {
 		d, ok := DeliveryFrom(msg.Context())
