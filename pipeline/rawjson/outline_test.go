@@ -23,6 +23,9 @@ func TestFind(t *testing.T) {
 		{`{"s": "\\\"", "t": 2}`, []string{"t"}, `2`},
 		{` { "\u005fmeta" : {"routing_key": "k"} } `, []string{"_meta"}, `{"routing_key": "k"}`},
 		{` { "\u005fmeta" : {"routing_key": "k"} } `, []string{"_meta", "routing_key"}, `"k"`},
+		// A lone surrogate escape means U+FFFD, as encoding/json reads it.
+		{`{"\udBFB": 2}`, []string{"\ufffd"}, `2`},
+		{`{"\udBFB": 2}`, []string{`\udBFB`}, ``},
 		{`{"a": 1, "a": 2}`, []string{"a"}, `1`},
 		{`{"a":{"b":1},"b":2}`, []string{"b"}, `2`},
 		{`{"a":{"b":1},"b":2}`, []string{"a", "b"}, `1`},
@@ -130,6 +133,13 @@ func FuzzOutlineMatchesParse(f *testing.F) {
 				}
 			})
 			for _, name := range append(names, "absent\x00") {
+				if strings.Contains(name, `\u`) {
+					// fastjson keeps the escape of a lone surrogate as
+					// written, where encoding/json, and so Find, read
+					// U+FFFD (TestFind); such a name cannot be told from
+					// one written with an escaped backslash.
+					continue
+				}
 				at := append(path[:len(path):len(path)], name)
 				want := obj.Get(name)
 				got, ok := o.Find(at...)
