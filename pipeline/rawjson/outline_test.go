@@ -26,6 +26,10 @@ func TestFind(t *testing.T) {
 		// A lone surrogate escape means U+FFFD, as encoding/json reads it.
 		{`{"\udBFB": 2}`, []string{"\ufffd"}, `2`},
 		{`{"\udBFB": 2}`, []string{`\udBFB`}, ``},
+		// Two unpaired surrogates are two U+FFFD; one followed by an
+		// escaped letter is U+FFFD and the letter.
+		{`{"\udF0d\udF40": 2}`, []string{"\ufffd\ufffd"}, `2`},
+		{`{"\ud800\u0041": 2}`, []string{"\ufffdA"}, `2`},
 		{`{"a": 1, "a": 2}`, []string{"a"}, `1`},
 		{`{"a":{"b":1},"b":2}`, []string{"b"}, `2`},
 		{`{"a":{"b":1},"b":2}`, []string{"a", "b"}, `1`},
@@ -133,11 +137,14 @@ func FuzzOutlineMatchesParse(f *testing.F) {
 				}
 			})
 			for _, name := range append(names, "absent\x00") {
-				if strings.Contains(name, `\u`) {
-					// fastjson keeps the escape of a lone surrogate as
-					// written, where encoding/json, and so Find, read
-					// U+FFFD (TestFind); such a name cannot be told from
-					// one written with an escaped backslash.
+				if strings.Contains(name, `\u`) || strings.ContainsRune(name, utf8.RuneError) {
+					// fastjson reads surrogate escapes its own way: a lone
+					// one it keeps as written, and one followed by any
+					// other \u escape it joins with it into a single
+					// U+FFFD, where encoding/json, and so Find, read each
+					// unpaired surrogate as U+FFFD and keep what follows
+					// (TestFind). Such a name is left out: fastjson's
+					// reading of it is not the name's.
 					continue
 				}
 				at := append(path[:len(path):len(path)], name)
