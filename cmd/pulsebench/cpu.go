@@ -58,21 +58,31 @@ func brokerPID() int {
 	return 0
 }
 
-// cpuMeter measures the CPU time of the broker's nodes and of pulsebench
-// itself over a run.
+// cpuMeter measures the CPU time of the broker's nodes, of pulsebench
+// itself and of the log server over a run.
 type cpuMeter struct {
-	brokers          []int
-	brokerAt, selfAt time.Duration
+	brokers                 []int
+	logs                    int
+	brokerAt, selfAt, logAt time.Duration
 }
 
-func startCPU(brokers []int) cpuMeter {
-	return cpuMeter{brokers: brokers, brokerAt: cpuTimes(brokers), selfAt: cpuTime(os.Getpid())}
+// startCPU starts measuring the brokers' processes and logs, the log
+// server's (0 when there is none).
+func startCPU(brokers []int, logs int) cpuMeter {
+	m := cpuMeter{brokers: brokers, logs: logs, brokerAt: cpuTimes(brokers), selfAt: cpuTime(os.Getpid())}
+	if logs != 0 {
+		m.logAt = cpuTime(logs)
+	}
+	return m
 }
 
-// stop returns the CPU time the broker's nodes and pulsebench used since
-// start.
-func (m cpuMeter) stop() (broker, self time.Duration) {
-	return cpuTimes(m.brokers) - m.brokerAt, cpuTime(os.Getpid()) - m.selfAt
+// stop returns the CPU time the broker's nodes, pulsebench and the log
+// server used since start.
+func (m cpuMeter) stop() (broker, self, logs time.Duration) {
+	if m.logs != 0 {
+		logs = cpuTime(m.logs) - m.logAt
+	}
+	return cpuTimes(m.brokers) - m.brokerAt, cpuTime(os.Getpid()) - m.selfAt, logs
 }
 
 func cpuTimes(pids []int) time.Duration {

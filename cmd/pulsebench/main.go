@@ -50,9 +50,12 @@ type options struct {
 	// gate runs the readiness gate: every input's log URL points at a
 	// local server of pulsebench's, distinct for each input, and the
 	// translator checks it before publishing. gateURL is that server.
-	gate       bool
-	gateURL    string
-	cpuProfile string
+	gate    bool
+	gateURL string
+	// logServerPID is the log server's process, whose CPU each run
+	// measures; 0 without one.
+	logServerPID int
+	cpuProfile   string
 	// workerCPUs is where the worker processes run with -isolate.
 	workerCPUs string
 	// serveBaseline makes this process the bare worker (see runBaseline).
@@ -277,7 +280,7 @@ func bench(o options, stdout io.Writer) (measured, error) {
 		if err != nil {
 			return measured{}, err
 		}
-		o.gateURL = logs.url
+		o.gateURL, o.logServerPID = logs.url, logs.proc.cmd.Process.Pid
 		defer func() { fmt.Fprintf(stdout, "log checks answered by the local log server: %d\n", logs.stop()) }()
 	}
 	su, err := prepare(o, stdout)
@@ -499,7 +502,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		return result{}, err
 	}
 	defer worker.stop()
-	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker))
+	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker), o.logServerPID)
 	workerAt := cpuTime(worker.cmd.Process.Pid)
 	if !o.preload {
 		if st, err = publishAsync(conn, nm.upstream, s); err != nil {
@@ -507,7 +510,7 @@ func runBaseline(conn *amqp.Connection, o options, nm names, s *stream) (result,
 		}
 	}
 	r, err := p.collect(s, st.get, began, o.timeout, anyStopped(worker))
-	r.brokerCPU, r.benchCPU = cpu.stop()
+	r.brokerCPU, r.benchCPU, r.logsCPU = cpu.stop()
 	r.workerCPU = cpuTime(worker.cmd.Process.Pid) - workerAt
 	r.parked = parkedIn(conn, nm.baselineDeadQueue)
 	if worker.exited() {
@@ -588,7 +591,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 			return result{}, err
 		}
 	}
-	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker))
+	began, cpu := time.Now(), startCPU(brokerPIDs(o.broker), o.logServerPID)
 	cpuAt := make([]time.Duration, len(procs))
 	for i, proc := range procs {
 		cpuAt[i] = cpuTime(proc.cmd.Process.Pid)
@@ -600,7 +603,7 @@ func runTranslator(conn *amqp.Connection, o options, nm names, s *stream, binary
 		}
 	}
 	r, err := p.collect(s, st.get, began, o.timeout, anyStopped(procs...))
-	r.brokerCPU, r.benchCPU = cpu.stop()
+	r.brokerCPU, r.benchCPU, r.logsCPU = cpu.stop()
 	r.parked = parkedIn(conn, nm.deadQueue)
 	for i, proc := range procs {
 		r.peakRSS = max(r.peakRSS, proc.peakRSS())
@@ -659,9 +662,9 @@ func printResult(w io.Writer, r result) {
 	if r.peakRSS > 0 {
 		rss = fmt.Sprintf("%.1f MiB", float64(r.peakRSS)/(1<<20))
 	}
-	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d  parked %d  CPU ms/msg: broker %.2f worker %.2f pulsebench %.2f\n",
+	fmt.Fprintf(w, "%-18s %8.0f msgs/s  %8.0f outputs/s  p50 %-9s p99 %-9s peak RSS %-9s lost %d  duplicates %d  parked %d  CPU ms/msg: broker %.2f worker %.2f pulsebench %.2f log server %.2f\n",
 		r.name, r.rate(), float64(r.outputs)/r.elapsed.Seconds(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), rss, r.lost, r.duplicates, r.parked,
-		r.perInput(r.brokerCPU), r.perInput(r.workerCPU), r.perInput(r.benchCPU))
+		r.perInput(r.brokerCPU), r.perInput(r.workerCPU), r.perInput(r.benchCPU), r.perInput(r.logsCPU))
 }
 
 // median is the median of f over rs: the middle value, or the mean of
@@ -698,9 +701,9 @@ func pairedRatio(base, ours []result) (float64, []float64) {
 func report(w io.Writer, base, ours []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\tparked\tCPU ms/msg: broker\tworker\tpulsebench\t")
+	fmt.Fprintln(tw, "median of runs\tmsgs/s\tp50 ms\tp99 ms\tpeak RSS MiB\tlost\tduplicates\tparked\tCPU ms/msg: broker\tworker\tpulsebench\tlog server\t")
 	row := func(name string, rs []result) {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", name,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", name,
 			median(rs, result.rate),
 			median(rs, func(r result) float64 { return float64(r.p50) / 1e6 }),
 			median(rs, func(r result) float64 { return float64(r.p99) / 1e6 }),
@@ -710,7 +713,8 @@ func report(w io.Writer, base, ours []result) {
 			median(rs, func(r result) float64 { return float64(r.parked) }),
 			median(rs, func(r result) float64 { return r.perInput(r.brokerCPU) }),
 			median(rs, func(r result) float64 { return r.perInput(r.workerCPU) }),
-			median(rs, func(r result) float64 { return r.perInput(r.benchCPU) }))
+			median(rs, func(r result) float64 { return r.perInput(r.benchCPU) }),
+			median(rs, func(r result) float64 { return r.perInput(r.logsCPU) }))
 	}
 	if len(base) > 0 {
 		row("baseline", base)

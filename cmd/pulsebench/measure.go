@@ -34,9 +34,10 @@ type result struct {
 	parked int
 	// CPU time used over the run by the broker (when it runs on this
 	// machine), by the worker processes (the translator replicas, or the
-	// bare baseline worker), and by pulsebench itself: its publisher and
-	// probe.
-	brokerCPU, workerCPU, benchCPU time.Duration
+	// bare baseline worker), by pulsebench itself (its publisher and
+	// probe), and by the log server, which stands for a remote host: on
+	// shared CPUs its time is taken from the others.
+	brokerCPU, workerCPU, benchCPU, logsCPU time.Duration
 }
 
 func (r result) rate() float64 { return float64(r.inputs) / r.elapsed.Seconds() }

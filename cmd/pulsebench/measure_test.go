@@ -191,3 +191,26 @@ func TestUndoListRunsNewestFirst(t *testing.T) {
 		t.Errorf("ran %v, want c then a, once each", ran)
 	}
 }
+
+// TestCPUMeterCountsTheLogServer: a run's CPU report counts the log
+// server's process, and nothing for it when there is none.
+func TestCPUMeterCountsTheLogServer(t *testing.T) {
+	busy := func() {
+		for start := cpuTime(os.Getpid()); cpuTime(os.Getpid())-start < 100*time.Millisecond; {
+			for i := 0; i < 1e6; i++ {
+				_ = i * i
+			}
+		}
+	}
+	// This process stands in for the log server: its time is counted.
+	m := startCPU(nil, os.Getpid())
+	busy()
+	if _, self, logs := m.stop(); logs < 90*time.Millisecond || self < 90*time.Millisecond {
+		t.Errorf("the log server used %s and pulsebench %s, want at least 90ms each", logs, self)
+	}
+	m = startCPU(nil, 0)
+	busy()
+	if _, _, logs := m.stop(); logs != 0 {
+		t.Errorf("with no log server its CPU reads %s, want 0", logs)
+	}
+}
