@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,8 +147,30 @@ type RecentParked struct {
 // recent keeps the last outputs and parked messages of a pipeline.
 type recent struct {
 	mu      sync.Mutex
-	outputs []RecentOutput
-	parked  []RecentParked
+	outputs window[RecentOutput]
+	parked  window[RecentParked]
+}
+
+// window keeps the last recentLen items added to it, in order, in one
+// array of twice that length: an add moves the items only when the
+// array is full, and never allocates after the first.
+type window[T any] struct {
+	items []T
+}
+
+func (w *window[T]) add(v T) {
+	switch len(w.items) {
+	case 0:
+		w.items = make([]T, 0, 2*recentLen)
+	case 2 * recentLen:
+		w.items = append(w.items[:0], w.items[recentLen:]...)
+	}
+	w.items = append(w.items, v)
+}
+
+// last returns a copy of the last recentLen items, oldest first.
+func (w *window[T]) last() []T {
+	return slices.Clone(w.items[max(len(w.items)-recentLen, 0):])
 }
 
 // previewLen bounds the payload preview of a recent output.
@@ -158,20 +181,14 @@ func (rc *recent) addOutputs(outs []broker.Outgoing) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, o := range outs {
-		rc.outputs = append(rc.outputs, RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, Preview: truncate(string(o.Body), previewLen)})
-	}
-	if n := len(rc.outputs); n > recentLen {
-		rc.outputs = append(rc.outputs[:0:0], rc.outputs[n-recentLen:]...)
+		rc.outputs.add(RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, Preview: truncate(o.Body, previewLen)})
 	}
 }
 
 func (rc *recent) addParked(class, reason, routingKey string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.parked = append(rc.parked, RecentParked{At: time.Now().UTC(), Class: class, Reason: truncate(reason, previewLen), RoutingKey: truncate(routingKey, 255)})
-	if n := len(rc.parked); n > recentLen {
-		rc.parked = append(rc.parked[:0:0], rc.parked[n-recentLen:]...)
-	}
+	rc.parked.add(RecentParked{At: time.Now().UTC(), Class: class, Reason: truncate(reason, previewLen), RoutingKey: truncate(routingKey, 255)})
 }
 
 // Status is what the live page shows: every pipeline, its counters, its
@@ -224,8 +241,8 @@ func (r *Runner) Status() Status {
 			ps.Queues = append(ps.Queues, QueueStatus{Role: q.role, Name: q.name, Messages: q.messages.Load(), MaxLength: q.maxLength})
 		}
 		p.recent.mu.Lock()
-		ps.Outputs = append([]RecentOutput(nil), p.recent.outputs...)
-		ps.Parks = append([]RecentParked(nil), p.recent.parked...)
+		ps.Outputs = p.recent.outputs.last()
+		ps.Parks = p.recent.parked.last()
 		p.recent.mu.Unlock()
 		st.Pipelines = append(st.Pipelines, ps)
 	}

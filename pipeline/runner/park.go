@@ -147,14 +147,15 @@ func parkHeaders(pipelineName string, d *broker.Delivery, src origin, class, rea
 	return h
 }
 
-// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
+// truncate cuts s to at most n bytes, on a rune boundary, marking the
+// cut. Bytes are cut before they are copied into the string.
+func truncate[S ~string | ~[]byte](s S, n int) string {
 	if len(s) <= n {
-		return s
+		return string(s)
 	}
 	cut := n - len("…")
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…"
+	return string(s[:cut]) + "…"
 }
