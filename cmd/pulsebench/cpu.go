@@ -20,8 +20,11 @@ import (
 const clockTick = 10 * time.Millisecond
 
 // cpuTime returns the CPU time (user and system) a process has used, or 0
-// when it cannot be read.
+// when it cannot be read or pid is 0 (no process).
 func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
@@ -69,20 +72,13 @@ type cpuMeter struct {
 // startCPU starts measuring the brokers' processes and logs, the log
 // server's (0 when there is none).
 func startCPU(brokers []int, logs int) cpuMeter {
-	m := cpuMeter{brokers: brokers, logs: logs, brokerAt: cpuTimes(brokers), selfAt: cpuTime(os.Getpid())}
-	if logs != 0 {
-		m.logAt = cpuTime(logs)
-	}
-	return m
+	return cpuMeter{brokers: brokers, logs: logs, brokerAt: cpuTimes(brokers), selfAt: cpuTime(os.Getpid()), logAt: cpuTime(logs)}
 }
 
 // stop returns the CPU time the broker's nodes, pulsebench and the log
 // server used since start.
 func (m cpuMeter) stop() (broker, self, logs time.Duration) {
-	if m.logs != 0 {
-		logs = cpuTime(m.logs) - m.logAt
-	}
-	return cpuTimes(m.brokers) - m.brokerAt, cpuTime(os.Getpid()) - m.selfAt, logs
+	return cpuTimes(m.brokers) - m.brokerAt, cpuTime(os.Getpid()) - m.selfAt, cpuTime(m.logs) - m.logAt
 }
 
 func cpuTimes(pids []int) time.Duration {
