@@ -4,18 +4,23 @@
 // by a timeout and all requests by a limit overall and per host, and
 // remembers ready answers for a short time.
 //
+// It speaks HTTP/1.1 on keep-alive connections of its own, with TLS for
+// https, and parses answers with net/http's parser. A check is one HEAD
+// and one answer; net/http's client would add a hand-off between three
+// goroutines to each, which cost more than the request itself.
+//
 // The gate itself, holding messages back in RabbitMQ wait queues, is in
 // package pipeline; this package only asks.
 package gate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
-	"strings"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,10 +84,10 @@ type Config struct {
 	CacheSize int
 	// Policy says where checks may go.
 	Policy Policy
-	// Client sends the requests. Default: a client with its own transport
-	// sized for PerHost, whose dialer and redirects keep to Policy. Tests
-	// may set their own.
-	Client *http.Client
+	// TLS configures https connections; its ServerName and NextProtos
+	// are set for each host. Default: the system's roots, TLS 1.2 or
+	// later.
+	TLS *tls.Config
 }
 
 // Defaults of Config.
@@ -101,9 +106,9 @@ type Counts struct {
 
 // Checker checks artifact URLs. It is safe for concurrent use.
 type Checker struct {
-	cfg    Config
-	client *http.Client
-	all    chan struct{}
+	cfg  Config
+	pool *pool
+	all  chan struct{}
 
 	mu    sync.Mutex
 	hosts map[string]*hostSlots
@@ -137,45 +142,22 @@ func New(cfg Config) *Checker {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	client := cfg.Client
-	if client == nil {
-		transport := http.DefaultTransport.(*http.Transport).Clone()
-		transport.MaxIdleConnsPerHost = cfg.PerHost
-		transport.MaxConnsPerHost = cfg.PerHost
-		transport.Proxy = nil
-		if len(cfg.Policy.Allow) == 0 && !cfg.Policy.AllowPrivate {
-			dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}
-			transport.DialContext = dialer.DialContext
-		}
-		policy := cfg.Policy
-		client = &http.Client{Transport: transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if err := checkRedirect(req, via); err != nil {
-				return err
-			}
-			if err := policy.Permit(req.URL.String()); err != nil {
-				return fmt.Errorf("redirect: %w", err)
-			}
-			return nil
-		}}
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	if len(cfg.Policy.Allow) == 0 && !cfg.Policy.AllowPrivate {
+		// The addresses a name resolves to are checked as it connects.
+		dialer.Control = dialControl
+	}
+	tlsConfig := cfg.TLS
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return &Checker{
-		cfg:    cfg,
-		client: client,
-		all:    make(chan struct{}, cfg.Concurrency),
-		hosts:  map[string]*hostSlots{},
-		ready:  map[string]time.Time{},
+		cfg:   cfg,
+		pool:  newPool(dialer, tlsConfig, cfg.PerHost, cfg.Concurrency),
+		all:   make(chan struct{}, cfg.Concurrency),
+		hosts: map[string]*hostSlots{},
+		ready: map[string]time.Time{},
 	}
-}
-
-// checkRedirect follows up to 10 redirects, to http and https URLs only.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("more than 10 redirects")
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return fmt.Errorf("redirect to a %s URL; only http and https are followed", req.URL.Scheme)
-	}
-	return nil
 }
 
 // Counts returns the checker's counters.
@@ -262,11 +244,17 @@ func (c *Checker) check(ctx context.Context, raw string) Result {
 	if err != nil {
 		return Result{URL: raw, Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}
 	}
+	a := &asking{c: c, raw: raw, url: u, method: methodHead, deadline: time.Now().Add(c.cfg.Timeout), release: release}
+	budget, ok := ctx.Deadline()
+	if !ok {
+		budget = a.deadline
+	}
+	if r, done := a.fast(budget); done {
+		release()
+		return r
+	}
 	answer := make(chan Result, 1)
-	c.asks.run(func() {
-		defer release()
-		answer <- c.ask(u, raw)
-	})
+	c.asks.run(func() { answer <- a.finish() })
 	select {
 	case r := <-answer:
 		return r
@@ -283,60 +271,15 @@ func describeContext(err error) string {
 	return err.Error()
 }
 
-// ask sends the HEAD (and GET) of one check, within the timeout, and
-// remembers a ready answer.
-func (c *Checker) ask(u *url.URL, raw string) Result {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	defer cancel()
+// methodHead is the method a check starts with.
+const methodHead = "HEAD"
 
-	status, err := c.request(ctx, http.MethodHead, u)
-	if err == nil && (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
-		status, err = c.request(ctx, http.MethodGet, u)
-	}
-	switch {
-	case errors.Is(err, ErrForbidden):
-		return Result{URL: raw, Outcome: Forbidden, Detail: describe(err, c.cfg.Timeout)}
-	case err != nil:
-		return Result{URL: raw, Outcome: Failed, Detail: describe(err, c.cfg.Timeout)}
-	case status >= 200 && status < 300:
-		c.remember(raw)
-		return Result{URL: raw, Outcome: Ready, Detail: http.StatusText(status)}
-	case status == http.StatusNotFound || status == http.StatusGone:
-		return Result{URL: raw, Outcome: NotYet, Detail: fmt.Sprintf("%d %s", status, http.StatusText(status))}
-	default:
-		return Result{URL: raw, Outcome: Failed, Detail: fmt.Sprintf("%d %s", status, http.StatusText(status))}
-	}
-}
-
-// request sends one request and returns its status, closing the body
-// unread.
-func (c *Checker) request(ctx context.Context, method string, u *url.URL) (int, error) {
-	req := (&http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     http.Header{"User-Agent": userAgent},
-		Host:       strings.TrimSuffix(u.Host, ":"),
-	}).WithContext(ctx)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	// Closing unread drops the connection for a GET with a body; that is
-	// cheaper than downloading a build log.
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
-// userAgent is the User-Agent header of every check. The client only
-// reads it.
-var userAgent = []string{"pulsetranslator-gate"}
+// userAgent is the User-Agent header of every check.
+const userAgent = "pulsetranslator-gate"
 
 // describe shortens an HTTP client error for a log line or a reason.
 func describe(err error, timeout time.Duration) string {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Sprintf("no answer within %s", timeout)
 	}
 	var ue *url.Error
