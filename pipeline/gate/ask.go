@@ -38,7 +38,8 @@ type asking struct {
 // false when a worker must go on: no connection was idle, the host had
 // closed it, the answer was a redirect or a refusal of HEAD, or none came
 // within the budget (the request stays sent, and the worker awaits its
-// answer until the deadline).
+// answer until the deadline). It ends at budget, not when the caller's
+// context is cancelled: the budget is a few seconds.
 func (a *asking) fast(budget time.Time) (r Result, done bool) {
 	now := time.Now()
 	c := a.c.pool.get(hostKey(a.url), now)

@@ -149,7 +149,7 @@ func New(cfg Config) *Checker {
 	}
 	tlsConfig := cfg.TLS
 	if tlsConfig == nil {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(cfg.Concurrency)}
 	}
 	return &Checker{
 		cfg:   cfg,

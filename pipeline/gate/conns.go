@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -121,13 +122,7 @@ func reusable(method string, resp *http.Response) bool {
 // closedWhileIdle reports whether err, met before the first byte of an
 // answer on a used connection, means the host had closed it.
 func closedWhileIdle(c *conn, err error) bool {
-	return c.used && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err))
-}
-
-// isReset reports a connection reset or broken pipe.
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && (strings.Contains(oe.Err.Error(), "reset") || strings.Contains(oe.Err.Error(), "broken pipe"))
+	return c.used && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 // pool keeps idle keep-alive connections by host (scheme, host and
