@@ -16,36 +16,20 @@ import (
 // head: a log host that costs next to nothing, so that a benchmark
 // measures the checker.
 func cannedServer(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	go func() {
+	return rawServer(b, func(conn net.Conn, r *bufio.Reader) {
 		for {
-			conn, err := ln.Accept()
+			line, err := r.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				r := bufio.NewReader(conn)
-				for {
-					line, err := r.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(bytes.TrimSpace(line)) == 0 {
-						if _, err := conn.Write(answer); err != nil {
-							return
-						}
-					}
+			if len(bytes.TrimSpace(line)) == 0 {
+				if _, err := conn.Write(answer); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // BenchmarkCheck is the cost of one artifact check of a URL never seen

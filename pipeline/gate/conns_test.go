@@ -18,7 +18,7 @@ import (
 
 // rawServer serves each connection with serve, which reads the requests
 // from r and writes the answers itself.
-func rawServer(t *testing.T, serve func(conn net.Conn, r *bufio.Reader)) string {
+func rawServer(t testing.TB, serve func(conn net.Conn, r *bufio.Reader)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
