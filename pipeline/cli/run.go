@@ -45,6 +45,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.DeclareUpstream = cfg.DeclareUpstream || *declareUpstream
 	tuneGC()
+	tuneProcs()
 	rn, err := runner.New(cfg, translator.Default, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
