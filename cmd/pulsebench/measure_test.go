@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,19 @@ func TestCPUMeterCountsTheLogServer(t *testing.T) {
 	busy()
 	if _, _, logs := m.stop(); logs != 0 {
 		t.Errorf("with no log server its CPU reads %s, want 0", logs)
+	}
+}
+
+// TestWorkersRunOnOneThreadUnlessTold: both workers get GOMAXPROCS=1, as
+// run's default, so that the baseline is not weaker for the want of it;
+// -worker-env's GOMAXPROCS replaces it.
+func TestWorkersRunOnOneThreadUnlessTold(t *testing.T) {
+	o := options{broker: "amqp://guest:guest@127.0.0.1:5672/"}
+	if env := o.workerEnv(); !slices.Contains(env, "GOMAXPROCS=1") {
+		t.Errorf("no -worker-env: %q, want GOMAXPROCS=1", env)
+	}
+	o.translatorEnv = envList{"GOMAXPROCS=2"}
+	if env := o.workerEnv(); slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOMAXPROCS=2") {
+		t.Errorf("-worker-env GOMAXPROCS=2: %q, want it alone", env)
 	}
 }
