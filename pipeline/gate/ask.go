@@ -41,17 +41,14 @@ type asking struct {
 // answer until the deadline). It ends at budget, not when the caller's
 // context is cancelled: the budget is a few seconds.
 func (a *asking) fast(budget time.Time) (r Result, done bool) {
-	now := time.Now()
-	c := a.c.pool.get(hostKey(a.url), now)
+	c := a.c.pool.get(hostKey(a.url), time.Now())
 	if c == nil {
 		return Result{}, false
 	}
 	if budget.After(a.deadline) {
 		budget = a.deadline
 	}
-	_ = c.SetDeadline(budget)
-	if err := c.send(a.method, a.url); err != nil {
-		_ = c.Close()
+	if err := a.sendOn(c, budget); err != nil {
 		return Result{}, false
 	}
 	if err := c.await(); err != nil {
@@ -83,13 +80,16 @@ func (a *asking) finish() Result {
 	for {
 		c := a.sent
 		a.sent = nil
-		if c == nil {
+		if c != nil {
+			// Sent from the fast path, within the budget: its answer may
+			// take until the deadline.
+			_ = c.SetDeadline(a.deadline)
+		} else {
 			var err error
 			if c, err = a.connect(); err != nil {
 				return a.failed(err)
 			}
 		}
-		_ = c.SetDeadline(a.deadline)
 		if err := c.await(); err != nil {
 			_ = c.Close()
 			if closedWhileIdle(c, err) {
@@ -108,27 +108,34 @@ func (a *asking) finish() Result {
 	}
 }
 
-// connect sends the request on an idle connection, or on a new one.
+// connect sends the request on an idle connection, or on a new one,
+// within the deadline.
 func (a *asking) connect() (*conn, error) {
-	if c := a.c.pool.get(hostKey(a.url), time.Now()); c != nil {
-		_ = c.SetDeadline(a.deadline)
-		if err := c.send(a.method, a.url); err == nil {
-			return c, nil
-		}
-		_ = c.Close()
+	key := hostKey(a.url)
+	if c := a.c.pool.get(key, time.Now()); c != nil && a.sendOn(c, a.deadline) == nil {
+		return c, nil
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), a.deadline)
 	defer cancel()
-	c, err := a.c.pool.dial(ctx, a.url)
+	c, err := a.c.pool.dial(ctx, a.url, key)
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetDeadline(a.deadline)
-	if err := c.send(a.method, a.url); err != nil {
-		_ = c.Close()
+	if err := a.sendOn(c, a.deadline); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// sendOn sends the request on c, whose reads and writes end at
+// deadline; on failure it closes c.
+func (a *asking) sendOn(c *conn, deadline time.Time) error {
+	_ = c.SetDeadline(deadline)
+	err := c.send(a.method, a.url)
+	if err != nil {
+		_ = c.Close()
+	}
+	return err
 }
 
 // answered reads resp, the answer on c, keeps c for the next request

@@ -282,10 +282,6 @@ func describe(err error, timeout time.Duration) string {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Sprintf("no answer within %s", timeout)
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return oe.Op + ": " + oe.Err.Error()

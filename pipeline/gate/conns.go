@@ -144,9 +144,15 @@ func newPool(dialer *net.Dialer, tlsConfig *tls.Config, perHost, maxIdle int) *p
 	return &pool{dialer: dialer, tls: tlsConfig, perHost: perHost, maxIdle: maxIdle, idle: map[string][]*conn{}}
 }
 
-// hostKey names the host a connection for u goes to.
+// hostKey names the host a connection for u goes to: the scheme and
+// the address dialled.
 func hostKey(u *url.URL) string {
-	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), defaultPort(u))
+	return u.Scheme + "://" + hostAddr(u)
+}
+
+// hostAddr is the address a connection for u dials.
+func hostAddr(u *url.URL) string {
+	return net.JoinHostPort(u.Hostname(), defaultPort(u))
 }
 
 // get returns the most recently used idle connection to key, or nil.
@@ -220,9 +226,10 @@ func closeAll(conns []*conn) {
 	}
 }
 
-// dial opens a connection to u's host, with TLS for https, within ctx.
-func (p *pool) dial(ctx context.Context, u *url.URL) (*conn, error) {
-	nc, err := p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), defaultPort(u)))
+// dial opens a connection to u's host, whose hostKey is key, with TLS
+// for https, within ctx.
+func (p *pool) dial(ctx context.Context, u *url.URL, key string) (*conn, error) {
+	nc, err := p.dialer.DialContext(ctx, "tcp", hostAddr(u))
 	if err != nil {
 		return nil, err
 	}
@@ -238,5 +245,5 @@ func (p *pool) dial(ctx context.Context, u *url.URL) (*conn, error) {
 		nc = tc
 	}
 	limit := &limitedReader{r: nc}
-	return &conn{Conn: nc, key: hostKey(u), br: bufio.NewReaderSize(limit, 4096), limit: limit}, nil
+	return &conn{Conn: nc, key: key, br: bufio.NewReaderSize(limit, 4096), limit: limit}, nil
 }
