@@ -86,8 +86,22 @@ func TestDeliveryLimitParks(t *testing.T) {
 	// The real command declares the topology; killed, it consumes nothing.
 	w.startTranslator(text).kill()
 	w.publishRaw("build.poison.1.log_uploaded", []byte(`{"poison": true}`))
-	input := pipeline.InputQueue(w.client, "build")
-	for i := 0; ; i++ {
+	input, dead := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")
+	// A quorum queue takes back a message from a closed channel
+	// asynchronously, so an empty get does not mean the message is gone:
+	// it is gone when the dead queue holds it.
+	deliveries, deadline := 0, time.Now().Add(30*time.Second)
+	for {
+		q, err := w.inspect(dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Messages > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d deliveries and 30 s the dead queue is still empty", deliveries)
+		}
 		ch, err := conn.Channel()
 		if err != nil {
 			t.Fatal(err)
@@ -98,14 +112,15 @@ func TestDeliveryLimitParks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !ok {
-			if i != 3 {
-				t.Errorf("the message was taken %d times; with delivery_limit 2 the broker gives it 3 times (the first and 2 redeliveries)", i)
-			}
-			break
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
-		if i > 10 {
+		if deliveries++; deliveries > 10 {
 			t.Fatal("the delivery limit did not stop the message after 10 deliveries")
 		}
+	}
+	if deliveries != 3 {
+		t.Errorf("the message was taken %d times; with delivery_limit 2 the broker gives it 3 times (the first and 2 redeliveries)", deliveries)
 	}
 	reader, err := deadqueue.Open(conn, cfg, "build")
 	if err != nil {
