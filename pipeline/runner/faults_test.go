@@ -181,12 +181,25 @@ func (w *world) redial() {
 	}
 }
 
-// waitFor polls a queue's message count until done says so.
+// waitFor polls a queue's message count until done says so. When the
+// count has not moved for two minutes, it rescues a broker whose queue no
+// longer answers (see rescueStuckQueue) and goes on waiting.
 func (w *world) waitFor(queue string, limit time.Duration, done func(messages int) bool) bool {
 	deadline := time.Now().Add(limit)
+	last, moved := -1, time.Now()
 	for time.Now().Before(deadline) {
-		if q, err := w.inspect(queue); err == nil && done(q.Messages) {
-			return true
+		q, err := w.inspectWithin(queue, answerWithin)
+		if err == nil {
+			if done(q.Messages) {
+				return true
+			}
+			if q.Messages != last {
+				last, moved = q.Messages, time.Now()
+			}
+		}
+		if time.Since(moved) > 2*time.Minute {
+			w.rescueStuckQueue()
+			moved = time.Now()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

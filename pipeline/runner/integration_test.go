@@ -46,6 +46,8 @@ type world struct {
 	// nodes are the admin URLs of the broker's nodes: the local broker,
 	// or the nodes of a test's cluster, tried in turn.
 	nodes []string
+	// rescues counts the broker restarts of rescueStuckQueue.
+	rescues int
 }
 
 // dial connects as the admin to the first of the world's nodes that
@@ -84,30 +86,45 @@ func newWorld(t testing.TB, conn *amqp.Connection) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// A fresh connection: the test may have had the broker close its own.
-		cleanupConn, err := w.dial()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer cleanupConn.Close()
-		cleanup, err := cleanupConn.Channel()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		queues := []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")}
-		for _, tier := range w.tiers {
-			queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
-		}
-		for _, q := range queues {
-			_, _ = cleanup.QueueDelete(q, false, false, false)
-		}
-		for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build")} {
-			_ = cleanup.ExchangeDelete(ex, false, false)
+		// A broker whose queue does not answer would hold the delete, and
+		// the whole test binary, forever: give up after a minute.
+		done := make(chan error, 1)
+		go func() { done <- w.deleteTopology() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("cleanup: the broker did not delete the test's queues and exchanges within a minute (a queue that does not answer; rabbitmqctl list_unresponsive_queues names it)")
 		}
 	})
 	return w
+}
+
+// deleteTopology deletes the world's queues and exchanges, on a fresh
+// connection: the test may have had the broker close its own.
+func (w *world) deleteTopology() error {
+	conn, err := w.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	queues := []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")}
+	for _, tier := range w.tiers {
+		queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
+	}
+	for _, q := range queues {
+		_, _ = ch.QueueDelete(q, false, false, false)
+	}
+	for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build")} {
+		_ = ch.ExchangeDelete(ex, false, false)
+	}
+	return nil
 }
 
 // config is a one-pipeline config on the world's names.
