@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -68,20 +67,7 @@ func TestSlowHostCostsOnlyItsTime(t *testing.T) {
 func TestHangingHostHoldsUpOnlyItsOwn(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	hanging, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hanging.Close() })
-	go func() {
-		for {
-			c, err := hanging.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	hanging := hangingHost(t)
 	store := newArtifactStore(t)
 	store.all.Store(true)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
@@ -89,7 +75,7 @@ func TestHangingHostHoldsUpOnlyItsOwn(t *testing.T) {
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	var builds []gatedBuild
 	for i := range 24 {
-		builds = append(builds, gatedBuildAt(t, "http://"+hanging.Addr().String(), fmt.Sprintf("hang-%d", i)))
+		builds = append(builds, gatedBuildAt(t, "http://"+hanging, fmt.Sprintf("hang-%d", i)))
 	}
 	for i := range 64 {
 		builds = append(builds, newGatedBuild(t, store, fmt.Sprintf("ready-%d", i)))

@@ -46,9 +46,17 @@ func queuesOf(p *pipelineRun) []*watchedQueue {
 	return qs
 }
 
+// stuckReading is how long a reading of the queues' depths may take
+// before watchQueues logs the queue that does not answer.
+var stuckReading = 30 * time.Second
+
 // watchQueues reads the depth of every pipeline's queues from the broker
 // (passive declares, which change nothing) every queueWatchInterval
-// until ctx ends, and keeps the gauges up to date.
+// until ctx ends, and keeps the gauges up to date. The depths are read on
+// a goroutine of their own: a queue whose process does not answer (RabbitMQ
+// 3.10 can leave a classic queue waiting forever on its message store
+// after a restart) holds back only the depth readings, never the other
+// gauges, and it is logged once it has not answered for stuckReading.
 func (r *Runner) watchQueues(ctx context.Context) {
 	if m := r.metrics; m != nil {
 		for _, p := range r.pipelines {
@@ -59,22 +67,57 @@ func (r *Runner) watchQueues(ctx context.Context) {
 	}
 	var ch *amqp.Channel
 	var on *broker.Session
+	// reading is the reading under way (nil when none), which gives back
+	// its channel; asking is the queue it waits for.
+	var reading chan *amqp.Channel
+	var asking atomic.Pointer[watchedQueue]
+	var since time.Time
+	warned := false
 	tick := time.NewTicker(queueWatchInterval)
 	defer tick.Stop()
 	for {
-		if s := r.conn.Current(); s != nil {
+		if reading != nil {
+			select {
+			case ch = <-reading:
+				reading = nil
+				if warned {
+					r.log.Info("the broker answers the queue depth readings again")
+				}
+				warned = false
+			default:
+				if q := asking.Load(); !warned && q != nil && time.Since(since) > stuckReading {
+					r.log.Warn("a queue does not answer: its depth has not been read for "+stuckReading.String()+"; rabbitmqctl list_unresponsive_queues names such queues, and restarting the broker frees them",
+						"queue", q.name)
+					warned = true
+				}
+			}
+		}
+		if s := r.conn.Current(); s != nil && reading == nil {
 			if on != s || ch == nil || ch.IsClosed() {
 				ch, _ = s.Conn.Channel()
 				on = s
 			}
 			if ch != nil {
-				ch = r.readDepths(ch, s)
+				reading, since = make(chan *amqp.Channel, 1), time.Now()
+				go func(ch *amqp.Channel, done chan<- *amqp.Channel) {
+					ch = r.readDepths(ch, s, &asking)
+					r.updateGauges()
+					done <- ch
+				}(ch, reading)
+				ch = nil
 			}
 		}
 		r.updateGauges()
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+			if reading != nil {
+				select {
+				case ch = <-reading:
+				default:
+					return // the reading's channel goes with its connection
+				}
+			}
 			if ch != nil {
 				_ = ch.Close()
 			}
@@ -83,9 +126,11 @@ func (r *Runner) watchQueues(ctx context.Context) {
 	}
 }
 
-// readDepths reads every queue's depth on ch. A queue that is missing
-// closes the channel; the others are read on a new one.
-func (r *Runner) readDepths(ch *amqp.Channel, s *broker.Session) *amqp.Channel {
+// readDepths reads every queue's depth on ch, noting in asking the queue
+// it waits for. A queue that is missing closes the channel; the others
+// are read on a new one.
+func (r *Runner) readDepths(ch *amqp.Channel, s *broker.Session, asking *atomic.Pointer[watchedQueue]) *amqp.Channel {
+	defer asking.Store(nil)
 	for _, p := range r.pipelines {
 		for _, q := range p.queues {
 			if ch == nil || ch.IsClosed() {
@@ -94,6 +139,7 @@ func (r *Runner) readDepths(ch *amqp.Channel, s *broker.Session) *amqp.Channel {
 					return nil
 				}
 			}
+			asking.Store(q)
 			info, err := ch.QueueDeclarePassive(q.name, true, false, false, false, nil)
 			if err != nil {
 				continue
