@@ -3,7 +3,6 @@ package runner_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -320,13 +319,7 @@ func TestBrokerClosesConnections(t *testing.T) {
 // the translator reconnects by itself.
 func TestBrokerRestart(t *testing.T) {
 	faultRun(t, "stop_app/start_app", func(w *world, proc *translatorProcess, text string) {
-		rabbitmqctl(t, "stop_app")
-		time.Sleep(2 * time.Second)
-		out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput()
-		if err != nil {
-			t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
-		}
-		w.redial()
+		w.restartBroker(2 * time.Second)
 		select {
 		case <-proc.done:
 			t.Fatal("the translator exited when the broker went away; it must reconnect")

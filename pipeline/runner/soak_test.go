@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -266,11 +265,4 @@ func (s *soak) deleteInputQueue() {
 }
 
 // restartBroker stops and starts the RabbitMQ application.
-func (s *soak) restartBroker() {
-	rabbitmqctl(s.t, "stop_app")
-	time.Sleep(time.Second)
-	if out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput(); err != nil {
-		s.t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
-	}
-	s.w.redial()
-}
+func (s *soak) restartBroker() { s.w.restartBroker(time.Second) }

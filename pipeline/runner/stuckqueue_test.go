@@ -59,7 +59,15 @@ func (w *world) rescueStuckQueue() {
 	}
 	w.rescues++
 	w.t.Logf("the broker's queue %s has not answered for %s: restarting the broker (rabbitmqctl stop_app, start_app), rescue %d of %d", input, answerWithin, w.rescues, maxRescues)
+	w.restartBroker(0)
+}
+
+// restartBroker stops the local broker's RabbitMQ application, waits
+// pause, starts it again, and dials the world's admin channel anew.
+func (w *world) restartBroker(pause time.Duration) {
+	w.t.Helper()
 	rabbitmqctl(w.t, "stop_app")
+	time.Sleep(pause)
 	if out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput(); err != nil {
 		w.t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
 	}
