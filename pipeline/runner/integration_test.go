@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,15 +89,12 @@ func newWorld(t testing.TB, conn *amqp.Connection) *world {
 	t.Cleanup(func() {
 		// A broker whose queue does not answer would hold the delete, and
 		// the whole test binary, forever: give up after a minute.
-		done := make(chan error, 1)
-		go func() { done <- w.deleteTopology() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		case <-time.After(time.Minute):
+		_, err := within(time.Minute, func() (struct{}, error) { return struct{}{}, w.deleteTopology() })
+		switch {
+		case errors.Is(err, errNoAnswer):
 			t.Errorf("cleanup: the broker did not delete the test's queues and exchanges within a minute (a queue that does not answer; rabbitmqctl list_unresponsive_queues names it)")
+		case err != nil:
+			t.Errorf("cleanup: %v", err)
 		}
 	})
 	return w

@@ -14,27 +14,34 @@ import (
 // a passive declare before the tests take it for stuck.
 const answerWithin = 15 * time.Second
 
-// errNoAnswer: the broker did not answer a passive declare in time.
+// errNoAnswer: the broker did not answer in time.
 var errNoAnswer = errors.New("the broker did not answer")
 
-// inspectWithin is inspect that gives up after limit: a queue whose
-// process is stuck never answers, and would hold the test forever.
-func (w *world) inspectWithin(queue string, limit time.Duration) (amqp.Queue, error) {
+// within runs ask and gives up after limit with errNoAnswer: a call to a
+// queue whose process is stuck never returns, and would hold the test
+// forever (the call goes on, and ends when the broker does).
+func within[T any](limit time.Duration, ask func() (T, error)) (T, error) {
 	type answer struct {
-		q   amqp.Queue
+		v   T
 		err error
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		q, err := w.inspect(queue)
-		answered <- answer{q, err}
+		v, err := ask()
+		answered <- answer{v, err}
 	}()
 	select {
 	case a := <-answered:
-		return a.q, a.err
+		return a.v, a.err
 	case <-time.After(limit):
-		return amqp.Queue{}, errNoAnswer
+		var zero T
+		return zero, errNoAnswer
 	}
+}
+
+// inspectWithin is inspect that gives up after limit.
+func (w *world) inspectWithin(queue string, limit time.Duration) (amqp.Queue, error) {
+	return within(limit, func() (amqp.Queue, error) { return w.inspect(queue) })
 }
 
 // maxRescues bounds the broker restarts one test may make.
