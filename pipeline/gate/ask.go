@@ -29,25 +29,28 @@ type asking struct {
 	sent *conn
 	// deadline ends the check: the checker's timeout after it began.
 	deadline time.Time
-	release  func()
+	// budget is when the caller stops waiting; a redirect to another
+	// host waits for that host's slot until then, and no longer.
+	budget time.Time
+	// release gives back the slots the check holds: one overall and one
+	// for the host it asks now.
+	release func()
 }
 
 // fast tries the check on the caller's goroutine, over an idle
 // keep-alive connection: the common case, a HEAD answered at once, then
-// costs no hand-off between goroutines. It gives up at budget. done is
+// costs no hand-off between goroutines. It gives up at a.budget. done is
 // false when a worker must go on: no connection was idle, the host had
 // closed it, the answer was a redirect or a refusal of HEAD, or none came
 // within the budget (the request stays sent, and the worker awaits its
-// answer until the deadline). It ends at budget, not when the caller's
-// context is cancelled: the budget is a few seconds.
-func (a *asking) fast(budget time.Time) (r Result, done bool) {
+// answer until the deadline). It ends at the budget, not when the
+// caller's context is cancelled: the budget is a few seconds.
+func (a *asking) fast() (r Result, done bool) {
 	c := a.c.pool.get(hostKey(a.url), time.Now())
 	if c == nil {
 		return Result{}, false
 	}
-	if budget.After(a.deadline) {
-		budget = a.deadline
-	}
+	budget := a.waitsUntil()
 	if err := a.sendOn(c, budget); err != nil {
 		return Result{}, false
 	}
@@ -76,7 +79,7 @@ func (a *asking) fast(budget time.Time) (r Result, done bool) {
 // finish completes the check on a worker goroutine, within the
 // deadline, and gives back its slots.
 func (a *asking) finish() Result {
-	defer a.release()
+	defer func() { a.release() }() // a redirect may have moved the slots
 	for {
 		c := a.sent
 		a.sent = nil
@@ -197,8 +200,42 @@ func (a *asking) redirect(location string) (r Result, done bool) {
 		}
 		return fail(Failed, "%v", err)
 	}
+	if err := a.moveSlots(next); err != nil {
+		return fail(Failed, "no check slot free for %s within the budget (%s)", next.Host, describeContext(err))
+	}
 	a.url, a.hops = next, a.hops+1
 	return Result{}, false
+}
+
+// waitsUntil is when the caller stops waiting for the check: its budget,
+// or the deadline when that comes first.
+func (a *asking) waitsUntil() time.Time {
+	if a.budget.After(a.deadline) {
+		return a.deadline
+	}
+	return a.budget
+}
+
+// moveSlots makes the check hold a slot for next's host, where a
+// redirect leads, instead of the one it holds: per_host bounds the
+// requests a host is sent, whichever host's URL led to it. It gives its
+// slots back before it waits, so a check that waits for a busy (or
+// hanging) host holds none that other checks need, and it waits no
+// longer than the caller's budget.
+func (a *asking) moveSlots(next *url.URL) error {
+	if next.Host == a.url.Host {
+		return nil
+	}
+	a.release()
+	a.release = func() {}
+	ctx, cancel := context.WithDeadline(context.Background(), a.waitsUntil())
+	defer cancel()
+	release, err := a.c.acquire(ctx, next.Host)
+	if err != nil {
+		return err
+	}
+	a.release = release
+	return nil
 }
 
 // failed is the result of a check that met err.

@@ -245,12 +245,12 @@ func (c *Checker) check(ctx context.Context, raw string) Result {
 		return Result{URL: raw, Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}
 	}
 	a := &asking{c: c, raw: raw, url: u, method: methodHead, deadline: time.Now().Add(c.cfg.Timeout), release: release}
-	budget, ok := ctx.Deadline()
-	if !ok {
-		budget = a.deadline
+	a.budget = a.deadline
+	if budget, ok := ctx.Deadline(); ok {
+		a.budget = budget
 	}
-	if r, done := a.fast(budget); done {
-		release()
+	if r, done := a.fast(); done {
+		a.release()
 		return r
 	}
 	answer := make(chan Result, 1)

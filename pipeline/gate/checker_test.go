@@ -127,22 +127,26 @@ func TestReadyCache(t *testing.T) {
 
 // TestLimits checks no more than PerHost checks reach one host at once,
 // and no more than Concurrency overall.
-func TestLimits(t *testing.T) {
-	type gauge struct{ now, peak atomic.Int64 }
-	enter := func(g *gauge) {
-		n := g.now.Add(1)
-		for {
-			p := g.peak.Load()
-			if n <= p || g.peak.CompareAndSwap(p, n) {
-				return
-			}
+// gauge counts requests in progress and their peak.
+type gauge struct{ now, peak atomic.Int64 }
+
+// enter counts one more request in progress.
+func (g *gauge) enter() {
+	n := g.now.Add(1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
 		}
 	}
+}
+
+func TestLimits(t *testing.T) {
 	var a, b, all gauge
 	track := func(g *gauge) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			enter(g)
-			enter(&all)
+			g.enter()
+			all.enter()
 			time.Sleep(20 * time.Millisecond)
 			g.now.Add(-1)
 			all.now.Add(-1)
@@ -172,6 +176,65 @@ func TestLimits(t *testing.T) {
 	if a.peak.Load() > 3 || b.peak.Load() > 3 || all.peak.Load() > 5 || all.peak.Load() < 4 {
 		t.Errorf("peak per host %d and %d, overall %d; want at most 3 per host and 4 or 5 overall",
 			a.peak.Load(), b.peak.Load(), all.peak.Load())
+	}
+}
+
+// TestRedirectTakesTheTargetsSlots: a check that a redirect leads to
+// another host holds a slot of that host, so per_host bounds what a host
+// is sent whichever hosts' URLs lead to it; and a check that waits for
+// such a slot holds none of the others' meanwhile, even while the host it
+// waits for answers nobody.
+func TestRedirectTakesTheTargetsSlots(t *testing.T) {
+	var target gauge
+	answer := make(chan struct{})
+	held := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target.enter()
+		<-answer
+		target.now.Add(-1)
+	}))
+	defer held.Close()
+	redirector := func() *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, held.URL+r.URL.Path, http.StatusFound)
+		}))
+	}
+	a, b := redirector(), redirector()
+	defer a.Close()
+	defer b.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer other.Close()
+
+	// Two redirecting hosts could fill every overall slot (2 x 3 = 6).
+	c := gate.New(gate.Config{Policy: local, Concurrency: 6, PerHost: 3, CacheTTL: -1})
+	var urls []string
+	for i := range 15 {
+		urls = append(urls, fmt.Sprintf("%s/%d", a.URL, i), fmt.Sprintf("%s/%d", b.URL, i))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < len(urls); i += 6 {
+		wg.Go(func() {
+			for _, r := range c.CheckAll(context.Background(), urls[i:i+6]) {
+				if r.Outcome != gate.Ready {
+					t.Errorf("%s: %s %s", r.URL, r.Outcome, r.Detail)
+				}
+			}
+		})
+	}
+	for target.now.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the rest reach the target's slots
+	// While the target holds its slots unanswered, a check of a host of
+	// its own finds an overall slot.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if r := c.Check(ctx, other.URL+"/x"); r.Outcome != gate.Ready {
+		t.Errorf("another host, while redirected checks wait for a host that does not answer: %s %s; want ready", r.Outcome, r.Detail)
+	}
+	close(answer)
+	wg.Wait()
+	if p := target.peak.Load(); p != 3 {
+		t.Errorf("the host two others redirect to had %d requests at once; want per_host (3)", p)
 	}
 }
 
