@@ -275,7 +275,11 @@ func explainDial(err error) error {
 }
 
 // QueueMessages returns how many messages a queue holds, by a passive
-// declare on a channel of its own, on the current session.
+// declare on a channel of its own, on the current session. It returns
+// when ctx ends, answered or not: a queue whose process does not answer
+// (RabbitMQ can leave one so) must not hold its caller. The declare then
+// finishes in the background, when the broker answers or the connection
+// closes.
 func (c *Connection) QueueMessages(ctx context.Context, queue string) (int, error) {
 	s, err := c.Session(ctx)
 	if err != nil {
@@ -285,10 +289,20 @@ func (c *Connection) QueueMessages(ctx context.Context, queue string) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		return 0, err
+	type reading struct {
+		messages int
+		err      error
 	}
-	return q.Messages, nil
+	answer := make(chan reading, 1)
+	go func() {
+		defer ch.Close()
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		answer <- reading{q.Messages, err}
+	}()
+	select {
+	case r := <-answer:
+		return r.messages, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("the queue %s did not answer a count (%w); rabbitmqctl list_unresponsive_queues names such queues, and restarting the broker frees them", queue, context.Cause(ctx))
+	}
 }

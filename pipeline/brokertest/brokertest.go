@@ -9,7 +9,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -72,4 +75,24 @@ func PulseUser(t testing.TB, client string) string {
 	}
 	u.User = url.UserPassword(client, password)
 	return u.String()
+}
+
+// SuspendQueue suspends the process of queue (in the vhost /) on the
+// local broker for at most limit, as RabbitMQ can leave a queue that no
+// longer answers, and resumes it when resume is called or the test ends:
+// a process of the broker's own holds the suspension and ends at the stop
+// message.
+func SuspendQueue(t *testing.T, queue string, limit time.Duration) (resume func()) {
+	t.Helper()
+	const holder = "pulsetranslator_test_suspender"
+	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)), P = amqqueue:get_pid(Q), ` +
+		`register(` + holder + `, spawn(fun() -> erlang:suspend_process(P), receive stop -> ok after ` + strconv.FormatInt(limit.Milliseconds(), 10) + ` -> ok end end)), ok.`
+	if out, err := exec.Command("rabbitmqctl", "eval", expr).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("rabbitmqctl eval (suspend %s): %v\n%s", queue, err, out)
+	}
+	resume = func() {
+		_ = exec.Command("rabbitmqctl", "eval", `catch `+holder+` ! stop, ok.`).Run()
+	}
+	t.Cleanup(resume)
+	return resume
 }

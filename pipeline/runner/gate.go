@@ -60,6 +60,9 @@ func (g *readinessGate) use(f *flow, depth func(ctx context.Context, queue strin
 	g.f, g.depth = f, depth
 }
 
+// countWithin bounds how long full waits for a wait queue's count.
+const countWithin = 5 * time.Second
+
 // full reports whether the wait queue of a tier (by its routing key)
 // holds its max_length, which is why it nacks: then the message is
 // parked at once. A queue below it nacked for another reason, such as a
@@ -70,7 +73,9 @@ func (g *readinessGate) full(ctx context.Context, tier string) bool {
 		if q.Key != tier {
 			continue
 		}
+		ctx, cancel := context.WithTimeout(ctx, countWithin)
 		n, err := g.depth(ctx, q.Name)
+		cancel()
 		if err != nil {
 			g.f.throttle.log(slog.LevelWarn, "count "+q.Name, "cannot count the wait queue after a nack; trying the publish again", "pipeline", g.pipeline, "queue", q.Name, "error", err.Error())
 			return false

@@ -3,8 +3,6 @@ package runner_test
 import (
 	"log/slog"
 	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +33,7 @@ func TestQueueThatDoesNotAnswer(t *testing.T) {
 	srv := serveHTTP(t, rn)
 	runWith(t, rn)
 	dead := pipeline.DeadQueue(w.client, "build")
-	suspendQueue(t, dead, 40*time.Second)
+	brokertest.SuspendQueue(t, dead, 40*time.Second)
 
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(logs.String(), "a queue does not answer") {
@@ -82,20 +80,4 @@ func hangingHost(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// suspendQueue suspends the process of queue on the local broker for at
-// most limit, and resumes it when the test ends: a process of the
-// broker's own holds the suspension and ends at the stop message.
-func suspendQueue(t *testing.T, queue string, limit time.Duration) {
-	t.Helper()
-	const holder = "pulsetranslator_test_suspender"
-	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)), P = amqqueue:get_pid(Q), ` +
-		`register(` + holder + `, spawn(fun() -> erlang:suspend_process(P), receive stop -> ok after ` + strconv.FormatInt(limit.Milliseconds(), 10) + ` -> ok end end)), ok.`
-	if out, err := exec.Command("rabbitmqctl", "eval", expr).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("rabbitmqctl eval (suspend %s): %v\n%s", queue, err, out)
-	}
-	t.Cleanup(func() {
-		_ = exec.Command("rabbitmqctl", "eval", `catch `+holder+` ! stop, ok.`).Run()
-	})
 }
