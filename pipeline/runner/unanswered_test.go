@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -80,4 +81,70 @@ func hangingHost(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestConsumersQueueThatDoesNotAnswer: a queue of a consumer's, bound to
+// the output exchange, whose process does not answer withholds the
+// confirm of every output routed to it. Each such publish times out, is
+// tried publish_attempts times (the answering consumers get a copy each
+// time), and the input is parked as unpublishable, with a reason that
+// says so; once the queue answers again, outputs flow.
+func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""), "publish_timeout: 10s", "publish_timeout: 1s\npublish_attempts: 2", 1)
+	rn, _ := startLogged(t, w.parse(text))
+	output := pipeline.ExchangeName(w.client, "build/normalized")
+	answering := w.probe(output, "#")
+	stuck := "queue/" + w.client + "-consumer/stuck"
+	if _, err := w.admin.QueueDeclare(stuck, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the queue is resumed (cleanups run last first)
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(stuck, false, false, false)
+		}
+	})
+	if err := w.admin.QueueBind(stuck, "build.#", output, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := brokertest.SuspendQueue(t, stuck, time.Minute)
+
+	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
+	w.publishRaw(key, body)
+	parked := receive(t, dead, "the dead queue")
+	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || !strings.Contains(reason, "after 2 attempt") ||
+		!strings.Contains(reason, "no confirm within the publish timeout") || !strings.Contains(reason, "rabbitmqctl list_unresponsive_queues") {
+		t.Errorf("parked with class %v, reason %q; want unpublishable after 2 attempts, without a confirm, naming the command that finds a queue that does not answer", parked.Headers[pipeline.HeaderClass], reason)
+	}
+	copies := 0
+	for drained := false; !drained; {
+		select {
+		case <-answering:
+			copies++
+		case <-time.After(500 * time.Millisecond):
+			drained = true
+		}
+	}
+	if copies != 2 {
+		t.Errorf("the answering consumer got %d copies; want one per attempt, 2", copies)
+	}
+
+	resume()
+	body2, key2 := corpusFile(t, "mozilla-central/build.mozilla-central-win32.343.log_uploaded")
+	w.publishRaw(key2, body2)
+	if d := receive(t, answering, "the output exchange, once the queue answers"); !strings.HasPrefix(d.RoutingKey, "build.mozilla-central.win32") {
+		t.Errorf("once the queue answers: routing key %q", d.RoutingKey)
+	}
+	for deadline := time.Now().Add(10 * time.Second); rn.Stats("build").Published.Load() < 1 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := rn.Stats("build").Published.Load(); n != 1 {
+		t.Errorf("published %d once the queue answers; want 1", n)
+	}
 }
