@@ -84,7 +84,9 @@ func PulseUser(t testing.TB, client string) string {
 // message.
 func SuspendQueue(t *testing.T, queue string, limit time.Duration) (resume func()) {
 	t.Helper()
-	const holder = "pulsetranslator_test_suspender"
+	// A name of its own: tests of several packages may suspend queues at
+	// once.
+	holder := "pulsetranslator_test_suspender_" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)), P = amqqueue:get_pid(Q), ` +
 		`register(` + holder + `, spawn(fun() -> erlang:suspend_process(P), receive stop -> ok after ` + strconv.FormatInt(limit.Milliseconds(), 10) + ` -> ok end end)), ok.`
 	if out, err := exec.Command("rabbitmqctl", "eval", expr).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
