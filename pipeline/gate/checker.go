@@ -306,24 +306,37 @@ func (c *Checker) acquire(ctx context.Context, host string) (release func(), err
 		}
 		c.mu.Unlock()
 	}
-	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
+	if err := take(ctx, h.slots); err != nil {
 		done()
-		return nil, ctx.Err()
+		return nil, err
 	}
-	select {
-	case c.all <- struct{}{}:
-	case <-ctx.Done():
+	if err := take(ctx, c.all); err != nil {
 		<-h.slots
 		done()
-		return nil, ctx.Err()
+		return nil, err
 	}
 	return func() {
 		<-c.all
 		<-h.slots
 		done()
 	}, nil
+}
+
+// take takes a slot of slots, waiting until ctx ends. A free slot is
+// taken even when ctx has ended: a check that goes on after its caller's
+// budget (to remember a late answer) may use a free slot, not wait for one.
+func take(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (c *Checker) cachedReady(raw string) bool {

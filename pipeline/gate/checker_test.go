@@ -238,6 +238,40 @@ func TestRedirectTakesTheTargetsSlots(t *testing.T) {
 	}
 }
 
+// TestLateRedirectIsFollowed: a redirect that comes after the caller's
+// budget is still followed, when the host it leads to has a free slot,
+// and the ready answer is remembered for the message's next check.
+func TestLateRedirectIsFollowed(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer target.Close()
+	late := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer late.Close()
+	c := gate.New(gate.Config{Policy: local, Timeout: 5 * time.Second})
+	var urls []string
+	for i := range 8 {
+		urls = append(urls, fmt.Sprintf("%s/%d", late.URL, i))
+	}
+	check := func() []gate.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		return c.CheckAll(ctx, urls)
+	}
+	for _, r := range check() {
+		if r.Outcome != gate.Failed {
+			t.Fatalf("%s within a 30ms budget, its redirect 100ms away: %s %s; want no answer within the budget", r.URL, r.Outcome, r.Detail)
+		}
+	}
+	time.Sleep(400 * time.Millisecond)
+	for _, r := range check() {
+		if r.Outcome != gate.Ready || !r.Cached {
+			t.Errorf("%s after its late redirect was followed: %s %s (cached %v); want ready from the cache", r.URL, r.Outcome, r.Detail, r.Cached)
+		}
+	}
+}
+
 // TestBudget: a caller stops waiting when its budget is spent, for a slot
 // or for an answer, while a request already sent goes on and its ready
 // answer is remembered for the next check; other hosts' checks are not
