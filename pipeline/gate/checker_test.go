@@ -220,8 +220,11 @@ func TestRedirectTakesTheTargetsSlots(t *testing.T) {
 			}
 		})
 	}
-	for target.now.Load() < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); target.now.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(answer)
+			t.Fatalf("the target has %d requests after 10s; want 3 (per_host)", target.now.Load())
+		}
 	}
 	time.Sleep(50 * time.Millisecond) // the rest reach the target's slots
 	// While the target holds its slots unanswered, a check of a host of
@@ -264,7 +267,7 @@ func TestLateRedirectIsFollowed(t *testing.T) {
 			t.Fatalf("%s within a 30ms budget, its redirect 100ms away: %s %s; want no answer within the budget", r.URL, r.Outcome, r.Detail)
 		}
 	}
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(time.Second) // the redirects come at 100ms
 	for _, r := range check() {
 		if r.Outcome != gate.Ready || !r.Cached {
 			t.Errorf("%s after its late redirect was followed: %s %s (cached %v); want ready from the cache", r.URL, r.Outcome, r.Detail, r.Cached)
