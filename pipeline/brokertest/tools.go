@@ -19,13 +19,23 @@ func DebianTool(t testing.TB, command, pkg string, aptFlags ...string) string {
 	if os.Getenv("CI") != "true" {
 		t.Skipf("no %s (apt-get install %s)", command, pkg)
 	}
-	install := strings.Join(append(append([]string{"apt-get install -y -q"}, aptFlags...), pkg), " ")
-	out, err := exec.Command("sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive "+install).CombinedOutput()
+	out, err := aptInstall(pkg, aptFlags...)
 	path, lookErr := exec.LookPath(command)
 	if err != nil || lookErr != nil {
 		t.Fatalf("CI=true and %s is missing; installing it failed: %v\n%s", command, err, out)
 	}
 	return path
+}
+
+// aptInstall installs Debian's package pkg (aptFlags go before it). Test
+// binaries of several packages run at once and may install at once: a
+// lock file of the suite's own takes them in turn, and apt waits for a
+// dpkg lock that something else holds.
+func aptInstall(pkg string, aptFlags ...string) ([]byte, error) {
+	install := strings.Join(append(append([]string{"apt-get -o DPkg::Lock::Timeout=600 install -y -q"}, aptFlags...), pkg), " ")
+	script := "apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive " + install
+	lock := filepath.Join(os.TempDir(), "pulsetranslator-apt.lock")
+	return exec.Command("flock", "-w", "900", lock, "sh", "-c", script).CombinedOutput()
 }
 
 // DebianPython returns Debian's python3 once it can import module, which
@@ -42,7 +52,7 @@ func DebianPython(t testing.TB, module, pkg string) string {
 	if os.Getenv("CI") != "true" {
 		t.Skipf("%s cannot import %s (apt-get install %s)", python, module, pkg)
 	}
-	out, err := exec.Command("sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "+pkg).CombinedOutput()
+	out, err := aptInstall(pkg)
 	if err != nil || !imports() {
 		t.Fatalf("CI=true and %s cannot import %s; installing %s failed: %v\n%s", python, module, pkg, err, out)
 	}
