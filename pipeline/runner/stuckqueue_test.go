@@ -1,8 +1,10 @@
 package runner_test
 
 import (
+	"bytes"
 	"errors"
 	"os/exec"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -73,10 +75,58 @@ func (w *world) rescueStuckQueue() {
 // pause, starts it again, and dials the world's admin channel anew.
 func (w *world) restartBroker(pause time.Duration) {
 	w.t.Helper()
-	rabbitmqctl(w.t, "stop_app")
+	w.stopBrokerApp()
 	time.Sleep(pause)
 	if out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput(); err != nil {
 		w.t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
 	}
 	w.redial()
 }
+
+// stopAppWithin is how long rabbitmqctl stop_app may take before the
+// tests look for a queue that holds it up.
+const stopAppWithin = 30 * time.Second
+
+// stopBrokerApp runs rabbitmqctl stop_app. A classic queue stuck reading
+// its message store (the RabbitMQ 3.10 fault above) never ends when asked
+// to, and stop_app waits for it (seen for over six minutes): after
+// stopAppWithin, the processes of the queues still running are killed, as
+// an operator would, and their messages are recovered from disk when the
+// application starts again.
+func (w *world) stopBrokerApp() {
+	w.t.Helper()
+	stop := exec.Command("rabbitmqctl", "stop_app")
+	var out bytes.Buffer
+	stop.Stdout, stop.Stderr = &out, &out
+	if err := stop.Start(); err != nil {
+		w.t.Fatalf("rabbitmqctl stop_app: %v", err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop.Wait() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			w.t.Fatalf("rabbitmqctl stop_app: %v\n%s", err, &out)
+		}
+		return
+	case <-time.After(stopAppWithin):
+	}
+	killed, err := exec.Command("rabbitmqctl", "eval", killStuckQueues).CombinedOutput()
+	w.t.Logf("rabbitmqctl stop_app has waited %s for the broker's queues to end: killed the processes of the classic queues still running (stuck, as RabbitMQ 3.10 leaves one reading its message store), as an operator would: %s %v",
+		stopAppWithin, strings.TrimSpace(string(killed)), err)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			w.t.Fatalf("rabbitmqctl stop_app: %v\n%s", err, &out)
+		}
+	case <-time.After(2 * time.Minute):
+		w.t.Fatalf("rabbitmqctl stop_app has not returned in %s (the broker may be half stopped: rabbitmqctl start_app)", stopAppWithin+2*time.Minute)
+	}
+}
+
+// killStuckQueues is an Erlang expression for rabbitmqctl eval: it kills
+// the process of every classic queue still running (once stop_app has
+// waited stopAppWithin, only a stuck one is), and gives their names.
+const killStuckQueues = `[begin exit(P, kill), element(4, Name) end || P <- erlang:processes(), ` +
+	`{dictionary, D} <- [erlang:process_info(P, dictionary)], ` +
+	`{rabbit_amqqueue_process, Name} <- [proplists:get_value(process_name, D)]].`
