@@ -274,6 +274,10 @@ func explainDial(err error) error {
 	return err
 }
 
+// UnresponsiveQueueHint tells an operator how to find and free a queue
+// whose process does not answer; errors and logs about one end with it.
+const UnresponsiveQueueHint = "rabbitmqctl list_unresponsive_queues names such queues, and restarting the broker frees them"
+
 // QueueMessages returns how many messages a queue holds, by a passive
 // declare on a channel of its own, on the current session. It returns
 // when ctx ends, answered or not: a queue whose process does not answer
@@ -303,6 +307,6 @@ func (c *Connection) QueueMessages(ctx context.Context, queue string) (int, erro
 	case r := <-answer:
 		return r.messages, r.err
 	case <-ctx.Done():
-		return 0, fmt.Errorf("the queue %s did not answer a count (%w); rabbitmqctl list_unresponsive_queues names such queues, and restarting the broker frees them", queue, context.Cause(ctx))
+		return 0, fmt.Errorf("the queue %s did not answer a count (%w); %s", queue, context.Cause(ctx), UnresponsiveQueueHint)
 	}
 }

@@ -100,7 +100,7 @@ func (p *Publisher) Publish(ctx context.Context, outs ...Outgoing) error {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("no confirm within the publish timeout (%w): the broker may be overloaded, "+
-					"or a queue the message is routed to may not answer (rabbitmqctl list_unresponsive_queues names such queues)", ctx.Err())
+					"or a queue the message is routed to may not answer (%s)", ctx.Err(), UnresponsiveQueueHint)
 			}
 			return fmt.Errorf("waiting for the broker's confirm: %w", ctx.Err())
 		}

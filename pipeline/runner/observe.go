@@ -86,7 +86,7 @@ func (r *Runner) watchQueues(ctx context.Context) {
 				warned = false
 			default:
 				if q := asking.Load(); !warned && q != nil && time.Since(since) > stuckReading {
-					r.log.Warn("a queue does not answer: its depth has not been read for "+stuckReading.String()+"; rabbitmqctl list_unresponsive_queues names such queues, and restarting the broker frees them",
+					r.log.Warn("a queue does not answer: its depth has not been read for "+stuckReading.String()+"; "+broker.UnresponsiveQueueHint,
 						"queue", q.name)
 					warned = true
 				}
