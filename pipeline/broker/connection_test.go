@@ -87,6 +87,17 @@ func (p *proxy) close() {
 	}
 }
 
+// runConnection runs conn until the test ends.
+func runConnection(t *testing.T, conn *broker.Connection) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- conn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
 // TestReconnectsToTheNextNode: of three nodes (two proxies in front of
 // the real broker and a port nobody listens on), the connection takes one
 // that answers; when that node goes away it moves to the next that
@@ -126,13 +137,7 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 		Backoff: backoff.Policy{Initial: time.Second, Max: time.Second},
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- conn.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	runConnection(t, conn)
 
 	session := func(not string) *broker.Session {
 		t.Helper()

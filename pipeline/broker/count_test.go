@@ -51,13 +51,7 @@ func TestCountOfAQueueThatDoesNotAnswer(t *testing.T) {
 		Addresses: []broker.Address{{URL: brokertest.AdminURL()}},
 		Logger:    slog.New(slog.NewTextHandler(&brokertest.Logs{}, nil)),
 	})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- conn.Run(ctx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
+	runConnection(t, conn)
 	count := func(within time.Duration) (int, error, time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()

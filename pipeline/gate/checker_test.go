@@ -141,6 +141,23 @@ func (g *gauge) enter() {
 	}
 }
 
+// checkAllReady checks urls with c, batch at a time on goroutines of
+// their own, expecting each ready, and returns a function that waits for
+// them all.
+func checkAllReady(t *testing.T, c *gate.Checker, urls []string, batch int) (wait func()) {
+	var wg sync.WaitGroup
+	for i := 0; i < len(urls); i += batch {
+		wg.Go(func() {
+			for _, r := range c.CheckAll(context.Background(), urls[i:min(i+batch, len(urls))]) {
+				if r.Outcome != gate.Ready {
+					t.Errorf("%s: %s %s", r.URL, r.Outcome, r.Detail)
+				}
+			}
+		})
+	}
+	return wg.Wait
+}
+
 func TestLimits(t *testing.T) {
 	var a, b, all gauge
 	track := func(g *gauge) http.Handler {
@@ -162,17 +179,7 @@ func TestLimits(t *testing.T) {
 	for i := range 40 {
 		urls = append(urls, fmt.Sprintf("%s/%d", srvA.URL, i), fmt.Sprintf("%s/%d", srvB.URL, i))
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < len(urls); i += 8 {
-		wg.Go(func() {
-			for _, r := range c.CheckAll(context.Background(), urls[i:i+8]) {
-				if r.Outcome != gate.Ready {
-					t.Errorf("%s: %s %s", r.URL, r.Outcome, r.Detail)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	checkAllReady(t, c, urls, 8)()
 	if a.peak.Load() > 3 || b.peak.Load() > 3 || all.peak.Load() > 5 || all.peak.Load() < 4 {
 		t.Errorf("peak per host %d and %d, overall %d; want at most 3 per host and 4 or 5 overall",
 			a.peak.Load(), b.peak.Load(), all.peak.Load())
@@ -210,16 +217,7 @@ func TestRedirectTakesTheTargetsSlots(t *testing.T) {
 	for i := range 15 {
 		urls = append(urls, fmt.Sprintf("%s/%d", a.URL, i), fmt.Sprintf("%s/%d", b.URL, i))
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < len(urls); i += 6 {
-		wg.Go(func() {
-			for _, r := range c.CheckAll(context.Background(), urls[i:i+6]) {
-				if r.Outcome != gate.Ready {
-					t.Errorf("%s: %s %s", r.URL, r.Outcome, r.Detail)
-				}
-			}
-		})
-	}
+	wait := checkAllReady(t, c, urls, 6)
 	for deadline := time.Now().Add(10 * time.Second); target.now.Load() < 3; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			close(answer)
@@ -235,7 +233,7 @@ func TestRedirectTakesTheTargetsSlots(t *testing.T) {
 		t.Errorf("another host, while redirected checks wait for a host that does not answer: %s %s; want ready", r.Outcome, r.Detail)
 	}
 	close(answer)
-	wg.Wait()
+	wait()
 	if p := target.peak.Load(); p != 3 {
 		t.Errorf("the host two others redirect to had %d requests at once; want per_host (3)", p)
 	}
