@@ -1,7 +1,7 @@
-// Package brokertest helps tests that need the real RabbitMQ, or a Debian
-// tool (DebianTool): it finds the broker (failing, not skipping, with
-// CI=true) and makes users with exactly the Pulse permissions of a client
-// id.
+// Package brokertest helps tests that need the real RabbitMQ, a Debian
+// tool (DebianTool) or a host of their own on a loopback port (ServeTCP):
+// it finds the broker (failing, not skipping, with CI=true) and makes
+// users with exactly the Pulse permissions of a client id.
 package brokertest
 
 import (

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
 )
 
@@ -20,24 +21,10 @@ import (
 // from r and writes the answers itself.
 func rawServer(t testing.TB, serve func(conn net.Conn, r *bufio.Reader)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				serve(conn, bufio.NewReader(conn))
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
+	return "http://" + brokertest.ServeTCP(t, func(conn net.Conn) {
+		defer conn.Close()
+		serve(conn, bufio.NewReader(conn))
+	})
 }
 
 // readHead reads one request head and returns its lines.

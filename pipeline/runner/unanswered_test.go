@@ -66,21 +66,7 @@ func TestQueueThatDoesNotAnswer(t *testing.T) {
 // answers, until the test ends.
 func hangingHost(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return ln.Addr().String()
+	return brokertest.ServeTCP(t, func(net.Conn) {})
 }
 
 // TestConsumersQueueThatDoesNotAnswer: a queue of a consumer's, bound to
