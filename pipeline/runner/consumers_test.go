@@ -62,10 +62,11 @@ func startConsumer(t *testing.T, name string, cmd *exec.Cmd) *consumerProcess {
 	return c
 }
 
-// messages reads the JSON lines the consumer prints until it exits.
-func (c *consumerProcess) messages(t *testing.T, into func() any) []any {
+// consumedMessages reads the JSON lines c prints, each a T, until it
+// exits.
+func consumedMessages[T any](t *testing.T, c *consumerProcess) []*T {
 	t.Helper()
-	var got []any
+	var got []*T
 	timeout := time.After(90 * time.Second)
 	for {
 		select {
@@ -76,7 +77,7 @@ func (c *consumerProcess) messages(t *testing.T, into func() any) []any {
 				}
 				return got
 			}
-			v := into()
+			v := new(T)
 			if err := json.Unmarshal([]byte(line), v); err != nil {
 				t.Fatalf("%s printed %q: %v", c.name, line, err)
 			}
@@ -171,11 +172,11 @@ func TestConsumersAsPulseUsersWriteThem(t *testing.T) {
 		Payload     map[string]any `json:"payload"`
 		CC          []string       `json:"cc"`
 	}
-	got := kombu.messages(t, func() any { return &kombuMessage{} })
+	got := consumedMessages[kombuMessage](t, kombu)
 	if len(got) != 1 {
 		t.Fatalf("the kombu consumer bound to route.platform.win32 got %d messages, want the win32 build's", len(got))
 	}
-	k := got[0].(*kombuMessage)
+	k := got[0]
 	if k.Exchange != exchange || k.RoutingKey != "build.mozilla-central.win32.opt.mozilla-central-win32" || k.ContentType != "application/json" {
 		t.Errorf("kombu: exchange %q, routing key %q, content type %q; want %s, the primary key, application/json", k.Exchange, k.RoutingKey, k.ContentType, exchange)
 	}
@@ -193,13 +194,12 @@ func TestConsumersAsPulseUsersWriteThem(t *testing.T) {
 		Routes     []string          `json:"routes"`
 		Payload    map[string]any    `json:"payload"`
 	}
-	msgs := tclp.messages(t, func() any { return &tclpMessage{} })
+	msgs := consumedMessages[tclpMessage](t, tclp)
 	if len(msgs) != 2 {
 		t.Fatalf("the taskcluster-lib-pulse consumer got %d messages, want 2", len(msgs))
 	}
 	platforms := map[string]bool{}
 	for _, m := range msgs {
-		m := m.(*tclpMessage)
 		p := m.Payload
 		platforms[fmt.Sprint(p["platform"])] = true
 		// The library's reading of the routing key, by the reference's
