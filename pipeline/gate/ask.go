@@ -186,7 +186,7 @@ func (a *asking) redirect(location string) (r Result, done bool) {
 	}
 	next, err := a.url.Parse(location)
 	if err != nil {
-		return fail(Failed, "%.200q is not a URL", location)
+		return fail(Failed, "%.200q is not a URL", RedactURL(location))
 	}
 	if a.hops >= maxRedirects {
 		return fail(Failed, "more than %d redirects", maxRedirects)

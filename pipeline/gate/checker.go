@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,10 @@ type Result struct {
 	// Cached is true when the answer came from the ready cache.
 	Cached bool
 }
+
+// RedactedURL is the result's URL as logs and reasons show it (see
+// RedactURL).
+func (r Result) RedactedURL() string { return RedactURL(r.URL) }
 
 // Config tunes a Checker. Zero fields take the defaults.
 type Config struct {
@@ -174,16 +179,44 @@ func ValidURL(raw string) error {
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%.200q is not a URL: %v", raw, err)
+		// url.Error's text quotes the URL whole, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%.200q is not a URL: %v", RedactURL(raw), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%.200q: only http and https artifact URLs can be checked", raw)
+		return nil, fmt.Errorf("%.200q: only http and https artifact URLs can be checked", RedactURL(raw))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("%.200q has no host", raw)
+		return nil, fmt.Errorf("%.200q has no host", RedactURL(raw))
 	}
 	return u, nil
 }
+
+// RedactURL is raw as logs and reasons show it: user info, which may be a
+// password or a token, replaced by "xxxxx". An artifact URL is upstream
+// data, and what its user info holds must not reach a log line, a metric
+// or a parked message's reason. A URL with an "@" that does not parse is
+// not shown at all. The gate never sends user info to the host.
+func RedactURL(raw string) string {
+	if !strings.Contains(raw, "@") {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparseable URL with an @)"
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = url.User(redacted)
+	return u.String()
+}
+
+// redacted stands for the user info of a URL in logs and reasons.
+const redacted = "xxxxx"
 
 // CheckAll checks urls concurrently (within the checker's limits), each
 // within ctx (the caller's budget), and returns their results in the

@@ -65,17 +65,17 @@ func (p Policy) permit(u *url.URL, raw string) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("%w: %.200q is not in wait.check.allow (%s)", ErrForbidden, raw, strings.Join(p.Allow, ", "))
+		return fmt.Errorf("%w: %.200q is not in wait.check.allow (%s)", ErrForbidden, RedactURL(raw), strings.Join(p.Allow, ", "))
 	}
 	if p.AllowPrivate {
 		return nil
 	}
 	host := strings.ToLower(u.Hostname())
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return fmt.Errorf("%w: %.200q names this machine; set wait.check.allow_private or list the host in wait.check.allow", ErrForbidden, raw)
+		return fmt.Errorf("%w: %.200q names this machine; set wait.check.allow_private or list the host in wait.check.allow", ErrForbidden, RedactURL(raw))
 	}
 	if ip, err := netip.ParseAddr(host); err == nil && private(ip) {
-		return fmt.Errorf("%w: %.200q is a loopback, link-local or private address; set wait.check.allow_private or list it in wait.check.allow", ErrForbidden, raw)
+		return fmt.Errorf("%w: %.200q is a loopback, link-local or private address; set wait.check.allow_private or list it in wait.check.allow", ErrForbidden, RedactURL(raw))
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 	}
 	for _, r := range missing {
 		if r.Outcome == gate.Forbidden {
-			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", truncate(r.URL, 300), r.Detail)
+			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", truncate(r.RedactedURL(), 300), r.Detail)
 		}
 	}
 	elapsed := now.Sub(src.firstSeen)
@@ -150,11 +150,11 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 			if u, err := url.Parse(r.URL); err == nil {
 				host = u.Host
 			}
-			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", truncate(r.URL, 300), "detail", r.Detail)
+			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", truncate(r.RedactedURL(), 300), "detail", r.Detail)
 		} else if g.f.log.Enabled(ctx, slog.LevelDebug) {
 			// Checked first: the arguments of a disabled Debug are still
 			// boxed, for every check.
-			g.f.log.Debug("artifact check", "url", r.URL, "outcome", r.Outcome.String(), "detail", r.Detail)
+			g.f.log.Debug("artifact check", "url", r.RedactedURL(), "outcome", r.Outcome.String(), "detail", r.Detail)
 		}
 		if r.Outcome != gate.Ready {
 			missing = append(missing, r)
@@ -216,7 +216,7 @@ func waitHeaders(src origin, missing []gate.Result) amqp.Table {
 func describeMissing(missing []gate.Result) string {
 	var b strings.Builder
 	for i, r := range missing {
-		part := fmt.Sprintf("%s (%s: %s)", r.URL, r.Outcome, r.Detail)
+		part := fmt.Sprintf("%s (%s: %s)", r.RedactedURL(), r.Outcome, r.Detail)
 		if i > 0 {
 			part = "; " + part
 		}

@@ -1,6 +1,8 @@
 package runner_test
 
 import (
+	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -8,6 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // TestNoSecretsInLogs runs the command as a Pulse user, at debug level,
@@ -93,3 +100,64 @@ func TestNoSecretsInLogs(t *testing.T) {
 }
 
 func (w *world) inputQueue() string { return "queue/" + w.client + "/build" }
+
+// TestArtifactURLUserInfoStaysHidden publishes a build whose log URL holds
+// a user and password, as an upstream message may: the log never appears,
+// so the message waits and is parked at its deadline. The host is sent no
+// credentials, and the password appears in no log line (at debug level),
+// no wait copy's headers and not in the parked message's reason, which
+// still names the URL with its user info redacted.
+func TestArtifactURLUserInfoStaysHidden(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	const secret = "s3cret-artifact-password"
+	base := strings.Replace(store.srv.URL, "http://", "http://reader:"+secret+"@", 1)
+	build := gatedBuildAt(t, base, "private")
+
+	logs := &brokertest.Logs{}
+	tiers := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
+	cfg := w.parse(w.gateConfig(w.pulseUser(), tiers, 1500*time.Millisecond, "dead"))
+	rn, err := runner.New(cfg, translator.Default, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWith(t, rn)
+	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(tiers[0]), pipeline.TierName(tiers[1]))
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publishRaw(build.key, build.body)
+	parked := receive(t, dead, "the dead queue")
+	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+	redactedURL := strings.Replace(build.logURL, "reader:"+secret, "xxxxx", 1)
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassArtifactsMissing || !strings.Contains(reason, redactedURL) {
+		t.Errorf("parked with class %v, reason %q; want %s naming %s", parked.Headers[pipeline.HeaderClass], reason, pipeline.ClassArtifactsMissing, redactedURL)
+	}
+	shown := []string{reason, logs.String()}
+	for drained := false; !drained; {
+		select {
+		case d := <-waiting:
+			shown = append(shown, fmt.Sprint(d.Headers))
+		case <-time.After(time.Second):
+			drained = true
+		}
+	}
+	if len(shown) < 3 {
+		t.Error("no wait copy was seen on the wait exchange")
+	}
+	if store.checks.Load() == 0 || store.credentials.Load() != 0 {
+		t.Errorf("%d checks reached the log host, %d with credentials; want some, none with credentials", store.checks.Load(), store.credentials.Load())
+	}
+	if !strings.Contains(logs.String(), redactedURL) {
+		t.Errorf("the debug log never names the checked URL %s:\n%s", redactedURL, logs.String())
+	}
+	for _, s := range shown {
+		for _, line := range strings.Split(s, "\n") {
+			if strings.Contains(line, secret) {
+				t.Errorf("shows the artifact URL's password: %s", line)
+			}
+		}
+	}
+}

@@ -24,6 +24,8 @@ type artifactStore struct {
 	ready  map[string]bool
 	all    atomic.Bool
 	checks atomic.Int64
+	// credentials counts the checks that came with credentials.
+	credentials atomic.Int64
 	// readyPrefix, when set, makes every path under it ready.
 	readyPrefix string
 }
@@ -32,6 +34,9 @@ func newArtifactStore(t testing.TB) *artifactStore {
 	a := &artifactStore{ready: map[string]bool{}}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.checks.Add(1)
+		if r.Header.Get("Authorization") != "" || r.URL.User != nil {
+			a.credentials.Add(1)
+		}
 		a.mu.Lock()
 		ok := a.all.Load() || a.ready[r.URL.Path] || (a.readyPrefix != "" && strings.HasPrefix(r.URL.Path, a.readyPrefix))
 		a.mu.Unlock()
