@@ -26,6 +26,7 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
 )
@@ -159,8 +160,11 @@ func describe(d amqp.Delivery, entries []pipeline.ReferenceEntry) line {
 	return l
 }
 
+// printPretty writes a delivery for a person. Everything in it came from
+// the exchange, so it goes through termtext: a terminal obeys no escape
+// sequence a message carries.
 func printPretty(w io.Writer, l line) {
-	fmt.Fprintf(w, "── %s  %s\n", l.RoutingKey, l.MessageID)
+	fmt.Fprintf(w, "── %s  %s\n", termtext.String(l.RoutingKey), termtext.String(l.MessageID))
 	if len(l.Fields) > 0 {
 		names := make([]string, 0, len(l.Fields))
 		for name := range l.Fields {
@@ -169,16 +173,20 @@ func printPretty(w io.Writer, l line) {
 		sort.Strings(names)
 		var parts []string
 		for _, name := range names {
-			parts = append(parts, name+"="+l.Fields[name])
+			parts = append(parts, termtext.String(name+"="+l.Fields[name]))
 		}
 		fmt.Fprintf(w, "   %s: %s\n", l.Kind, strings.Join(parts, " "))
 	}
 	if len(l.CC) > 0 {
-		fmt.Fprintf(w, "   cc: %s\n", strings.Join(l.CC, " "))
+		cc := make([]string, len(l.CC))
+		for i, route := range l.CC {
+			cc[i] = termtext.String(route)
+		}
+		fmt.Fprintf(w, "   cc: %s\n", strings.Join(cc, " "))
 	}
 	var body bytes.Buffer
 	if json.Indent(&body, l.Body, "   ", "  ") == nil {
-		fmt.Fprintf(w, "   %s\n", body.String())
+		fmt.Fprintf(w, "   %s\n", termtext.JSON(body.Bytes()))
 	}
 }
 

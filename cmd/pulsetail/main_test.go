@@ -90,3 +90,29 @@ func TestTail(t *testing.T) {
 		t.Errorf("second line %s: want no fields for a key no entry fits", lines[1])
 	}
 }
+
+// TestPrettyObeysNoEscapes prints a delivery, as on a terminal, whose
+// routing key, message id, CC routes and body carry terminal escape
+// sequences: pulsetail can follow any exchange, raw ones included, and
+// what it prints spells them out instead of passing them to the terminal.
+func TestPrettyObeysNoEscapes(t *testing.T) {
+	d := amqp.Delivery{
+		RoutingKey: "build.\x1b]0;owned\x07.x",
+		MessageId:  "id\r",
+		Headers:    amqp.Table{"CC": []interface{}{"route.\u202eevil"}},
+		Body:       []byte(`{"builder": "linux` + "\u009b" + `2J"}`),
+	}
+	var out bytes.Buffer
+	printPretty(&out, describe(d, nil))
+	printPretty(&out, describe(amqp.Delivery{RoutingKey: "k", Body: []byte("not json \u009b2J")}, nil))
+	for _, c := range []string{"\x1b", "\x07", "\r", "\u009b", "\u202e"} {
+		if strings.Contains(out.String(), c) {
+			t.Errorf("printed %q raw:\n%q", c, out.String())
+		}
+	}
+	for _, want := range []string{`"build.\x1b]0;owned\a.x"`, `"route.\u202eevil"`, `"builder": "linux\u009b2J"`, `"not json \u009b2J"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed no %s:\n%s", want, out.String())
+		}
+	}
+}

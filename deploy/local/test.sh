@@ -14,7 +14,8 @@ go test -count=1 -timeout 40m ./... "$@"
 go test -run '^$' -bench . -benchtime 1x ./pipeline ./pipeline/rawjson ./translators/... ./schemas ./rules
 # Fuzz the envelope decoder, the outline and array elements of checked
 # bodies, upstream header tables (what a copy carries, and what the runner
-# makes of them), the buildbot translator and its build-key matcher; a
+# makes of them), the buildbot translator and its build-key matcher, and
+# terminal-safe output of upstream JSON; a
 # crasher fails the run and is written to the package's testdata/fuzz, to
 # be fixed and kept as a regression case. Each runs a count of inputs,
 # about 15 s on a slow day for this machine, not a duration: with a
@@ -36,3 +37,4 @@ fuzz FuzzCarryHeaders ./pipeline/broker 100000x
 fuzz FuzzUpstreamHeaders ./pipeline/runner 60000x
 fuzz FuzzTranslate ./translators/buildbot 60000x
 fuzz FuzzBuildKeyMatchesPattern ./translators/buildbot 50000x
+fuzz FuzzJSON ./pipeline/termtext 200000x

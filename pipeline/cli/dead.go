@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 )
 
 const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] ...
@@ -116,6 +118,10 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// listParked writes one line per parked message. What came from upstream
+// (the routing key, and the reason, which may quote the message) goes
+// through termtext: an operator's terminal obeys no escape sequence a
+// message carries.
 func listParked(w io.Writer, parked []deadqueue.Parked) {
 	if len(parked) == 0 {
 		fmt.Fprintln(w, "the dead queue is empty")
@@ -130,16 +136,22 @@ func listParked(w io.Writer, parked []deadqueue.Parked) {
 		}
 		reason := p.Reason
 		if len(reason) > 120 {
-			reason = reason[:117] + "..."
+			cut := 117
+			for cut > 0 && !utf8.RuneStart(reason[cut]) {
+				cut--
+			}
+			reason = reason[:cut] + "..."
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Position, when, p.Class, p.SourceRoutingKey, reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Position, when, termtext.String(p.Class), termtext.String(p.SourceRoutingKey), termtext.String(reason))
 	}
 	tw.Flush()
 }
 
+// showParked writes one parked message whole, its upstream text made safe
+// for a terminal as in listParked.
 func showParked(w io.Writer, p deadqueue.Parked) {
 	fmt.Fprintf(w, "position:    %d\nclass:       %s\nreason:      %s\nsource:      %s %s\nparked at:   %s\n",
-		p.Position, p.Class, p.Reason, p.SourceExchange, p.SourceRoutingKey, p.ParkedAt.UTC().Format(time.RFC3339))
+		p.Position, termtext.String(p.Class), termtext.String(p.Reason), termtext.String(p.SourceExchange), termtext.String(p.SourceRoutingKey), p.ParkedAt.UTC().Format(time.RFC3339))
 	keys := make([]string, 0, len(p.Delivery.Headers))
 	for k := range p.Delivery.Headers {
 		keys = append(keys, k)
@@ -147,13 +159,13 @@ func showParked(w io.Writer, p deadqueue.Parked) {
 	slices.Sort(keys)
 	fmt.Fprintln(w, "headers:")
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %s: %v\n", k, p.Delivery.Headers[k])
+		fmt.Fprintf(w, "  %s: %s\n", termtext.String(k), termtext.String(fmt.Sprint(p.Delivery.Headers[k])))
 	}
 	fmt.Fprintf(w, "body (%d bytes):\n", len(p.Delivery.Body))
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, p.Delivery.Body, "", "  ") == nil {
 		pretty.WriteByte('\n')
-		_, _ = pretty.WriteTo(w)
+		_, _ = w.Write(termtext.JSON(pretty.Bytes()))
 		return
 	}
 	fmt.Fprintf(w, "%q\n", p.Delivery.Body)
