@@ -54,6 +54,8 @@ type Connection struct {
 	// changed is closed and replaced whenever current changes.
 	changed chan struct{}
 	blocked bool
+	// unblocked is when RabbitMQ last unblocked the current connection.
+	unblocked time.Time
 }
 
 // Session is one live AMQP connection. It ends when the connection is
@@ -182,10 +184,13 @@ func (c *Connection) watch(ctx context.Context, closed <-chan *amqp.Error, block
 				continue
 			}
 			c.mu.Lock()
+			if c.blocked && !b.Active {
+				c.unblocked = time.Now()
+			}
 			c.blocked = b.Active
 			c.mu.Unlock()
 			if b.Active {
-				c.cfg.Logger.Error("RabbitMQ blocked publishing on this connection (connection.blocked); publishes wait until it unblocks", "reason", b.Reason)
+				c.cfg.Logger.Error("RabbitMQ blocked publishing on this connection (connection.blocked: a memory or disk alarm); publishes wait until it unblocks, and the time blocked does not count against publish_timeout", "reason", b.Reason)
 			} else {
 				c.cfg.Logger.Info("RabbitMQ unblocked publishing on this connection")
 			}
@@ -197,7 +202,7 @@ func (c *Connection) set(s *Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current = s
-	c.blocked = false
+	c.blocked, c.unblocked = false, time.Time{}
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
@@ -215,6 +220,15 @@ func (c *Connection) Blocked() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.blocked
+}
+
+// BlockedWithin reports whether RabbitMQ blocks publishing on the current
+// connection, or unblocked it less than d ago: whether a confirm awaited
+// for d may be late because of the block, not of the broker's work.
+func (c *Connection) BlockedWithin(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.blocked || !c.unblocked.IsZero() && time.Since(c.unblocked) < d
 }
 
 // Session waits for a live session until ctx ends.

@@ -67,14 +67,23 @@ func NewPublisher(conn *Connection, channels int) *Publisher {
 }
 
 // Publish sends outs, persistent, and returns nil once the broker has
-// confirmed every one of them. It waits for a connection, and for the
-// confirms, until ctx ends. A failure is ErrNacked, a *ChannelError, or
-// the context's error; some of outs may have been published then.
-func (p *Publisher) Publish(ctx context.Context, outs ...Outgoing) error {
+// confirmed every one of them. It waits for a connection for at most
+// timeout, and for the confirms until timeout passes with no confirm
+// and the connection not blocked: RabbitMQ blocks a connection that
+// publishes during a memory or disk alarm (connection.blocked), and
+// confirms what it was sent once the alarm clears, so the time blocked,
+// and a timeout after it, do not count. Sending again would only make
+// duplicates, and an alarm is no reason to park a message. It returns at
+// once when ctx ends. A failure is ErrNacked, a *ChannelError, an error
+// wrapping context.DeadlineExceeded (no confirm in time) or the
+// context's error; some of outs may have been published then.
+func (p *Publisher) Publish(ctx context.Context, timeout time.Duration, outs ...Outgoing) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	cc, err := p.channel(ctx)
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	cc, err := p.channel(sctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -91,21 +100,37 @@ func (p *Publisher) Publish(ctx context.Context, outs ...Outgoing) error {
 		}
 		confirms = append(confirms, dc)
 	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	for _, dc := range confirms {
+		if err := p.confirmed(ctx, cc, dc, timer, timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// confirmed waits for dc's confirm until ctx ends or timer fires while
+// the connection has not been blocked for the last timeout; then timer
+// starts again.
+func (p *Publisher) confirmed(ctx context.Context, cc *confirmChannel, dc *amqp.DeferredConfirmation, timer *time.Timer, timeout time.Duration) error {
+	for {
 		select {
 		case <-dc.Done():
 			if !dc.Acked() {
 				return cc.failure(ErrNacked)
 			}
+			return nil
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("no confirm within the publish timeout (%w): the broker may be overloaded, "+
-					"or a queue the message is routed to may not answer (%s)", ctx.Err(), UnresponsiveQueueHint)
-			}
 			return fmt.Errorf("waiting for the broker's confirm: %w", ctx.Err())
+		case <-timer.C:
+			if !p.conn.BlockedWithin(timeout) {
+				return fmt.Errorf("no confirm within the publish timeout of %s (%w): the broker may be overloaded, "+
+					"or a queue the message is routed to may not answer (%s)", timeout, context.DeadlineExceeded, UnresponsiveQueueHint)
+			}
+			timer.Reset(timeout)
 		}
 	}
-	return nil
 }
 
 // failure says why a publish failed: the channel's closure when it

@@ -41,6 +41,9 @@ type Metrics struct {
 	InFlight *prometheus.GaugeVec
 	// Ready is 1 while connected with every pipeline consuming, else 0.
 	Ready prometheus.Gauge
+	// BrokerBlocked is 1 while RabbitMQ blocks publishing on the
+	// connection (connection.blocked: a memory or disk alarm), else 0.
+	BrokerBlocked prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -64,6 +67,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages being handled now (taken from the input queue, not yet acked)."}, []string{"pipeline"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "ready",
 			Help: "1 while connected to the broker with every pipeline consuming, else 0."}),
+		BrokerBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "broker_blocked",
+			Help: "1 while RabbitMQ blocks publishing on the connection (connection.blocked: a memory or disk alarm), else 0."}),
 		ConfirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pulsetranslator", Name: "publish_confirm_seconds",
 			Help:    "Time from publishing a message's outputs (or its waiting or parked copy) to the broker's last confirm, per attempt.",
@@ -81,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // collectors are the metrics, to register or describe.
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries,
-		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready}
+		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready, m.BrokerBlocked}
 }
 
 // MetricNames lists the names of every metric NewMetrics registers, as

@@ -161,6 +161,11 @@ func (r *Runner) updateGauges() {
 		ready = 1
 	}
 	m.Ready.Set(ready)
+	blocked := 0.0
+	if r.conn.Blocked() {
+		blocked = 1
+	}
+	m.BrokerBlocked.Set(blocked)
 	for _, p := range r.pipelines {
 		m.InFlight.WithLabelValues(p.cfg.Name).Set(float64(p.stats.InFlight.Load()))
 		for _, q := range p.queues {

@@ -48,10 +48,8 @@ func (e *publishError) Unwrap() error { return e.err }
 // otherwise a *publishError.
 func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) error {
 	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, f.publishTimeout)
 		began := time.Now()
-		err := f.pub.Publish(pctx, outs...)
-		cancel()
+		err := f.pub.Publish(ctx, f.publishTimeout, outs...)
 		f.observe(t, len(outs), time.Since(began), err)
 		if err == nil {
 			if t == toOutput {
