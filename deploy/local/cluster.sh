@@ -46,6 +46,8 @@ await_node() {
     if ctl_node "$dir" "$i" await_startup >/dev/null 2>&1; then return 0; fi
     sleep 1
   done
+  echo "cluster.sh: the end of node $i's logs:" >&2
+  tail -n 20 "$dir/node$i"/log/*.log >&2 2>/dev/null || true
   die "node $i ($(node_name "$dir" "$i")) did not start within 90s; see $dir/node$i/log"
 }
 

@@ -39,29 +39,22 @@ func startCluster(t *testing.T, n int) *cluster {
 		}
 		t.Skip("the cluster test needs Debian's rabbitmq-server and root")
 	}
-	// Not t.TempDir: the nodes run as the rabbitmq user, who must reach it.
-	parent, err := os.MkdirTemp("", "pulsetranslator-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(parent) })
-	c := &cluster{t: t, dir: filepath.Join(parent, "cluster")}
+	// A node whose port another process took in the moment between
+	// cluster.sh choosing it and the node binding it does not start: a
+	// second cluster, on ports of its own, is tried before the test fails.
+	var c *cluster
+	var out []byte
 	began := time.Now()
-	out, err := exec.Command(clusterScript, "start", c.dir, strconv.Itoa(n)).Output()
-	t.Cleanup(func() {
-		if out, err := exec.Command(clusterScript, "stop", c.dir).CombinedOutput(); err != nil {
-			t.Errorf("cluster.sh stop: %v\n%s", err, out)
+	for attempt := 1; ; attempt++ {
+		var err error
+		c, out, err = tryCluster(t, n)
+		if err == nil {
+			break
 		}
-	})
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
+		if attempt == 2 {
+			t.Fatal(err)
 		}
-		t.Fatalf("cluster.sh start: %v\n%s%s", err, out, stderr)
+		t.Logf("%v\nstarting another cluster", err)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var name string
@@ -73,6 +66,44 @@ func startCluster(t *testing.T, n int) *cluster {
 	}
 	t.Logf("a cluster of %d nodes started in %s: %v", n, time.Since(began).Round(time.Millisecond), c.names)
 	return c
+}
+
+// tryCluster starts a cluster of n nodes in a directory of its own, which
+// the rabbitmq user can reach (not t.TempDir), and stops it when the test
+// ends; a cluster that fails to start is stopped at once.
+func tryCluster(t *testing.T, n int) (*cluster, []byte, error) {
+	parent, err := os.MkdirTemp("", "pulsetranslator-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: filepath.Join(parent, "cluster")}
+	stop := func() error {
+		defer os.RemoveAll(parent)
+		if out, err := exec.Command(clusterScript, "stop", c.dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("cluster.sh stop: %v\n%s", err, out)
+		}
+		return nil
+	}
+	out, err := exec.Command(clusterScript, "start", c.dir, strconv.Itoa(n)).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		if serr := stop(); serr != nil {
+			t.Log(serr)
+		}
+		return nil, nil, fmt.Errorf("cluster.sh start: %v\n%s%s", err, out, stderr)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, out, nil
 }
 
 // script runs cluster.sh with args on this cluster.
