@@ -39,18 +39,12 @@ func TestDeadReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
-	<-first.Running()
+	stop := runUntilStopped(t, first)
 	w.publishRaw(key, body)
 	if !w.waitFor(pipeline.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m == 1 }) {
 		t.Fatal("the plan9 message was not parked")
 	}
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 
 	// The fix: the platform joins the table, and the pipeline restarts.
 	fixed := strings.Replace(string(shipped), "  platforms:\n", "  platforms:\n    plan9: [plan9]\n", 1)

@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -71,14 +70,7 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
-	<-first.Running()
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runUntilStopped(t, first)()
 	const inputs = 30
 	body, key := corpusFile(t, gatedBuildFile)
 	builds := make([]gatedBuild, inputs)

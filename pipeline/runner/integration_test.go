@@ -181,10 +181,17 @@ func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *ru
 // runWith runs the runner until the test ends, once it consumes.
 func runWith(t testing.TB, rn *runner.Runner) {
 	t.Helper()
+	t.Cleanup(runUntilStopped(t, rn))
+}
+
+// runUntilStopped runs the runner and returns once it consumes; stop
+// stops it and checks it ended well.
+func runUntilStopped(t testing.TB, rn *runner.Runner) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rn.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -194,14 +201,16 @@ func runWith(t testing.TB, rn *runner.Runner) {
 		case <-time.After(30 * time.Second):
 			t.Error("Run did not return within 30s of cancel")
 		}
-	})
+	}
 	select {
 	case <-rn.Running():
 	case err := <-done:
 		t.Fatalf("Run stopped at start-up: %v", err)
 	case <-time.After(20 * time.Second):
-		t.Fatal("the rn did not start within 20s")
+		cancel()
+		t.Fatal("the runner did not start within 20s")
 	}
+	return stop
 }
 
 // probe declares a queue bound to exchange with keys and returns its
