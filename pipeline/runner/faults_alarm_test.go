@@ -58,7 +58,9 @@ func raiseMemoryAlarm(t *testing.T) (clear func()) {
 // publishes; with a publish timeout of 1 s and 2 attempts, blocked time
 // counted as waiting for confirms would park every message as
 // unpublishable within seconds. Instead nothing is parked, retried or
-// sent twice: once the alarm clears, every output arrives, once.
+// sent twice: once the alarm clears, every output arrives, once. The
+// metrics, /api/status and the live page say the broker blocks
+// publishing while it does.
 func TestMemoryAlarmParksNothing(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
@@ -94,6 +96,13 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	time.Sleep(blocked)
 	if _, text := get(t, srv.URL+"/metrics"); !strings.Contains(text, "pulsetranslator_broker_blocked 1") {
 		t.Errorf("/metrics during the alarm lacks pulsetranslator_broker_blocked 1")
+	}
+	if status := statusOf(t, srv.URL); !strings.Contains(status, `"blocked":true`) {
+		t.Errorf("/api/status during the alarm lacks \"blocked\":true: %.300s", status)
+	}
+	const shown = "RabbitMQ blocks publishing (a memory or disk alarm)"
+	if dom := string(headless(t, chromium(t), srv.URL+"/", 2*time.Second, "--dump-dom")); !strings.Contains(dom, shown) {
+		t.Errorf("the live page during the alarm does not say %q", shown)
 	}
 	stats := rn.Stats("build")
 	if stats.Published.Load() != 0 || len(outputs) != 0 {

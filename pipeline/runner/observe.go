@@ -245,9 +245,12 @@ func (rc *recent) addParked(class, reason, routingKey string) {
 // Status is what the live page shows: every pipeline, its counters, its
 // queues and what it did last. It never holds the connection string.
 type Status struct {
-	ClientID  string           `json:"client_id"`
-	Ready     bool             `json:"ready"`
-	Node      string           `json:"node"`
+	ClientID string `json:"client_id"`
+	Ready    bool   `json:"ready"`
+	Node     string `json:"node"`
+	// Blocked is true while RabbitMQ blocks publishing on the connection
+	// (a memory or disk alarm).
+	Blocked   bool             `json:"blocked"`
 	Pipelines []PipelineStatus `json:"pipelines"`
 }
 
@@ -278,7 +281,7 @@ type QueueStatus struct {
 
 // Status returns the runner's status now.
 func (r *Runner) Status() Status {
-	st := Status{ClientID: r.cfg.ClientID, Ready: r.Ready()}
+	st := Status{ClientID: r.cfg.ClientID, Ready: r.Ready(), Blocked: r.conn.Blocked()}
 	if s := r.conn.Current(); s != nil {
 		st.Node = pipeline.HostOf(s.Address.URL)
 	}

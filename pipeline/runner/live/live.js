@@ -78,6 +78,10 @@ function draw(status, now) {
   const state = document.getElementById("state");
   state.textContent = status.ready ? "ready · connected to " + status.node : "not ready: connecting to the broker or starting consumers";
   state.className = status.ready ? "state ready" : "state down";
+  if (status.blocked) {
+    state.textContent += " · RabbitMQ blocks publishing (a memory or disk alarm): messages wait until it clears";
+    state.className = "state down";
+  }
   const main = document.getElementById("pipelines");
   main.replaceChildren(...status.pipelines.map((p) => el("section", { class: "pipeline", "data-pipeline": p.name },
     el("h2", {}, "pipeline " + p.name + " · translator " + p.translator),
