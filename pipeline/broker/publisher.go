@@ -81,9 +81,7 @@ func (p *Publisher) Publish(ctx context.Context, timeout time.Duration, outs ...
 	if len(outs) == 0 {
 		return nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	cc, err := p.channel(sctx)
-	cancel()
+	cc, err := p.channel(ctx, timeout)
 	if err != nil {
 		return err
 	}
@@ -149,11 +147,19 @@ func (cc *confirmChannel) failure(err error) error {
 }
 
 // channel returns one of the current session's confirm channels, opening
-// it if it is new or closed.
-func (p *Publisher) channel(ctx context.Context) (*confirmChannel, error) {
-	s, err := p.conn.Session(ctx)
-	if err != nil {
-		return nil, err
+// it if it is new or closed. Without a session it waits for one for at
+// most timeout; with one, as on every publish but the first after a
+// reconnect, it makes no context and no timer.
+func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confirmChannel, error) {
+	s := p.conn.Current()
+	if s == nil {
+		wait, cancel := context.WithTimeout(ctx, timeout)
+		var err error
+		s, err = p.conn.Session(wait)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
 	i := int(p.next.Add(1)) % p.size
 	p.mu.Lock()
