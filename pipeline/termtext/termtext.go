@@ -26,7 +26,7 @@ func String(s string) string {
 
 func printable(s string) bool {
 	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+		if r == utf8.RuneError || !unicode.IsPrint(r) { // IsPrint takes the ASCII space
 			return false
 		}
 	}
@@ -73,7 +73,7 @@ func JSON(b []byte) []byte {
 }
 
 func layoutOrPrintable(r rune) bool {
-	return r == '\n' || r == '\t' || r == ' ' || r != utf8.RuneError && unicode.IsPrint(r)
+	return r == '\n' || r == '\t' || r != utf8.RuneError && unicode.IsPrint(r)
 }
 
 func appendEscape(out []byte, r rune) []byte {
