@@ -259,6 +259,7 @@ type UnsafeNumberError struct {
 	Text string
 }
 
+// Error names the number, where it is, and why consumers cannot read it.
 func (e *UnsafeNumberError) Error() string {
 	return fmt.Sprintf("%s is %.40s, which JSON consumers cannot read exactly (integers must stay within ±2^53, numbers within a double's range)", e.Path, e.Text)
 }

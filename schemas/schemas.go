@@ -170,6 +170,7 @@ type CompileError struct {
 	Err  error
 }
 
+// Error names the schema and quotes the compiler.
 func (e *CompileError) Error() string { return "schema " + e.Name + ": " + e.Err.Error() }
 
 // Unwrap returns the compiler's error.

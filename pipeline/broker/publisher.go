@@ -23,6 +23,7 @@ type ChannelError struct {
 	Err *amqp.Error
 }
 
+// Error says why the channel closed, in words an operator can act on.
 func (e *ChannelError) Error() string {
 	if e.Err == nil {
 		return "the channel closed during the publish"

@@ -75,6 +75,7 @@ type BodyError struct {
 	Offset int
 }
 
+// Error says what is wrong with the body and at which byte.
 func (e *BodyError) Error() string {
 	switch e.Problem {
 	case NotUTF8:
