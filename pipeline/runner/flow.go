@@ -42,7 +42,10 @@ var errNoDelivery = errors.New("the message carries no delivery; only the broker
 //	readiness gate                       the artifacts exist, or the message
 //	                                     waits in a wait queue (and is done here)
 //	encode                               the bodies, within the message's limits
-//	publish                              confirmed; then the router acks the input
+//	publish                              confirmed; then the router acks the input.
+//	                                     Refused by a queue bound to the output
+//	                                     exchange: the message waits, and is
+//	                                     published again when it returns
 func (f *flow) handle(msg *message.Message) error {
 	ctx := msg.Context()
 	d, ok := broker.DeliveryFrom(ctx)
@@ -82,7 +85,11 @@ func (f *flow) handle(msg *message.Message) error {
 		return err
 	}
 
-	return f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
+	err = f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
+	if f.p.gate != nil && errors.Is(err, broker.ErrNacked) {
+		return f.p.gate.refused(ctx, d, src, now)
+	}
+	return err
 }
 
 // outgoing makes the publishings of a message's outputs.

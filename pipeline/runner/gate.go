@@ -133,7 +133,38 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 		}
 	}
 	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
-	return true, g.hold(ctx, d, src, tier, missing)
+	return true, g.hold(ctx, d, src, tier, describeMissing(missing))
+}
+
+// refusedOutputs is what a waiting copy waits for when a queue bound to
+// the output exchange refused the message's outputs.
+const refusedOutputs = "the output exchange: a queue bound to it refused the outputs (nack)"
+
+// refused holds a message whose outputs the broker nacked: a queue bound
+// to the output exchange refused them (a consumer's queue at its length
+// limit with x-overflow reject-publish, or a quorum queue without a
+// leader). The consumers whose queues took them have them; the message
+// waits in a wait queue, not in hand, and its outputs are published
+// again when it returns, so that one consumer's full queue neither holds
+// up the pipeline nor loses that consumer a message before the deadline.
+// Past the deadline it is refused as unpublishable, to be replayed.
+func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src origin, now time.Time) error {
+	elapsed := now.Sub(src.firstSeen)
+	if elapsed >= g.cfg.Deadline {
+		return translator.Refuse(pipeline.ClassUnpublishable, "a queue bound to the output exchange refused the outputs (nack) at each of %d publishes over %s (deadline %s): "+
+			"a consumer's queue at its length limit with x-overflow reject-publish, or a quorum queue without a leader; the consumers whose queues took them have them. "+
+			"Find the queue (rabbitmqctl list_queues name arguments messages), then: pulsetranslator dead replay",
+			src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline)
+	}
+	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
+	g.f.p.stats.Retried.Add(1)
+	if g.f.metrics != nil {
+		g.f.metrics.Retries.WithLabelValues(g.pipeline, string(toOutput)).Inc()
+	}
+	g.f.throttle.log(slog.LevelWarn, "refused outputs", "a queue bound to the output exchange refused the outputs (nack); the consumers whose queues took them have them, and the message waits to publish them again",
+		"pipeline", g.pipeline, "routing_key", truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1,
+		"hint", "a consumer's queue at its length limit with x-overflow reject-publish, or a quorum queue without a leader: rabbitmqctl list_queues name arguments messages")
+	return g.hold(ctx, d, src, tier, refusedOutputs)
 }
 
 // check checks urls within the budget and returns the results that are
@@ -168,13 +199,14 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 
 // hold publishes the message to the wait queue of tier: the body and
 // content type unchanged, the upstream headers that fit, and headers that
-// say where it came from and since when. A wait queue at its max_length
+// say where it came from, since when, and what it waits for. A wait
+// queue at its max_length
 // refuses it (reject-publish): it is parked with class wait_queue_full,
 // neither dropped nor tried again in a loop.
-func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, missing []gate.Result) error {
+func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, waitingFor string) error {
 	err := g.f.publish(ctx, toWait, broker.Outgoing{
 		Exchange: g.exchange, RoutingKey: pipeline.TierName(tier),
-		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, missing), Body: d.Body,
+		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, waitingFor), Body: d.Body,
 	})
 	switch {
 	case err == nil:
@@ -182,7 +214,7 @@ func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin
 		if g.f.metrics != nil {
 			g.f.metrics.Waiting.WithLabelValues(g.pipeline, pipeline.TierName(tier)).Inc()
 		}
-		g.f.log.Debug("waiting for artifacts", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1)
+		g.f.log.Debug("waiting", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "for", waitingFor)
 		return nil
 	case errors.Is(err, broker.ErrNacked):
 		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why artifacts do not appear)",
@@ -193,8 +225,9 @@ func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin
 
 // waitHeaders are the headers of a waiting copy: the upstream headers
 // that fit (see broker.CarryHeaders), then the translator's own, which
-// say where the message came from, since when, and what it waits for.
-func waitHeaders(src origin, missing []gate.Result) amqp.Table {
+// say where the message came from, since when, and what it waits for
+// (waitingFor).
+func waitHeaders(src origin, waitingFor string) amqp.Table {
 	carried := broker.CarryHeaders(src.upstream)
 	h := make(amqp.Table, len(carried.Headers)+6)
 	for k, v := range carried.Headers {
@@ -207,7 +240,7 @@ func waitHeaders(src origin, missing []gate.Result) amqp.Table {
 	h[pipeline.HeaderSourceRoutingKey] = src.routingKey
 	h[pipeline.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
 	h[pipeline.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
-	h[pipeline.HeaderWaitingFor] = describeMissing(missing)
+	h[pipeline.HeaderWaitingFor] = waitingFor
 	return h
 }
 

@@ -140,7 +140,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 				t.Fatal("a parked copy carries a CC header")
 			}
 		}
-		w := waitHeaders(src, nil)
+		w := waitHeaders(src, "")
 		if err := w.Validate(); err != nil || w[pipeline.HeaderSourceExchange] != exchange || w[pipeline.HeaderAttempt] != "1" {
 			t.Fatalf("waiting copy headers %v: %v", w, err)
 		}

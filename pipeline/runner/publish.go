@@ -82,10 +82,21 @@ func (f *flow) retriable(ctx context.Context, t target, routingKey string, err e
 	var ce *broker.ChannelError
 	switch {
 	case errors.Is(err, broker.ErrNacked):
-		// A wait queue at its length limit refuses new messages: waiting
-		// is no answer to that. But a quorum queue also nacks for a while
-		// after its leader's node is lost, when waiting is the answer.
-		return t != toWait || !f.p.gate.full(ctx, routingKey)
+		switch t {
+		case toWait:
+			// A wait queue at its length limit refuses new messages:
+			// waiting is no answer to that. But a quorum queue also nacks
+			// for a while after its leader's node is lost, when waiting
+			// is the answer.
+			return !f.p.gate.full(ctx, routingKey)
+		case toOutput:
+			// A queue bound to the output exchange refused the outputs;
+			// every other queue took them. With a wait queue the message
+			// waits there to be published again (gate.refused), so that
+			// a consumer's full queue holds nothing in hand.
+			return f.p.gate == nil
+		}
+		return true
 	case errors.As(err, &ce):
 		switch ce.Code() {
 		case amqp.NotFound:

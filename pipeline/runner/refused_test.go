@@ -1,0 +1,151 @@
+package runner_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+)
+
+// refusingQueue binds to the output exchange a queue that holds at most
+// maxLength messages and refuses the rest (x-overflow reject-publish), as
+// a consumer may declare its own queue: the broker then nacks every
+// output routed to it while it is full.
+func (w *world) refusingQueue(maxLength int64) string {
+	w.t.Helper()
+	name := "queue/" + w.client + "/refusing"
+	if _, err := w.admin.QueueDeclare(name, false, true, false, false, amqp.Table{"x-max-length": maxLength, "x-overflow": "reject-publish"}); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.admin.QueueBind(name, "#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
+		w.t.Fatal(err)
+	}
+	return name
+}
+
+// collect counts the deliveries of each message id that arrive on
+// deliveries until want distinct ids arrived or within has passed.
+func collect(deliveries <-chan amqp.Delivery, copies map[string]int, want int, within time.Duration) {
+	for deadline := time.After(within); len(copies) < want; {
+		select {
+		case d := <-deliveries:
+			copies[d.MessageId]++
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// TestFullConsumerQueueHoldsNothingUp: a consumer's queue bound to the
+// output exchange is full and refuses new messages (reject-publish), so
+// the broker nacks every output, though every other queue takes it. The
+// translator holds 8 messages at a time (2 consumers, prefetch 4). Were
+// a refused output retried in hand, those 8 would hold up the stream for
+// every consumer; instead each refused message waits in a wait queue:
+// the other consumers get all 60 outputs at once, a copy per pass, and
+// the full queue's consumer gets every one once it has room again,
+// before the deadline. Nothing is parked.
+func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	store.all.Store(true)
+	text := strings.Replace(w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead"),
+		"consumers: 2", "consumers: 2\n    prefetch: 4", 1)
+	rn, logs := startLogged(t, w.parse(text))
+	full := w.refusingQueue(10)
+	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+
+	const inputs = 60
+	builds := make([]gatedBuild, inputs)
+	for i := range builds {
+		builds[i] = newGatedBuild(t, store, fmt.Sprintf("b%d", i))
+	}
+	began := time.Now()
+	if err := w.publishMany(builds); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	collect(others, seen, inputs, 20*time.Second)
+	if len(seen) != inputs {
+		t.Fatalf("another consumer got %d of %d outputs within 20s while one consumer's queue refused them; want all: a refused output must not hold up the others", len(seen), inputs)
+	}
+	t.Logf("another consumer got all %d outputs in %s", inputs, time.Since(began).Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "a queue bound to the output exchange refused the outputs") {
+		t.Errorf("the log does not say a queue bound to the output exchange refused the outputs:\n%s", logs.String())
+	}
+
+	// The refusing consumer catches up: what it refused reaches it when
+	// the waiting messages come back.
+	deliveries, err := w.admin.Consume(full, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	collect(deliveries, got, inputs, 30*time.Second)
+	if len(got) != inputs {
+		t.Errorf("the consumer whose queue was full got %d of %d outputs within 30s of reading it again; want all, before the deadline", len(got), inputs)
+	}
+	collect(others, seen, inputs+1, time.Second)
+	most, total := 0, 0
+	for _, n := range seen {
+		most, total = max(most, n), total+n
+	}
+	stats := rn.Stats("build")
+	t.Logf("the other consumer got %d copies of %d outputs (at most %d of one); %d passes through a wait queue", total, inputs, most, stats.Waited.Load())
+	if most > 10 {
+		t.Errorf("the other consumer got %d copies of one output; want one per pass through a wait queue (a few)", most)
+	}
+	if stats.Parked.Load() != 0 {
+		t.Errorf("parked %d; want none: the refusing queue had room again before the deadline", stats.Parked.Load())
+	}
+	if lines := strings.Count(logs.String(), "\n"); lines > 20 {
+		t.Errorf("%d log lines for %d refused outputs; want them throttled:\n%s", lines, inputs, logs.String())
+	}
+}
+
+// TestRefusedUntilDeadlineIsParked: a consumer's queue refuses every
+// output for good (max-length 0, reject-publish). The message waits and
+// is published again, a copy to the other consumers each time, until its
+// deadline; then it is parked as unpublishable, with a reason that says
+// what refused it and what to do.
+func TestRefusedUntilDeadlineIsParked(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	store.all.Store(true)
+	rn, _ := startLogged(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")))
+	w.refusingQueue(0)
+	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newGatedBuild(t, store, "refused")
+	w.publishRaw(b.key, b.body)
+	parked := receive(t, dead, "the dead queue")
+	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+	for _, want := range []string{"refused the outputs (nack)", "reject-publish", "deadline 2s", "rabbitmqctl list_queues", "dead replay"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("parked reason %q lacks %q", reason, want)
+		}
+	}
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || parked.RoutingKey != b.key || string(parked.Body) != string(b.body) {
+		t.Errorf("parked with class %v, key %q; want %s, the original key and body", parked.Headers[pipeline.HeaderClass], parked.RoutingKey, pipeline.ClassUnpublishable)
+	}
+	copies := map[string]int{}
+	collect(others, copies, 2, 500*time.Millisecond)
+	stats := rn.Stats("build")
+	if len(copies) != 1 || stats.Waited.Load() < 2 {
+		t.Errorf("the other consumer got %v; the message waited %d times; want copies of one output, a copy per pass, at least 2 waits", copies, stats.Waited.Load())
+	}
+	for _, n := range copies {
+		if int64(n) != stats.Waited.Load()+1 {
+			t.Errorf("the other consumer got %d copies for %d waits; want one per pass: the first and one after each wait", n, stats.Waited.Load())
+		}
+	}
+}
