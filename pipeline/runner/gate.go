@@ -217,7 +217,7 @@ func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin
 		g.f.log.Debug("waiting", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "for", waitingFor)
 		return nil
 	case errors.Is(err, broker.ErrNacked):
-		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why artifacts do not appear)",
+		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why so many messages wait: artifacts that do not appear, or a consumer's queue that refuses the outputs; their x-pulsetranslator-waiting-for says which)",
 			pipeline.TierName(tier), g.cfg.MaxLength)
 	}
 	return err
