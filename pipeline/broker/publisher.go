@@ -16,6 +16,20 @@ import (
 // failure to store it.
 var ErrNacked = errors.New("the broker refused the publish (nack)")
 
+// ErrNoConfirm is wrapped by the error of a publish whose confirm did not
+// come within its timeout while the connection was not blocked: the
+// broker may be overloaded, or a queue the message was routed to may not
+// answer (the others have it). That error wraps context.DeadlineExceeded
+// too.
+var ErrNoConfirm error = noConfirm{}
+
+// noConfirm reads as context.DeadlineExceeded, and is one.
+type noConfirm struct{}
+
+func (noConfirm) Error() string { return context.DeadlineExceeded.Error() }
+
+func (noConfirm) Is(target error) bool { return target == context.DeadlineExceeded }
+
 // ChannelError is returned when the channel closed under a publish. Err
 // says why: 404 NOT_FOUND when an exchange is missing, 403 ACCESS_REFUSED
 // when the user may not publish there, or the lost connection's error.
@@ -76,8 +90,8 @@ func NewPublisher(conn *Connection, channels int) *Publisher {
 // and a timeout after it, do not count. Sending again would only make
 // duplicates, and an alarm is no reason to park a message. It returns at
 // once when ctx ends. A failure is ErrNacked, a *ChannelError, an error
-// wrapping context.DeadlineExceeded (no confirm in time) or the
-// context's error; some of outs may have been published then.
+// wrapping ErrNoConfirm (no confirm in time) or the context's error; some
+// of outs may have been published then.
 func (p *Publisher) Publish(ctx context.Context, timeout time.Duration, outs ...Outgoing) error {
 	if len(outs) == 0 {
 		return nil
@@ -125,7 +139,7 @@ func (p *Publisher) confirmed(ctx context.Context, cc *confirmChannel, dc *amqp.
 		case <-timer.C:
 			if !p.conn.BlockedWithin(timeout) {
 				return fmt.Errorf("no confirm within the publish timeout of %s (%w): the broker may be overloaded, "+
-					"or a queue the message is routed to may not answer (%s)", timeout, context.DeadlineExceeded, UnresponsiveQueueHint)
+					"or a queue the message is routed to may not answer (%s)", timeout, ErrNoConfirm, UnresponsiveQueueHint)
 			}
 			timer.Reset(timeout)
 		}

@@ -43,7 +43,8 @@ var errNoDelivery = errors.New("the message carries no delivery; only the broker
 //	                                     waits in a wait queue (and is done here)
 //	encode                               the bodies, within the message's limits
 //	publish                              confirmed; then the router acks the input.
-//	                                     Refused by a queue bound to the output
+//	                                     Refused (nack), or not confirmed in
+//	                                     time, by a queue bound to the output
 //	                                     exchange: the message waits, and is
 //	                                     published again when it returns
 func (f *flow) handle(msg *message.Message) error {
@@ -86,8 +87,8 @@ func (f *flow) handle(msg *message.Message) error {
 	}
 
 	err = f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
-	if f.p.gate != nil && errors.Is(err, broker.ErrNacked) {
-		return f.p.gate.refused(ctx, d, src, now)
+	if f.p.gate != nil && (errors.Is(err, broker.ErrNacked) || errors.Is(err, broker.ErrNoConfirm)) {
+		return f.p.gate.refused(ctx, d, src, now, err)
 	}
 	return err
 }

@@ -136,35 +136,45 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 	return true, g.hold(ctx, d, src, tier, describeMissing(missing))
 }
 
-// refusedOutputs is what a waiting copy waits for when a queue bound to
-// the output exchange refused the message's outputs.
-const refusedOutputs = "the output exchange: a queue bound to it refused the outputs (nack)"
+// Why a queue bound to the output exchange kept a message's outputs from
+// being confirmed: what its waiting copy waits for, and what its reason
+// says at the deadline.
+const (
+	refusedOutputs     = "the output exchange: a queue bound to it refused the outputs (nack)"
+	refusedCause       = "a queue bound to the output exchange refused the outputs (nack)"
+	refusedHint        = "a consumer's queue at its length limit with x-overflow reject-publish, or a quorum queue without a leader: rabbitmqctl list_queues name arguments messages"
+	unconfirmedOutputs = "the output exchange: no confirm of the outputs within the publish timeout"
+	unconfirmedCause   = "no confirm of the outputs came within the publish timeout"
+	unconfirmedHint    = "a queue bound to the output exchange that does not answer (" + broker.UnresponsiveQueueHint + "), or an overloaded broker"
+)
 
-// refused holds a message whose outputs the broker nacked: a queue bound
-// to the output exchange refused them (a consumer's queue at its length
-// limit with x-overflow reject-publish, or a quorum queue without a
-// leader). The consumers whose queues took them have them; the message
+// refused holds a message whose outputs the broker nacked, or did not
+// confirm within the publish timeout: a queue bound to the output
+// exchange refused them (a consumer's queue at its length limit with
+// x-overflow reject-publish, a quorum queue without a leader) or does not
+// answer. The consumers whose queues took them have them; the message
 // waits in a wait queue, not in hand, and its outputs are published
-// again when it returns, so that one consumer's full queue neither holds
-// up the pipeline nor loses that consumer a message before the deadline.
+// again when it returns, so that one consumer's queue neither holds up
+// the pipeline nor loses that consumer a message before the deadline.
 // Past the deadline it is refused as unpublishable, to be replayed.
-func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src origin, now time.Time) error {
+func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src origin, now time.Time, err error) error {
+	waitingFor, cause, hint := refusedOutputs, refusedCause, refusedHint
+	if errors.Is(err, broker.ErrNoConfirm) {
+		waitingFor, cause, hint = unconfirmedOutputs, unconfirmedCause, unconfirmedHint
+	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {
-		return translator.Refuse(pipeline.ClassUnpublishable, "a queue bound to the output exchange refused the outputs (nack) at each of %d publishes over %s (deadline %s): "+
-			"a consumer's queue at its length limit with x-overflow reject-publish, or a quorum queue without a leader; the consumers whose queues took them have them. "+
-			"Find the queue (rabbitmqctl list_queues name arguments messages), then: pulsetranslator dead replay",
-			src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline)
+		return translator.Refuse(pipeline.ClassUnpublishable, "%s at each of %d publishes over %s (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
+			cause, src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline, hint)
 	}
 	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
 	g.f.p.stats.Retried.Add(1)
 	if g.f.metrics != nil {
 		g.f.metrics.Retries.WithLabelValues(g.pipeline, string(toOutput)).Inc()
 	}
-	g.f.throttle.log(slog.LevelWarn, "refused outputs", "a queue bound to the output exchange refused the outputs (nack); the consumers whose queues took them have them, and the message waits to publish them again",
-		"pipeline", g.pipeline, "routing_key", truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1,
-		"hint", "a consumer's queue at its length limit with x-overflow reject-publish, or a quorum queue without a leader: rabbitmqctl list_queues name arguments messages")
-	return g.hold(ctx, d, src, tier, refusedOutputs)
+	g.f.throttle.log(slog.LevelWarn, "refused outputs "+cause, cause+"; the consumers whose queues took them have them, and the message waits to publish them again",
+		"pipeline", g.pipeline, "routing_key", truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "likely", hint)
+	return g.hold(ctx, d, src, tier, waitingFor)
 }
 
 // check checks urls within the budget and returns the results that are

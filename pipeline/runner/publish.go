@@ -112,8 +112,12 @@ func (f *flow) retriable(ctx context.Context, t target, routingKey string, err e
 		}
 		return true
 	}
-	// No connection, or no confirm within the publish timeout.
-	return true
+	// No connection, or no confirm within the publish timeout. An output
+	// without a confirm reached the queues that answer; with a wait queue
+	// it waits there (gate.refused), as a nacked one does, so that a
+	// consumer's queue that does not answer holds nothing in hand for
+	// longer than one publish timeout.
+	return t != toOutput || f.p.gate == nil || !errors.Is(err, broker.ErrNoConfirm)
 }
 
 // observe records one publish attempt in the metrics.

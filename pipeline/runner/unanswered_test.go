@@ -134,3 +134,67 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 		t.Errorf("published %d once the queue answers; want 1", n)
 	}
 }
+
+// TestUnansweringConsumerQueueHoldsNothingUp: as above, a consumer's
+// queue bound to the output exchange does not answer, but the pipeline
+// has a wait section, and holds 8 messages at a time (2 consumers,
+// prefetch 4). Each output is confirmed by every queue but that one; the
+// translator gives up waiting for the confirm after publish_timeout
+// (1 s), and the message waits in a wait queue instead of in hand: the
+// answering consumer gets all 30 outputs within a few publish timeouts,
+// not 8 and then a copy of each per attempt. Once the queue answers
+// again, the waiting messages are published and confirmed: nothing is
+// parked.
+func TestUnansweringConsumerQueueHoldsNothingUp(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	store.all.Store(true)
+	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead")
+	text = strings.Replace(text, "publish_timeout: 10s", "publish_timeout: 1s", 1)
+	text = strings.Replace(text, "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
+	rn, logs := startLogged(t, w.parse(text))
+	output := pipeline.ExchangeName(w.client, "build/normalized")
+	answering := w.probe(output, "#")
+	stuck := "queue/" + w.client + "-consumer/stuck"
+	if _, err := w.admin.QueueDeclare(stuck, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the queue is resumed (cleanups run last first)
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(stuck, false, false, false)
+		}
+	})
+	if err := w.admin.QueueBind(stuck, "build.#", output, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	resume := brokertest.SuspendQueue(t, stuck, time.Minute)
+
+	const inputs = 30
+	builds := make([]gatedBuild, inputs)
+	for i := range builds {
+		builds[i] = newGatedBuild(t, store, fmt.Sprintf("u%d", i))
+	}
+	began := time.Now()
+	if err := w.publishMany(builds); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	collect(answering, seen, inputs, 20*time.Second)
+	if len(seen) != inputs {
+		t.Fatalf("the answering consumer got %d of %d outputs within 20s while another consumer's queue did not answer; want all: an unconfirmed output must not hold up the others", len(seen), inputs)
+	}
+	t.Logf("the answering consumer got all %d outputs in %s", inputs, time.Since(began).Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "no confirm of the outputs came within the publish timeout") {
+		t.Errorf("the log does not say the outputs were not confirmed:\n%s", logs.String())
+	}
+
+	resume()
+	stats := rn.Stats("build")
+	for deadline := time.Now().Add(30 * time.Second); stats.Published.Load() < inputs && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := stats.Published.Load(); n < inputs || stats.Parked.Load() != 0 {
+		t.Errorf("%d outputs confirmed, %d parked, within 30s of the queue answering again; want all %d confirmed, none parked", n, stats.Parked.Load(), inputs)
+	}
+}
