@@ -82,7 +82,7 @@ func PulseUser(t testing.TB, client string) string {
 // longer answers, and resumes it when resume is called or the test ends:
 // a process of the broker's own holds the suspension and ends at the stop
 // message.
-func SuspendQueue(t *testing.T, queue string, limit time.Duration) (resume func()) {
+func SuspendQueue(t testing.TB, queue string, limit time.Duration) (resume func()) {
 	t.Helper()
 	// A name of its own: tests of several packages may suspend queues at
 	// once.

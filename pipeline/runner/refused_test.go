@@ -27,6 +27,21 @@ func (w *world) refusingQueue(maxLength int64) string {
 	return name
 }
 
+// publishGated publishes n distinct gated builds upstream, their logs in
+// store, and returns when it began.
+func (w *world) publishGated(store *artifactStore, tag string, n int) time.Time {
+	w.t.Helper()
+	builds := make([]gatedBuild, n)
+	for i := range builds {
+		builds[i] = newGatedBuild(w.t, store, fmt.Sprintf("%s%d", tag, i))
+	}
+	began := time.Now()
+	if err := w.publishMany(builds); err != nil {
+		w.t.Fatal(err)
+	}
+	return began
+}
+
 // collect counts the deliveries of each message id that arrive on
 // deliveries until want distinct ids arrived or within has passed.
 func collect(deliveries <-chan amqp.Delivery, copies map[string]int, want int, within time.Duration) {
@@ -61,14 +76,7 @@ func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	const inputs = 60
-	builds := make([]gatedBuild, inputs)
-	for i := range builds {
-		builds[i] = newGatedBuild(t, store, fmt.Sprintf("b%d", i))
-	}
-	began := time.Now()
-	if err := w.publishMany(builds); err != nil {
-		t.Fatal(err)
-	}
+	began := w.publishGated(store, "b", inputs)
 	seen := map[string]int{}
 	collect(others, seen, inputs, 20*time.Second)
 	if len(seen) != inputs {

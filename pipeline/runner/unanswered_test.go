@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
@@ -82,23 +84,11 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 	rn, _ := startLogged(t, w.parse(text))
 	output := pipeline.ExchangeName(w.client, "build/normalized")
 	answering := w.probe(output, "#")
-	stuck := "queue/" + w.client + "-consumer/stuck"
-	if _, err := w.admin.QueueDeclare(stuck, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after the queue is resumed (cleanups run last first)
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(stuck, false, false, false)
-		}
-	})
-	if err := w.admin.QueueBind(stuck, "build.#", output, false, nil); err != nil {
-		t.Fatal(err)
-	}
+	resume := w.unansweringQueue(conn, output)
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resume := brokertest.SuspendQueue(t, stuck, time.Minute)
 
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	w.publishRaw(key, body)
@@ -156,29 +146,10 @@ func TestUnansweringConsumerQueueHoldsNothingUp(t *testing.T) {
 	rn, logs := startLogged(t, w.parse(text))
 	output := pipeline.ExchangeName(w.client, "build/normalized")
 	answering := w.probe(output, "#")
-	stuck := "queue/" + w.client + "-consumer/stuck"
-	if _, err := w.admin.QueueDeclare(stuck, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after the queue is resumed (cleanups run last first)
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(stuck, false, false, false)
-		}
-	})
-	if err := w.admin.QueueBind(stuck, "build.#", output, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	resume := brokertest.SuspendQueue(t, stuck, time.Minute)
+	resume := w.unansweringQueue(conn, output)
 
 	const inputs = 30
-	builds := make([]gatedBuild, inputs)
-	for i := range builds {
-		builds[i] = newGatedBuild(t, store, fmt.Sprintf("u%d", i))
-	}
-	began := time.Now()
-	if err := w.publishMany(builds); err != nil {
-		t.Fatal(err)
-	}
+	began := w.publishGated(store, "u", inputs)
 	seen := map[string]int{}
 	collect(answering, seen, inputs, 20*time.Second)
 	if len(seen) != inputs {
@@ -197,4 +168,24 @@ func TestUnansweringConsumerQueueHoldsNothingUp(t *testing.T) {
 	if n := stats.Published.Load(); n < inputs || stats.Parked.Load() != 0 {
 		t.Errorf("%d outputs confirmed, %d parked, within 30s of the queue answering again; want all %d confirmed, none parked", n, stats.Parked.Load(), inputs)
 	}
+}
+
+// unansweringQueue binds to output a consumer's queue whose process does
+// not answer (suspended on the broker) until resume is called, or for a
+// minute at most.
+func (w *world) unansweringQueue(conn *amqp.Connection, output string) (resume func()) {
+	w.t.Helper()
+	stuck := "queue/" + w.client + "-consumer/stuck"
+	if _, err := w.admin.QueueDeclare(stuck, false, false, false, false, nil); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { // after the queue is resumed (cleanups run last first)
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(stuck, false, false, false)
+		}
+	})
+	if err := w.admin.QueueBind(stuck, "build.#", output, false, nil); err != nil {
+		w.t.Fatal(err)
+	}
+	return brokertest.SuspendQueue(w.t, stuck, time.Minute)
 }
