@@ -164,7 +164,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {
-		return translator.Refuse(pipeline.ClassUnpublishable, "%s at each of %d publishes over %s (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
+		return translator.Refuse(pipeline.ClassUnpublishable, "%s, at pass %d, %s after the message was first seen (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
 			cause, src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline, hint)
 	}
 	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
