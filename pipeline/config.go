@@ -40,7 +40,9 @@ type Config struct {
 	// class unpublishable. Optional, default 36: the backoff between
 	// them adds up to 2.5 to 5 minutes, which outlasts the nacks of a
 	// quorum queue whose leader's node died (over a minute measured in
-	// TestClusterNodeLoss).
+	// TestClusterNodeLoss). In a pipeline with a wait section an output
+	// the broker nacks or does not confirm is not tried again in hand:
+	// the message waits in a wait queue, until the wait deadline.
 	PublishAttempts int `yaml:"publish_attempts"`
 	// PublishChannels is how many confirm channels the process publishes
 	// on, shared by all its messages. Optional, default 1.
