@@ -158,9 +158,12 @@ const (
 // the pipeline nor loses that consumer a message before the deadline.
 // Past the deadline it is refused as unpublishable, to be replayed.
 func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src origin, now time.Time, err error) error {
-	waitingFor, cause, hint := refusedOutputs, refusedCause, refusedHint
+	label, waitingFor, cause, hint := "nack", refusedOutputs, refusedCause, refusedHint
 	if errors.Is(err, broker.ErrNoConfirm) {
-		waitingFor, cause, hint = unconfirmedOutputs, unconfirmedCause, unconfirmedHint
+		label, waitingFor, cause, hint = "no_confirm", unconfirmedOutputs, unconfirmedCause, unconfirmedHint
+	}
+	if g.f.metrics != nil {
+		g.f.metrics.OutputsRefused.WithLabelValues(g.pipeline, label).Inc()
 	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {

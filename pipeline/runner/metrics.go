@@ -32,6 +32,11 @@ type Metrics struct {
 	// Retries counts publishes tried again after the broker did not take
 	// them, by target (output, wait, dead).
 	Retries *prometheus.CounterVec
+	// OutputsRefused counts the publishes of a message's outputs that a
+	// queue bound to the output exchange refused (cause nack) or did not
+	// confirm within the publish timeout (cause no_confirm), in a
+	// pipeline whose messages then wait to publish them again.
+	OutputsRefused *prometheus.CounterVec
 	// QueueMessages is the depth of each queue of a pipeline, by role
 	// (input, dead, wait/<tier>), read from the broker every few seconds.
 	QueueMessages *prometheus.GaugeVec
@@ -52,13 +57,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "pulsetranslator", Name: name, Help: help}, append([]string{"pipeline"}, labels...))
 	}
 	m := &Metrics{
-		Consumed:   counter("consumed_total", "Messages taken from the input queue."),
-		Published:  counter("published_total", "Outputs published and confirmed by the broker."),
-		Dropped:    counter("dropped_total", "Outputs or messages dropped on purpose, by class.", "class"),
-		Parked:     counter("parked_total", "Messages parked in the dead queue, by class.", "class"),
-		Waiting:    counter("waiting_total", "Messages sent to a wait queue of the readiness gate, by tier.", "tier"),
-		GateChecks: counter("gate_checks_total", "Artifact checks of the readiness gate, by outcome.", "outcome"),
-		Retries:    counter("publish_retries_total", "Publishes tried again after the broker did not take them, by target.", "target"),
+		Consumed:       counter("consumed_total", "Messages taken from the input queue."),
+		Published:      counter("published_total", "Outputs published and confirmed by the broker."),
+		Dropped:        counter("dropped_total", "Outputs or messages dropped on purpose, by class.", "class"),
+		Parked:         counter("parked_total", "Messages parked in the dead queue, by class.", "class"),
+		Waiting:        counter("waiting_total", "Messages sent to a wait queue of the readiness gate, by tier.", "tier"),
+		GateChecks:     counter("gate_checks_total", "Artifact checks of the readiness gate, by outcome.", "outcome"),
+		Retries:        counter("publish_retries_total", "Publishes tried again after the broker did not take them, by target.", "target"),
+		OutputsRefused: counter("outputs_refused_total", "Publishes of outputs that a queue bound to the output exchange refused (nack) or did not confirm in time (no_confirm), by cause; the message waits to publish them again.", "cause"),
 		QueueMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "queue_messages",
 			Help: "Messages ready in each queue of a pipeline, by queue (input, dead, wait/<tier>), read from the broker every 5s."}, []string{"pipeline", "queue"}),
 		QueueMaxLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "queue_max_length",
@@ -85,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // collectors are the metrics, to register or describe.
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries,
+	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries, m.OutputsRefused,
 		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready, m.BrokerBlocked}
 }
 

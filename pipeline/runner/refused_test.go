@@ -9,6 +9,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // refusingQueue binds to the output exchange a queue that holds at most
@@ -120,13 +122,19 @@ func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 // output for good (max-length 0, reject-publish). The message waits and
 // is published again, a copy to the other consumers each time, until its
 // deadline; then it is parked as unpublishable, with a reason that says
-// what refused it and what to do.
+// what refused it and what to do. Each refusal is counted in
+// pulsetranslator_outputs_refused_total.
 func TestRefusedUntilDeadlineIsParked(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	store.all.Store(true)
-	rn, _ := startLogged(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")))
+	rn, err := runner.New(w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")), translator.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveHTTP(t, rn)
+	runWith(t, rn)
 	w.refusingQueue(0)
 	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
@@ -155,5 +163,10 @@ func TestRefusedUntilDeadlineIsParked(t *testing.T) {
 		if int64(n) != stats.Waited.Load()+1 {
 			t.Errorf("the other consumer got %d copies for %d waits; want one per pass: the first and one after each wait", n, stats.Waited.Load())
 		}
+	}
+	// Every pass was refused, the last one too.
+	want := fmt.Sprintf(`pulsetranslator_outputs_refused_total{cause="nack",pipeline="build"} %d`, stats.Waited.Load()+1)
+	if _, text := get(t, srv.URL+"/metrics"); !strings.Contains(text, want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
