@@ -75,10 +75,8 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	// With a wait section, as the embedded default has: an output without
 	// a confirm in time would go to a wait queue, so blocked time counted
 	// would also send every message there.
-	store := newArtifactStore(t)
-	store.all.Store(true)
-	text := strings.Replace(w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead"),
-		"publish_timeout: 10s", "publish_timeout: 1s\npublish_attempts: 2", 1)
+	store, text := w.readyLogsConfig()
+	text = strings.Replace(text, "publish_timeout: 10s", "publish_timeout: 1s\npublish_attempts: 2", 1)
 
 	// A first run declares the topology; the inputs then wait in the
 	// input queue for the second, started during the alarm.

@@ -29,6 +29,16 @@ func (w *world) refusingQueue(maxLength int64) string {
 	return name
 }
 
+// readyLogsConfig returns an artifact store whose every log is ready and
+// the world's pipeline with the buildbot wait rule checking it, waits of
+// 1 s then 2 s, and a deadline of a minute.
+func (w *world) readyLogsConfig() (*artifactStore, string) {
+	w.t.Helper()
+	store := newArtifactStore(w.t)
+	store.all.Store(true)
+	return store, w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead")
+}
+
 // publishGated publishes n distinct gated builds upstream, their logs in
 // store, and returns when it began.
 func (w *world) publishGated(store *artifactStore, tag string, n int) time.Time {
@@ -69,10 +79,8 @@ func collect(deliveries <-chan amqp.Delivery, copies map[string]int, want int, w
 func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	store := newArtifactStore(t)
-	store.all.Store(true)
-	text := strings.Replace(w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead"),
-		"consumers: 2", "consumers: 2\n    prefetch: 4", 1)
+	store, text := w.readyLogsConfig()
+	text = strings.Replace(text, "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
 	rn, logs := startLogged(t, w.parse(text))
 	full := w.refusingQueue(10)
 	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")

@@ -138,9 +138,7 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 func TestUnansweringConsumerQueueHoldsNothingUp(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	store := newArtifactStore(t)
-	store.all.Store(true)
-	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Second, 2 * time.Second}, time.Minute, "dead")
+	store, text := w.readyLogsConfig()
 	text = strings.Replace(text, "publish_timeout: 10s", "publish_timeout: 1s", 1)
 	text = strings.Replace(text, "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
 	rn, logs := startLogged(t, w.parse(text))
