@@ -162,6 +162,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 	if errors.Is(err, broker.ErrNoConfirm) {
 		label, waitingFor, cause, hint = "no_confirm", unconfirmedOutputs, unconfirmedCause, unconfirmedHint
 	}
+	g.f.p.stats.Refused.Add(1)
 	if g.f.metrics != nil {
 		g.f.metrics.OutputsRefused.WithLabelValues(g.pipeline, label).Inc()
 	}

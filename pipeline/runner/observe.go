@@ -256,18 +256,21 @@ type Status struct {
 
 // PipelineStatus is one pipeline of a Status.
 type PipelineStatus struct {
-	Name       string         `json:"name"`
-	Translator string         `json:"translator"`
-	Consumed   int64          `json:"consumed"`
-	Published  int64          `json:"published"`
-	Dropped    int64          `json:"dropped"`
-	Parked     int64          `json:"parked"`
-	Waited     int64          `json:"waited"`
-	Retried    int64          `json:"retried"`
-	InFlight   int64          `json:"in_flight"`
-	Queues     []QueueStatus  `json:"queues"`
-	Outputs    []RecentOutput `json:"outputs"`
-	Parks      []RecentParked `json:"parks"`
+	Name       string `json:"name"`
+	Translator string `json:"translator"`
+	Consumed   int64  `json:"consumed"`
+	Published  int64  `json:"published"`
+	Dropped    int64  `json:"dropped"`
+	Parked     int64  `json:"parked"`
+	Waited     int64  `json:"waited"`
+	Retried    int64  `json:"retried"`
+	// Refused counts publishes of outputs a consumer's queue refused or
+	// did not confirm in time.
+	Refused  int64          `json:"refused"`
+	InFlight int64          `json:"in_flight"`
+	Queues   []QueueStatus  `json:"queues"`
+	Outputs  []RecentOutput `json:"outputs"`
+	Parks    []RecentParked `json:"parks"`
 }
 
 // QueueStatus is one queue of a pipeline: its depth, -1 before the
@@ -289,7 +292,7 @@ func (r *Runner) Status() Status {
 		ps := PipelineStatus{
 			Name: p.cfg.Name, Translator: p.cfg.Translator,
 			Consumed: p.stats.Received.Load(), Published: p.stats.Published.Load(), Dropped: p.stats.Dropped.Load(),
-			Parked: p.stats.Parked.Load(), Waited: p.stats.Waited.Load(), Retried: p.stats.Retried.Load(), InFlight: p.stats.InFlight.Load(),
+			Parked: p.stats.Parked.Load(), Waited: p.stats.Waited.Load(), Retried: p.stats.Retried.Load(), Refused: p.stats.Refused.Load(), InFlight: p.stats.InFlight.Load(),
 		}
 		for _, q := range p.queues {
 			ps.Queues = append(ps.Queues, QueueStatus{Role: q.role, Name: q.name, Messages: q.messages.Load(), MaxLength: q.maxLength})

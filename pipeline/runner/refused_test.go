@@ -172,9 +172,18 @@ func TestRefusedUntilDeadlineIsParked(t *testing.T) {
 			t.Errorf("the other consumer got %d copies for %d waits; want one per pass: the first and one after each wait", n, stats.Waited.Load())
 		}
 	}
-	// Every pass was refused, the last one too.
-	want := fmt.Sprintf(`pulsetranslator_outputs_refused_total{cause="nack",pipeline="build"} %d`, stats.Waited.Load()+1)
+	// Every pass was refused, the last one too: the metrics, /api/status
+	// and the live page count them.
+	passes := stats.Waited.Load() + 1
+	want := fmt.Sprintf(`pulsetranslator_outputs_refused_total{cause="nack",pipeline="build"} %d`, passes)
 	if _, text := get(t, srv.URL+"/metrics"); !strings.Contains(text, want) {
 		t.Errorf("/metrics lacks %s", want)
+	}
+	if status := statusOf(t, srv.URL); !strings.Contains(status, fmt.Sprintf(`"refused":%d`, passes)) {
+		t.Errorf("/api/status lacks \"refused\":%d: %.400s", passes, status)
+	}
+	shown := fmt.Sprintf(`data-counter="refused"><div class="value">%d</div>`, passes)
+	if dom := string(headless(t, chromium(t), srv.URL+"/", 2*time.Second, "--dump-dom")); !strings.Contains(dom, shown) {
+		t.Errorf("the live page does not show %d outputs refused (%s)", passes, shown)
 	}
 }

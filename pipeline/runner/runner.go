@@ -85,7 +85,8 @@ type Stats struct {
 	// Parked counts messages sent to the dead queue.
 	Parked atomic.Int64
 	// Waited counts messages sent to a wait queue because their artifacts
-	// were missing (each wait of a message counts).
+	// were missing or their outputs refused (each wait of a message
+	// counts).
 	Waited atomic.Int64
 	// Expired counts messages whose artifacts were still missing at their
 	// deadline (parked, or published as unconfirmed).
@@ -93,6 +94,10 @@ type Stats struct {
 	// Retried counts publishes tried again after the broker did not take
 	// them.
 	Retried atomic.Int64
+	// Refused counts publishes of outputs that a queue bound to the output
+	// exchange refused or did not confirm in time, in a pipeline whose
+	// messages then wait to publish them again.
+	Refused atomic.Int64
 	// InFlight is the number of messages being handled now.
 	InFlight atomic.Int64
 }

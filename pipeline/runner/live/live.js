@@ -28,7 +28,8 @@ function rate(name, field, now, value) {
 function counters(p, now) {
   const box = el("div", { class: "counters" });
   for (const [field, label] of [["consumed", "consumed"], ["published", "published"], ["dropped", "dropped"],
-    ["parked", "parked"], ["waited", "sent to wait"], ["retried", "retried"], ["in_flight", "in flight"]]) {
+    ["parked", "parked"], ["waited", "sent to wait"], ["retried", "retried"],
+    ["refused", "refused by a consumer's queue"], ["in_flight", "in flight"]]) {
     box.append(el("div", { class: "counter", "data-counter": field },
       el("div", { class: "value" }, p[field]),
       el("div", { class: "label" }, label),
