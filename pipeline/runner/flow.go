@@ -87,7 +87,7 @@ func (f *flow) handle(msg *message.Message) error {
 	}
 
 	err = f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
-	if f.p.gate != nil && (errors.Is(err, broker.ErrNacked) || errors.Is(err, broker.ErrNoConfirm)) {
+	if f.waitsWhenRefused(toOutput, err) {
 		return f.p.gate.refused(ctx, d, src, now, err)
 	}
 	return err

@@ -81,22 +81,13 @@ func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) e
 func (f *flow) retriable(ctx context.Context, t target, routingKey string, err error) bool {
 	var ce *broker.ChannelError
 	switch {
+	case f.waitsWhenRefused(t, err):
+		return false
 	case errors.Is(err, broker.ErrNacked):
-		switch t {
-		case toWait:
-			// A wait queue at its length limit refuses new messages:
-			// waiting is no answer to that. But a quorum queue also nacks
-			// for a while after its leader's node is lost, when waiting
-			// is the answer.
-			return !f.p.gate.full(ctx, routingKey)
-		case toOutput:
-			// A queue bound to the output exchange refused the outputs;
-			// every other queue took them. With a wait queue the message
-			// waits there to be published again (gate.refused), so that
-			// a consumer's full queue holds nothing in hand.
-			return f.p.gate == nil
-		}
-		return true
+		// A wait queue at its length limit refuses new messages: waiting
+		// is no answer to that. But a quorum queue also nacks for a while
+		// after its leader's node is lost, when waiting is the answer.
+		return t != toWait || !f.p.gate.full(ctx, routingKey)
 	case errors.As(err, &ce):
 		switch ce.Code() {
 		case amqp.NotFound:
@@ -112,12 +103,18 @@ func (f *flow) retriable(ctx context.Context, t target, routingKey string, err e
 		}
 		return true
 	}
-	// No connection, or no confirm within the publish timeout. An output
-	// without a confirm reached the queues that answer; with a wait queue
-	// it waits there (gate.refused), as a nacked one does, so that a
-	// consumer's queue that does not answer holds nothing in hand for
-	// longer than one publish timeout.
-	return t != toOutput || f.p.gate == nil || !errors.Is(err, broker.ErrNoConfirm)
+	// No connection, or no confirm within the publish timeout.
+	return true
+}
+
+// waitsWhenRefused reports whether a failed publish to t is of outputs
+// that a queue bound to the output exchange refused (nack) or did not
+// confirm in time, in a pipeline with wait queues. Every other queue
+// took them; the message is not tried again in hand but waits in a wait
+// queue to publish them again (gate.refused), so that a consumer's full
+// or silent queue holds nothing in hand for longer than one publish.
+func (f *flow) waitsWhenRefused(t target, err error) bool {
+	return t == toOutput && f.p.gate != nil && (errors.Is(err, broker.ErrNacked) || errors.Is(err, broker.ErrNoConfirm))
 }
 
 // observe records one publish attempt in the metrics.
