@@ -2,14 +2,12 @@ package runner_test
 
 import (
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -90,13 +88,7 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	outputs := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "#")
 
 	clearAlarm := raiseMemoryAlarm(t)
-	logs := &brokertest.Logs{}
-	rn, err := runner.New(w.parse(text), translator.Default, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serveHTTP(t, rn)
-	runWith(t, rn)
+	rn, logs, srv := startServed(t, w.parse(text))
 	const blocked = 6 * time.Second
 	time.Sleep(blocked)
 	if _, text := get(t, srv.URL+"/metrics"); !strings.Contains(text, "pulsetranslator_broker_blocked 1") {

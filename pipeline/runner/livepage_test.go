@@ -11,8 +11,6 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // chromium finds Debian's chromium. With CI=true a missing one is
@@ -47,12 +45,7 @@ func TestLivePage(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	connection := w.pulseUser()
-	rn, err := runner.New(w.config(connection), translator.Default, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serveHTTP(t, rn)
-	runWith(t, rn)
+	rn, _, srv := startServed(t, w.config(connection))
 
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	w.publishRaw(key, body)

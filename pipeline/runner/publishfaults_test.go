@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +23,30 @@ import (
 // buffer, until the test ends.
 func startLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs) {
 	t.Helper()
+	rn, logs := newLogged(t, cfg)
+	runWith(t, rn)
+	return rn, logs
+}
+
+// startServed runs cfg as startLogged does, its HTTP handler (/metrics,
+// /api/status, the live page) served from before it starts.
+func startServed(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs, *httptest.Server) {
+	t.Helper()
+	rn, logs := newLogged(t, cfg)
+	srv := serveHTTP(t, rn)
+	runWith(t, rn)
+	return rn, logs, srv
+}
+
+// newLogged makes a runner of cfg whose log is written to the returned
+// buffer, and shown when the test fails.
+func newLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs) {
+	t.Helper()
 	logs := &brokertest.Logs{}
 	rn, err := runner.New(cfg, translator.Default, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	runWith(t, rn)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("runner logs:\n%s", logs.String())

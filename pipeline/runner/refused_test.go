@@ -9,8 +9,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // refusingQueue binds to the output exchange a queue that holds at most
@@ -137,12 +135,7 @@ func TestRefusedUntilDeadlineIsParked(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	store.all.Store(true)
-	rn, err := runner.New(w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")), translator.Default, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serveHTTP(t, rn)
-	runWith(t, rn)
+	rn, _, srv := startServed(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")))
 	w.refusingQueue(0)
 	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // TestQueueThatDoesNotAnswer: a queue whose process does not answer (here
@@ -28,13 +26,7 @@ func TestQueueThatDoesNotAnswer(t *testing.T) {
 	hanging := hangingHost(t)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	text = strings.Replace(text, "check: {timeout: 2s,", "check: {timeout: 40s, budget: 30s,", 1)
-	logs := &brokertest.Logs{}
-	rn, err := runner.New(w.parse(text), translator.Default, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serveHTTP(t, rn)
-	runWith(t, rn)
+	_, logs, srv := startServed(t, w.parse(text))
 	dead := pipeline.DeadQueue(w.client, "build")
 	brokertest.SuspendQueue(t, dead, 40*time.Second)
 
