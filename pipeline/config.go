@@ -40,9 +40,9 @@ type Config struct {
 	// class unpublishable. Optional, default 36: the backoff between
 	// them adds up to 2.5 to 5 minutes, which outlasts the nacks of a
 	// quorum queue whose leader's node died (over a minute measured in
-	// TestClusterNodeLoss). In a pipeline with a wait section an output
-	// the broker nacks or does not confirm is not tried again in hand:
-	// the message waits in a wait queue, until the wait deadline.
+	// TestClusterNodeLoss). An output the broker nacks or does not
+	// confirm is not tried again in hand: the message waits in a wait
+	// queue, until the wait deadline.
 	PublishAttempts int `yaml:"publish_attempts"`
 	// PublishChannels is how many confirm channels the process publishes
 	// on, shared by all its messages. Optional, default 1.
@@ -99,8 +99,9 @@ type PipelineConfig struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Queue configures the input queue.
 	Queue QueueConfig `yaml:"queue"`
-	// Wait configures the readiness gate, used when the pipeline's rules
-	// have wait_for: how messages whose artifacts do not exist yet wait.
+	// Wait configures the pipeline's wait queues: how messages whose
+	// artifacts do not exist yet (when the rules have wait_for), or whose
+	// outputs a consumer's queue refused, wait.
 	Wait WaitConfig `yaml:"wait"`
 }
 
@@ -189,11 +190,14 @@ const (
 	OnDeadlinePublish = "publish"
 )
 
-// WaitConfig configures a pipeline's readiness gate. A message whose
-// artifacts are missing is published, with a confirm, to the wait queue of
-// a tier, queue/<client>/<pipeline>/wait/<tier>, whose TTL is the tier;
-// when it expires RabbitMQ dead-letters it back into the input queue
-// through exchange/<client>/<pipeline>/wait, and it is checked again.
+// WaitConfig configures a pipeline's readiness gate and wait queues. A
+// message whose artifacts are missing, or whose outputs a queue bound to
+// the output exchange refused, is published, with a confirm, to the wait
+// queue of a tier, queue/<client>/<pipeline>/wait/<tier>, whose TTL is
+// the tier; when it expires RabbitMQ dead-letters it back into the input
+// queue through exchange/<client>/<pipeline>/wait, and it is processed
+// again. Every pipeline has wait queues, also one whose rules wait for
+// no artifact.
 type WaitConfig struct {
 	// Tiers are the wait queues' TTLs, ascending: the first wait uses the
 	// first tier, the second the second, and so on, the last repeating.

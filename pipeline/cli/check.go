@@ -48,12 +48,14 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  output %s -> %s (%s)\n", o.Name, o.Exchange, o.Envelope)
 		}
 		fmt.Fprintf(stdout, "  rules: %d from %s: %s\n", proc.Rules().Len(), strings.Join(p.Rules, ", "), strings.Join(proc.Rules().Names(), ", "))
+		queues := make([]string, len(p.Wait.Tiers))
+		for i, tier := range p.Wait.Tiers {
+			queues[i] = pipeline.WaitQueue(cfg.ClientID, p.Name, tier)
+		}
 		if proc.Waits() {
-			queues := make([]string, len(p.Wait.Tiers))
-			for i, tier := range p.Wait.Tiers {
-				queues[i] = pipeline.WaitQueue(cfg.ClientID, p.Name, tier)
-			}
-			fmt.Fprintf(stdout, "  readiness gate: wait queues %s; deadline %s, then %s\n", strings.Join(queues, ", "), p.Wait.Deadline, p.Wait.OnDeadline)
+			fmt.Fprintf(stdout, "  readiness gate: wait queues %s; deadline %s, then %s; outputs a queue refuses wait there too\n", strings.Join(queues, ", "), p.Wait.Deadline, p.Wait.OnDeadline)
+		} else {
+			fmt.Fprintf(stdout, "  wait queues %s, for outputs a queue refuses; deadline %s, then unpublishable\n", strings.Join(queues, ", "), p.Wait.Deadline)
 		}
 	}
 	if failed {

@@ -72,6 +72,23 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckNamesWaitQueuesOfEveryPipeline: a pipeline whose rules wait
+// for no artifact has wait queues too, for the outputs a consumer's queue
+// refuses, and check names them.
+func TestCheckNamesWaitQueuesOfEveryPipeline(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "--config", "../../deploy/config.hgpushes.example.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := "wait queues queue/pulsetranslator/hg/wait/15s, queue/pulsetranslator/hg/wait/1m, queue/pulsetranslator/hg/wait/5m, for outputs a queue refuses; deadline 10m0s, then unpublishable"
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("check output lacks %q:\n%s", want, stdout.String())
+	}
+	if strings.Contains(stdout.String(), "readiness gate") {
+		t.Errorf("check shows a readiness gate for a pipeline whose rules wait for nothing:\n%s", stdout.String())
+	}
+}
+
 func TestCheckRefusesBadRule(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "bad.yaml"), "rules:\n  - name: broken\n    drop_when: 'payload.x =='\n")

@@ -70,9 +70,9 @@ func raiseMemoryAlarm(t *testing.T) (clear func()) {
 func TestMemoryAlarmParksNothing(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	// With a wait section, as the embedded default has: an output without
-	// a confirm in time would go to a wait queue, so blocked time counted
-	// would also send every message there.
+	// The embedded default's shape, a pipeline that waits for logs. An
+	// output without a confirm in time goes to a wait queue, so blocked
+	// time counted would also send every message there.
 	store, text := w.readyLogsConfig()
 	text = strings.Replace(text, "publish_timeout: 10s", "publish_timeout: 1s\npublish_attempts: 2", 1)
 

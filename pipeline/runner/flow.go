@@ -74,11 +74,9 @@ func (f *flow) handle(msg *message.Message) error {
 		return nil
 	}
 
-	if f.p.gate != nil {
-		held, err := f.p.gate.admit(ctx, d, src, outcome.Published, now)
-		if held || err != nil {
-			return err
-		}
+	held, err := f.p.gate.admit(ctx, d, src, outcome.Published, now)
+	if held || err != nil {
+		return err
 	}
 
 	bodies, err := f.p.proc.Encode(outcome.Published, now)

@@ -24,34 +24,43 @@ import (
 const maxWaitingFor = 2048
 
 // readinessGate holds a pipeline's messages back until their artifacts
-// exist. It never sleeps or keeps a message: the checks of one message
+// exist, and until the queues bound to the output exchange take their
+// outputs. It never sleeps or keeps a message: the checks of one message
 // get a short budget, and a message whose artifacts are not there (or
-// could not be asked about within the budget) is published to a wait
-// queue, from which RabbitMQ brings it back when the tier's TTL expires.
+// could not be asked about within the budget), or whose outputs a queue
+// refused, is published to a wait queue, from which RabbitMQ brings it
+// back when the tier's TTL expires. Every pipeline has one; only a
+// pipeline whose rules wait for artifacts checks them.
 type readinessGate struct {
 	pipeline string
 	cfg      pipeline.WaitConfig
 	exchange string
-	checker  *gate.Checker
+	// checker is nil when the pipeline's rules wait for no artifact.
+	checker *gate.Checker
 	// depth counts the messages of a queue; set by the runner.
 	depth func(ctx context.Context, queue string) (int, error)
 	// f publishes, counts and logs for the gate.
 	f *flow
 }
 
-func newReadinessGate(client string, p pipeline.PipelineConfig) *readinessGate {
-	return &readinessGate{
+// newReadinessGate makes the gate of pipeline p; checks says whether its
+// rules wait for artifacts, which the gate then checks.
+func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) *readinessGate {
+	g := &readinessGate{
 		pipeline: p.Name,
 		cfg:      p.Wait,
 		exchange: pipeline.WaitExchange(client, p.Name),
-		checker: gate.New(gate.Config{
+	}
+	if checks {
+		g.checker = gate.New(gate.Config{
 			Timeout:     p.Wait.Check.Timeout,
 			Concurrency: p.Wait.Check.Concurrency,
 			PerHost:     p.Wait.Check.PerHost,
 			CacheTTL:    p.Wait.Check.Cache,
 			Policy:      p.Wait.Check.Policy(),
-		}),
+		})
 	}
+	return g
 }
 
 // use makes the gate publish, count and log through f, and count a wait
@@ -102,7 +111,7 @@ func (g *readinessGate) topology(client string) *broker.WaitTopology {
 // outputs marked unconfirmed.
 func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origin, routed []pipeline.Routed, now time.Time) (held bool, err error) {
 	urls := waitURLs(routed)
-	if len(urls) == 0 {
+	if len(urls) == 0 || g.checker == nil {
 		return false, nil
 	}
 	missing := g.check(ctx, urls)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,9 @@ func (w *world) deleteTopology() error {
 		return err
 	}
 	queues := []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")}
-	for _, tier := range w.tiers {
+	// Every pipeline has wait queues: the default tiers' when its config
+	// names none.
+	for _, tier := range append(slices.Clone(pipeline.DefaultWaitTiers), w.tiers...) {
 		queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
 	}
 	for _, q := range queues {

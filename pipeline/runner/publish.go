@@ -109,12 +109,12 @@ func (f *flow) retriable(ctx context.Context, t target, routingKey string, err e
 
 // waitsWhenRefused reports whether a failed publish to t is of outputs
 // that a queue bound to the output exchange refused (nack) or did not
-// confirm in time, in a pipeline with wait queues. Every other queue
-// took them; the message is not tried again in hand but waits in a wait
-// queue to publish them again (gate.refused), so that a consumer's full
-// or silent queue holds nothing in hand for longer than one publish.
+// confirm in time. Every other queue took them; the message is not tried
+// again in hand but waits in a wait queue to publish them again
+// (gate.refused), so that a consumer's full or silent queue holds nothing
+// in hand for longer than one publish.
 func (f *flow) waitsWhenRefused(t target, err error) bool {
-	return t == toOutput && f.p.gate != nil && (errors.Is(err, broker.ErrNacked) || errors.Is(err, broker.ErrNoConfirm))
+	return t == toOutput && (errors.Is(err, broker.ErrNacked) || errors.Is(err, broker.ErrNoConfirm))
 }
 
 // observe records one publish attempt in the metrics.

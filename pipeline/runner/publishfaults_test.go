@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
@@ -99,49 +97,6 @@ func TestOutputExchangeDeleted(t *testing.T) {
 		t.Errorf("%d log lines for one deleted exchange:\n%s", lines, logs.String())
 	}
 	t.Logf("11 outputs confirmed after the deletion, %d retries, %d log lines", stats.Retried.Load(), strings.Count(logs.String(), "\n"))
-}
-
-// TestUnpublishableAfterRetries: a queue bound to the output exchange
-// refuses every message (max-length 0, reject-publish), so the broker
-// nacks every publish of the output. The pipeline tries publish_attempts
-// times, backing off, then parks the message as unpublishable, with the
-// reason, and goes on.
-func TestUnpublishableAfterRetries(t *testing.T) {
-	conn := brokerOrSkip(t)
-	w := newWorld(t, conn)
-	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""), "publish_timeout: 10s", "publish_timeout: 10s\npublish_attempts: 3", 1)
-	rn, logs := startLogged(t, w.parse(text))
-	full := "queue/" + w.client + "/full"
-	if _, err := w.admin.QueueDeclare(full, false, true, false, false, amqp.Table{"x-max-length": int64(0), "x-overflow": "reject-publish"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.admin.QueueBind(full, "#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
-		t.Fatal(err)
-	}
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
-	began := time.Now()
-	w.publishRaw(key, body)
-	parked := receive(t, dead, "the dead queue")
-	took := time.Since(began)
-	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || !strings.Contains(reason, "after 3 attempt") || !strings.Contains(reason, "nack") {
-		t.Errorf("parked with class %v, reason %q; want unpublishable after 3 attempts, naming the nack", parked.Headers[pipeline.HeaderClass], reason)
-	}
-	stats := rn.Stats("build")
-	if stats.Retried.Load() != 2 || stats.Published.Load() != 0 {
-		t.Errorf("retried %d, published %d; want 2 retries and nothing published", stats.Retried.Load(), stats.Published.Load())
-	}
-	// Two backoffs of at least 50ms and 100ms, far below the publish timeout.
-	if took < 150*time.Millisecond || took > 10*time.Second {
-		t.Errorf("parked %s after the publish; want the retries backed off, and bounded", took)
-	}
-	if lines := strings.Count(logs.String(), "\n"); lines > 10 {
-		t.Errorf("%d log lines for one unpublishable message:\n%s", lines, logs.String())
-	}
 }
 
 // TestStartsBeforeTheBroker starts "run" while nothing listens on the

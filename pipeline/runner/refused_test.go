@@ -124,6 +124,67 @@ func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 	}
 }
 
+// TestRefusedWithoutWaitRulesHoldsNothingUp: as above, but the pipeline's
+// rules wait for no artifact and its config has no wait section, like
+// deploy/config.hgpushes.example.yaml. Its refused messages wait in the
+// default wait queues all the same: the other consumers get all 60
+// outputs at once, the 60 inputs wait in the first tier's queue, not in
+// hand, and the full queue's consumer gets every output once they
+// return (after the first tier, 15 s).
+func TestRefusedWithoutWaitRulesHoldsNothingUp(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""), "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
+	rn, logs := startLogged(t, w.parse(text))
+	full := w.refusingQueue(10)
+	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+
+	const inputs = 60
+	store := newArtifactStore(t)
+	began := w.publishGated(store, "p", inputs)
+	seen := map[string]int{}
+	collect(others, seen, inputs, 20*time.Second)
+	if len(seen) != inputs {
+		t.Fatalf("another consumer got %d of %d outputs within 20s while one consumer's queue refused them; want all: a pipeline without wait rules must not retry refused outputs in hand either", len(seen), inputs)
+	}
+	t.Logf("another consumer got all %d outputs in %s", inputs, time.Since(began).Round(time.Millisecond))
+	firstTier := pipeline.WaitQueue(w.client, "build", pipeline.DefaultWaitTiers[0])
+	var waiting int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		q, err := w.inspect(firstTier)
+		if err != nil {
+			t.Fatalf("the default wait queue %s: %v", firstTier, err)
+		}
+		if waiting = q.Messages; waiting >= inputs-10 || time.Now().After(deadline) {
+			break
+		}
+	}
+	// The refusing queue took its first 10 outputs: their inputs did not
+	// wait.
+	if waiting != inputs-10 {
+		t.Errorf("%d messages wait in %s; want the %d whose outputs the full queue refused", waiting, firstTier, inputs-10)
+	}
+
+	deliveries, err := w.admin.Consume(full, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	collect(deliveries, got, inputs, 45*time.Second)
+	if len(got) != inputs {
+		t.Errorf("the consumer whose queue was full got %d of %d outputs within 45s of reading it again; want all, after the first wait tier", len(got), inputs)
+	}
+	if n := rn.Stats("build").Parked.Load(); n != 0 {
+		t.Errorf("parked %d; want none", n)
+	}
+	if rn.Checks("build") != nil {
+		t.Error("a pipeline whose rules wait for nothing reports artifact checks")
+	}
+	if lines := strings.Count(logs.String(), "\n"); lines > 20 {
+		t.Errorf("%d log lines for %d refused outputs; want them throttled:\n%s", lines, inputs, logs.String())
+	}
+}
+
 // TestRefusedUntilDeadlineIsParked: a consumer's queue refuses every
 // output for good (max-length 0, reject-publish). The message waits and
 // is published again, a copy to the other consumers each time, until its

@@ -64,7 +64,8 @@ type pipelineRun struct {
 	cfg      pipeline.PipelineConfig
 	proc     *pipeline.Processor
 	topology *broker.Topology
-	// gate is nil when the pipeline's rules wait for nothing.
+	// gate holds the messages that wait: for their artifacts, or for
+	// the output exchange to take their outputs.
 	gate                       *readinessGate
 	waitExchange, deadExchange string
 	stats                      Stats
@@ -126,13 +127,12 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p),
 			waitExchange: pipeline.WaitExchange(cfg.ClientID, p.Name), deadExchange: pipeline.DeadExchange(cfg.ClientID, p.Name)}
 		run.topology.DeclareUpstream = cfg.DeclareUpstream
-		// The wait exchange and its retry binding always exist: they are
+		// Every pipeline has its wait queues, whether or not its rules
+		// wait for artifacts: a message whose outputs a consumer's queue
+		// refuses waits in them too. The wait exchange's retry binding is
 		// also the route by which "dead replay" returns parked messages.
-		run.topology.Wait = &broker.WaitTopology{Exchange: run.waitExchange, RetryKey: pipeline.RetryKey, MaxLength: p.Wait.MaxLength}
-		if proc.Waits() {
-			run.gate = newReadinessGate(cfg.ClientID, p)
-			run.topology.Wait = run.gate.topology(cfg.ClientID)
-		}
+		run.gate = newReadinessGate(cfg.ClientID, p, proc.Waits())
+		run.topology.Wait = run.gate.topology(cfg.ClientID)
 		run.queues = queuesOf(run)
 		r.pipelines = append(r.pipelines, run)
 	}
@@ -222,7 +222,7 @@ func (r *Runner) Stats(name string) *Stats {
 // when it has no readiness gate.
 func (r *Runner) Checks(name string) *gate.Counts {
 	for _, p := range r.pipelines {
-		if p.cfg.Name == name && p.gate != nil {
+		if p.cfg.Name == name && p.gate.checker != nil {
 			return p.gate.checker.Counts()
 		}
 	}
@@ -241,9 +241,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for _, p := range r.pipelines {
 		f := &flow{p: p, pub: r.pub, log: r.log.With("pipeline", p.cfg.Name), throttle: r.throttle, metrics: r.metrics,
 			publishTimeout: r.cfg.PublishTimeout, attempts: r.cfg.PublishAttempts, redeclare: redeclare}
-		if p.gate != nil {
-			p.gate.use(f, r.conn.QueueMessages)
-		}
+		p.gate.use(f, r.conn.QueueMessages)
 		h := router.AddNoPublisherHandler(p.cfg.Name, p.topology.InputQueue, p.sub, f.handle)
 		h.AddMiddleware(broker.Settle, f.parkRefused, middleware.Recoverer)
 	}

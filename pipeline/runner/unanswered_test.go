@@ -65,14 +65,17 @@ func hangingHost(t *testing.T) string {
 
 // TestConsumersQueueThatDoesNotAnswer: a queue of a consumer's, bound to
 // the output exchange, whose process does not answer withholds the
-// confirm of every output routed to it. Each such publish times out, is
-// tried publish_attempts times (the answering consumers get a copy each
-// time), and the input is parked as unpublishable, with a reason that
-// says so; once the queue answers again, outputs flow.
+// confirm of every output routed to it. The pipeline's rules wait for no
+// artifact; after one publish timeout each time, its input waits in a
+// wait queue, not in hand, and is published again when it returns (the
+// answering consumers get a copy each pass), until the deadline parks it
+// as unpublishable with a reason that says so; once the queue answers
+// again, outputs flow.
 func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""), "publish_timeout: 10s", "publish_timeout: 1s\npublish_attempts: 2", 1)
+	w.tiers = []time.Duration{500 * time.Millisecond}
+	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "    wait: {tiers: [500ms], deadline: 2s}\n"), "publish_timeout: 10s", "publish_timeout: 1s", 1)
 	rn, _ := startLogged(t, w.parse(text))
 	output := pipeline.ExchangeName(w.client, "build/normalized")
 	answering := w.probe(output, "#")
@@ -86,9 +89,13 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 	w.publishRaw(key, body)
 	parked := receive(t, dead, "the dead queue")
 	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || !strings.Contains(reason, "after 2 attempt") ||
-		!strings.Contains(reason, "no confirm within the publish timeout") || !strings.Contains(reason, "rabbitmqctl list_unresponsive_queues") {
-		t.Errorf("parked with class %v, reason %q; want unpublishable after 2 attempts, without a confirm, naming the command that finds a queue that does not answer", parked.Headers[pipeline.HeaderClass], reason)
+	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || !strings.Contains(reason, "no confirm of the outputs came within the publish timeout") ||
+		!strings.Contains(reason, "deadline 2s") || !strings.Contains(reason, "rabbitmqctl list_unresponsive_queues") {
+		t.Errorf("parked with class %v, reason %q; want unpublishable at the deadline, without a confirm, naming the command that finds a queue that does not answer", parked.Headers[pipeline.HeaderClass], reason)
+	}
+	passes := int(rn.Stats("build").Waited.Load()) + 1
+	if passes < 2 {
+		t.Errorf("%d passes; want the message to have waited, not been retried in hand", passes)
 	}
 	copies := 0
 	for drained := false; !drained; {
@@ -99,8 +106,8 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 			drained = true
 		}
 	}
-	if copies != 2 {
-		t.Errorf("the answering consumer got %d copies; want one per attempt, 2", copies)
+	if copies != passes {
+		t.Errorf("the answering consumer got %d copies; want one per pass, %d", copies, passes)
 	}
 
 	resume()
@@ -118,9 +125,9 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 }
 
 // TestUnansweringConsumerQueueHoldsNothingUp: as above, a consumer's
-// queue bound to the output exchange does not answer, but the pipeline
-// has a wait section, and holds 8 messages at a time (2 consumers,
-// prefetch 4). Each output is confirmed by every queue but that one; the
+// queue bound to the output exchange does not answer; the pipeline waits
+// for logs, as the embedded default does, and holds 8 messages at a time
+// (2 consumers, prefetch 4). Each output is confirmed by every queue but that one; the
 // translator gives up waiting for the confirm after publish_timeout
 // (1 s), and the message waits in a wait queue instead of in hand: the
 // answering consumer gets all 30 outputs within a few publish timeouts,
