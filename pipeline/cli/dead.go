@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
@@ -134,14 +133,7 @@ func listParked(w io.Writer, parked []deadqueue.Parked) {
 		if !p.ParkedAt.IsZero() {
 			when = p.ParkedAt.UTC().Format(time.RFC3339)
 		}
-		reason := p.Reason
-		if len(reason) > 120 {
-			cut := 117
-			for cut > 0 && !utf8.RuneStart(reason[cut]) {
-				cut--
-			}
-			reason = reason[:cut] + "..."
-		}
+		reason := termtext.Truncate(p.Reason, 120)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Position, when, termtext.String(p.Class), termtext.String(p.SourceRoutingKey), termtext.String(reason))
 	}
 	tw.Flush()

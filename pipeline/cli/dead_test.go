@@ -47,7 +47,7 @@ func TestDeadOutputObeysNoUpstreamEscapes(t *testing.T) {
 			t.Errorf("dead %s does not spell out the escape:\n%s", name, out)
 		}
 	}
-	if !strings.Contains(list.String(), "malformed_json") || !strings.Contains(list.String(), "éé...") {
+	if !strings.Contains(list.String(), "malformed_json") || !strings.Contains(list.String(), "éé…") {
 		t.Errorf("dead list lost the class, or cut the reason inside a rune:\n%s", list.String())
 	}
 	for _, want := range []string{`"x-evil\x1b[2J": "\u009b31mred"`, `"builder": "linux\u009b2J"`, `"n": 1`} {

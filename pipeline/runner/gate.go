@@ -16,6 +16,7 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -120,7 +121,7 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 	}
 	for _, r := range missing {
 		if r.Outcome == gate.Forbidden {
-			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", truncate(r.RedactedURL(), 300), r.Detail)
+			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", termtext.Truncate(r.RedactedURL(), 300), r.Detail)
 		}
 	}
 	elapsed := now.Sub(src.firstSeen)
@@ -186,7 +187,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 		g.f.metrics.Retries.WithLabelValues(g.pipeline, string(toOutput)).Inc()
 	}
 	g.f.throttle.log(slog.LevelWarn, "refused outputs "+cause, cause+"; the consumers whose queues took them have them, and the message waits to publish them again",
-		"pipeline", g.pipeline, "routing_key", truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "likely", hint)
+		"pipeline", g.pipeline, "routing_key", termtext.Truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "likely", hint)
 	return g.hold(ctx, d, src, tier, waitingFor)
 }
 
@@ -204,7 +205,7 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 			if u, err := url.Parse(r.URL); err == nil {
 				host = u.Host
 			}
-			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", truncate(r.RedactedURL(), 300), "detail", r.Detail)
+			g.f.throttle.log(slog.LevelInfo, "check "+host, "artifact check failed", "pipeline", g.pipeline, "host", host, "url", termtext.Truncate(r.RedactedURL(), 300), "detail", r.Detail)
 		} else if g.f.log.Enabled(ctx, slog.LevelDebug) {
 			// Checked first: the arguments of a disabled Debug are still
 			// boxed, for every check.
@@ -257,7 +258,7 @@ func waitHeaders(src origin, waitingFor string) amqp.Table {
 		h[k] = v
 	}
 	if carried.Cut != "" {
-		h[pipeline.HeaderCutHeaders] = truncate(carried.Cut, maxReason)
+		h[pipeline.HeaderCutHeaders] = termtext.Truncate(carried.Cut, maxReason)
 	}
 	h[pipeline.HeaderSourceExchange] = src.exchange
 	h[pipeline.HeaderSourceRoutingKey] = src.routingKey

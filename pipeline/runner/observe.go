@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 )
 
 // queueWatchInterval is how often the depth of every queue is read.
@@ -232,14 +233,14 @@ func (rc *recent) addOutputs(outs []broker.Outgoing) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, o := range outs {
-		rc.outputs.add(RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, Preview: truncate(o.Body, previewLen)})
+		rc.outputs.add(RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, Preview: termtext.Truncate(o.Body, previewLen)})
 	}
 }
 
 func (rc *recent) addParked(class, reason, routingKey string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.parked.add(RecentParked{At: time.Now().UTC(), Class: class, Reason: truncate(reason, previewLen), RoutingKey: truncate(routingKey, 255)})
+	rc.parked.add(RecentParked{At: time.Now().UTC(), Class: class, Reason: termtext.Truncate(reason, previewLen), RoutingKey: termtext.Truncate(routingKey, 255)})
 }
 
 // Status is what the live page shows: every pipeline, its counters, its

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -85,7 +85,7 @@ func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, wait
 		f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
 	}
 	f.p.recent.addParked(class, reason, src.routingKey)
-	f.throttle.log(slog.LevelInfo, "park "+class, "parked in the dead queue", "pipeline", f.p.cfg.Name, "class", class, "routing_key", src.routingKey, "reason", truncate(reason, 300))
+	f.throttle.log(slog.LevelInfo, "park "+class, "parked in the dead queue", "pipeline", f.p.cfg.Name, "class", class, "routing_key", src.routingKey, "reason", termtext.Truncate(reason, 300))
 	err := f.publish(ctx, toDead, parkedCopy(f.p, d, src, class, reason, waitingFor, false))
 	if err == nil || ctx.Err() != nil {
 		return err
@@ -130,32 +130,19 @@ func parkHeaders(pipelineName string, d *broker.Delivery, src origin, class, rea
 			h[k] = v
 		}
 		if carried.Cut != "" {
-			h[pipeline.HeaderCutHeaders] = truncate(carried.Cut, maxReason)
+			h[pipeline.HeaderCutHeaders] = termtext.Truncate(carried.Cut, maxReason)
 		}
-		h[pipeline.HeaderOriginContentType] = truncate(d.ContentType, 255)
-		h[pipeline.HeaderOriginMessageID] = truncate(d.MessageID, 255)
+		h[pipeline.HeaderOriginContentType] = termtext.Truncate(d.ContentType, 255)
+		h[pipeline.HeaderOriginMessageID] = termtext.Truncate(d.MessageID, 255)
 		h[pipeline.HeaderOriginRedelivered] = strconv.FormatBool(d.Redelivered)
 		if waitingFor != "" {
 			h[pipeline.HeaderWaitingFor] = waitingFor
 		}
 	}
 	h[pipeline.HeaderClass] = class
-	h[pipeline.HeaderReason] = truncate(reason, maxReason)
+	h[pipeline.HeaderReason] = termtext.Truncate(reason, maxReason)
 	h[pipeline.HeaderPipeline] = pipelineName
 	h[pipeline.HeaderOriginExchange] = src.exchange
 	h[pipeline.HeaderOriginRoutingKey] = src.routingKey
 	return h
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary, marking the
-// cut. Bytes are cut before they are copied into the string.
-func truncate[S ~string | ~[]byte](s S, n int) string {
-	if len(s) <= n {
-		return string(s)
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return string(s[:cut]) + "…"
 }

@@ -80,3 +80,17 @@ func appendEscape(out []byte, r rune) []byte {
 	const hex = "0123456789abcdef"
 	return append(out, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
 }
+
+// Truncate cuts s to at most n bytes, on a rune boundary, marking the cut
+// with "…". Bytes are cut before they are copied into the string, so a
+// large body costs only n bytes.
+func Truncate[S ~string | ~[]byte](s S, n int) string {
+	if len(s) <= n {
+		return string(s)
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return string(s[:cut]) + "…"
+}

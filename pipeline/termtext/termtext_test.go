@@ -99,3 +99,26 @@ func FuzzJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestTruncate: a cut text is at most n bytes, ends with the mark, and
+// never splits a rune; a short one is unchanged.
+func TestTruncate(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijkl", 10, "abcdefg…"},
+		{"ééééééé", 10, "ééé…"},
+	} {
+		got := termtext.Truncate(c.in, c.n)
+		if got != c.want || len(got) > c.n {
+			t.Errorf("Truncate(%q, %d) = %q; want %q, at most %d bytes", c.in, c.n, got, c.want, c.n)
+		}
+		if b := termtext.Truncate([]byte(c.in), c.n); b != got {
+			t.Errorf("Truncate of bytes %q = %q; want %q as of the string", c.in, b, got)
+		}
+	}
+}
