@@ -65,6 +65,21 @@ func collect(deliveries <-chan amqp.Delivery, copies map[string]int, want int, w
 	}
 }
 
+// collectAll collects from deliveries, as collect does, until want
+// distinct outputs arrived, and fails the test when they do not within
+// the given time: who got how many, and why all were due. It logs how
+// long they took since began.
+func collectAll(t *testing.T, deliveries <-chan amqp.Delivery, want int, within time.Duration, began time.Time, who, why string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	collect(deliveries, seen, want, within)
+	if len(seen) != want {
+		t.Fatalf("%s got %d of %d outputs within %s; want all: %s", who, len(seen), want, within, why)
+	}
+	t.Logf("%s got all %d outputs in %s", who, want, time.Since(began).Round(time.Millisecond))
+	return seen
+}
+
 // TestFullConsumerQueueHoldsNothingUp: a consumer's queue bound to the
 // output exchange is full and refuses new messages (reject-publish), so
 // the broker nacks every output, though every other queue takes it. The
@@ -85,12 +100,7 @@ func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 
 	const inputs = 60
 	began := w.publishGated(store, "b", inputs)
-	seen := map[string]int{}
-	collect(others, seen, inputs, 20*time.Second)
-	if len(seen) != inputs {
-		t.Fatalf("another consumer got %d of %d outputs within 20s while one consumer's queue refused them; want all: a refused output must not hold up the others", len(seen), inputs)
-	}
-	t.Logf("another consumer got all %d outputs in %s", inputs, time.Since(began).Round(time.Millisecond))
+	seen := collectAll(t, others, inputs, 20*time.Second, began, "another consumer", "a refused output must not hold up the others")
 	if !strings.Contains(logs.String(), "a queue bound to the output exchange refused the outputs") {
 		t.Errorf("the log does not say a queue bound to the output exchange refused the outputs:\n%s", logs.String())
 	}
@@ -142,12 +152,7 @@ func TestRefusedWithoutWaitRulesHoldsNothingUp(t *testing.T) {
 	const inputs = 60
 	store := newArtifactStore(t)
 	began := w.publishGated(store, "p", inputs)
-	seen := map[string]int{}
-	collect(others, seen, inputs, 20*time.Second)
-	if len(seen) != inputs {
-		t.Fatalf("another consumer got %d of %d outputs within 20s while one consumer's queue refused them; want all: a pipeline without wait rules must not retry refused outputs in hand either", len(seen), inputs)
-	}
-	t.Logf("another consumer got all %d outputs in %s", inputs, time.Since(began).Round(time.Millisecond))
+	collectAll(t, others, inputs, 20*time.Second, began, "another consumer", "a pipeline without wait rules must not retry refused outputs in hand either")
 	firstTier := pipeline.WaitQueue(w.client, "build", pipeline.DefaultWaitTiers[0])
 	var waiting int
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
