@@ -11,13 +11,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
 )
 
-const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] ...
+const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] [--timeout D] ...
 
   list              the parked messages: position, when, class, source routing key, reason
   show N            one parked message whole: its headers and body
@@ -28,6 +30,25 @@ Replayed messages are removed from the dead queue once the broker confirms
 their copy; the others stay, in order. Replay after fixing what refused them
 (a rule, a table, a schema) and restarting the pipeline.
 `
+
+// closeWithin bounds how long "dead" waits for the broker to close its
+// connection: a queue that does not answer holds the close too.
+const closeWithin = 2 * time.Second
+
+// closeBounded closes conn, waiting at most within for the broker; the
+// close then goes on in the background (the process is about to exit,
+// and the socket closes with it).
+func closeBounded(conn *amqp.Connection, within time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		_ = conn.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(within):
+	}
+}
 
 func deadCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -40,6 +61,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	pipelineFlag := fs.String("pipeline", "", "pipeline (default: the first)")
 	limit := fs.Int("limit", 1000, "read at most this many parked messages")
 	all := fs.Bool("all", false, "replay: every parked message read")
+	timeout := fs.Duration("timeout", deadqueue.DefaultAnswerWithin, "give up a read of the dead queue that the broker does not answer within this")
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
@@ -75,11 +97,12 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	defer conn.Close()
+	defer closeBounded(conn, closeWithin)
 	dead, err := deadqueue.Open(conn, cfg, name)
 	if err != nil {
 		return fail(err)
 	}
+	dead.AnswerWithin = *timeout
 	defer dead.Close()
 	parked, err := dead.Read(*limit)
 	if err != nil {

@@ -33,12 +33,24 @@ type Parked struct {
 // messages it reads stay unacknowledged, and return to the queue, in
 // order, when it is closed, unless they were replayed.
 type Reader struct {
+	// AnswerWithin bounds how long one read waits for the broker's
+	// answer. Optional, default DefaultAnswerWithin.
+	AnswerWithin time.Duration
+
 	ch           *amqp.Channel
 	queue        string
 	waitExchange string
 	confirms     bool
 	returns      chan amqp.Return
+	// unanswered is set when a read went unanswered: the channel waits
+	// for the queue, and closing it would wait too.
+	unanswered bool
 }
+
+// DefaultAnswerWithin is how long a read of the dead queue waits for the
+// broker by default: far longer than any answer takes, short enough for
+// an operator to be told why nothing came.
+const DefaultAnswerWithin = 30 * time.Second
 
 // Open opens the dead queue of the named pipeline of cfg.
 func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, error) {
@@ -56,13 +68,16 @@ func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, er
 	return &Reader{ch: ch, queue: pipeline.DeadQueue(cfg.ClientID, name), waitExchange: pipeline.WaitExchange(cfg.ClientID, name)}, nil
 }
 
-// Read takes up to limit messages from the head of the queue.
+// Read takes up to limit messages from the head of the queue. A read the
+// broker does not answer within AnswerWithin (RabbitMQ can leave a queue
+// whose process answers nothing) ends it with an error that says so and
+// how to find such a queue, with what was read before.
 func (d *Reader) Read(limit int) ([]Parked, error) {
 	var out []Parked
 	for len(out) < limit {
-		msg, ok, err := d.ch.Get(d.queue, false)
+		msg, ok, err := d.get()
 		if err != nil {
-			return out, fmt.Errorf("read %s: %w", d.queue, err)
+			return out, err
 		}
 		if !ok {
 			break
@@ -70,6 +85,38 @@ func (d *Reader) Read(limit int) ([]Parked, error) {
 		out = append(out, describeParked(len(out)+1, msg))
 	}
 	return out, nil
+}
+
+// get reads the message at the head of the queue, within AnswerWithin.
+// An unanswered read goes on in the background until the broker answers
+// or the connection closes.
+func (d *Reader) get() (amqp.Delivery, bool, error) {
+	type reading struct {
+		msg amqp.Delivery
+		ok  bool
+		err error
+	}
+	answer := make(chan reading, 1)
+	go func() {
+		msg, ok, err := d.ch.Get(d.queue, false)
+		answer <- reading{msg, ok, err}
+	}()
+	within := d.AnswerWithin
+	if within <= 0 {
+		within = DefaultAnswerWithin
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case r := <-answer:
+		if r.err != nil {
+			return r.msg, false, fmt.Errorf("read %s: %w", d.queue, r.err)
+		}
+		return r.msg, r.ok, nil
+	case <-timer.C:
+		d.unanswered = true
+		return amqp.Delivery{}, false, fmt.Errorf("the dead queue %s did not answer a read within %s; %s", d.queue, within, broker.UnresponsiveQueueHint)
+	}
 }
 
 // describeParked reads what a parked copy's headers say about it. A copy
@@ -155,8 +202,15 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 	return len(parked), nil
 }
 
-// Close returns the messages read and not replayed to the queue.
+// Close returns the messages read and not replayed to the queue. After
+// a read that went unanswered it does not wait for the broker: the
+// channel closes in the background, and the messages return to the
+// queue once it does.
 func (d *Reader) Close() error {
+	if d.unanswered {
+		go d.ch.Close()
+		return nil
+	}
 	err := d.ch.Close()
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil

@@ -1,7 +1,9 @@
 package runner_test
 
 import (
+	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/cli"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -86,5 +90,53 @@ func TestDeadReplay(t *testing.T) {
 	}
 	if q, err := w.inspect(pipeline.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
 		t.Errorf("the dead queue holds %d after the replay (%v), want 0", q.Messages, err)
+	}
+}
+
+// TestDeadListOfAQueueThatDoesNotAnswer: the dead queue's process does
+// not answer (suspended on the broker, as RabbitMQ can leave a queue).
+// "pulsetranslator dead list --timeout 1s" ends within seconds, exit 1,
+// with an error naming the queue and how to find such queues, and does
+// not wait for the queue to close its connection.
+func TestDeadListOfAQueueThatDoesNotAnswer(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	text := w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "")
+	start(t, w.parse(text))
+	deadQueue := pipeline.DeadQueue(w.client, "build")
+	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 0 }) {
+		t.Fatal("the pipeline did not declare its dead queue")
+	}
+	brokertest.SuspendQueue(t, deadQueue, time.Minute)
+	configFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(configFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	type exit struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan exit, 1)
+	began := time.Now()
+	go func() {
+		var stdout, stderr bytes.Buffer
+		code := cli.Main([]string{"dead", "list", "--config", configFile, "--timeout", "1s"}, &stdout, &stderr)
+		done <- exit{code, stdout.String(), stderr.String()}
+	}()
+	select {
+	case e := <-done:
+		took := time.Since(began)
+		if e.code != 1 || !strings.Contains(e.stderr, deadQueue) || !strings.Contains(e.stderr, "did not answer a read within 1s") || !strings.Contains(e.stderr, "list_unresponsive_queues") {
+			t.Errorf("dead list of a queue that does not answer: exit %d, stderr %q; want 1, naming %s, the bound and how to find such queues", e.code, e.stderr, deadQueue)
+		}
+		if u, err := url.Parse(w.pulseUser()); err == nil {
+			if pw, _ := u.User.Password(); pw == "" || strings.Contains(e.stderr, pw) {
+				t.Errorf("dead list shows the password (or the test user has none): %q", e.stderr)
+			}
+		}
+		t.Logf("dead list gave up after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(e.stderr))
+	case <-time.After(20 * time.Second):
+		t.Fatal("dead list of a queue that does not answer ran over 20s; want it to give up after its 1s timeout and a bounded close")
 	}
 }
