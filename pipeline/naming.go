@@ -57,6 +57,21 @@ func WaitExchange(client, pipeline string) string {
 	return "exchange/" + client + "/" + pipeline + "/wait"
 }
 
+// HoldExchange names the direct exchange through which a pipeline holds
+// messages back in its wait queues (routing key: the tier's name). It is
+// named in the client's queue/ namespace, which Pulse lets no other client
+// read, so that no other client can bind a queue to it: a queue of
+// theirs that refused the copies would make the broker nack every one.
+func HoldExchange(client, pipeline string) string {
+	return InputQueue(client, pipeline) + "/hold"
+}
+
+// ParkExchange names the fanout exchange through which a pipeline parks
+// messages in its dead queue; private for the reason HoldExchange is.
+func ParkExchange(client, pipeline string) string {
+	return InputQueue(client, pipeline) + "/park"
+}
+
 // RetryKey is the routing key with which expired waiting messages return
 // to the input queue.
 const RetryKey = "retry"

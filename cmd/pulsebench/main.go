@@ -424,7 +424,8 @@ func cleanup(conn *amqp.Connection, nm names) {
 	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build")} {
+	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build"),
+		pipeline.ParkExchange(nm.client, "build"), pipeline.HoldExchange(nm.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }

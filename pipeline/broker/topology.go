@@ -15,14 +15,21 @@ type Binding struct {
 }
 
 // Topology declares what one pipeline needs on the broker: its output
-// exchanges, its dead exchange and dead queue, its input queue bound to
-// every upstream binding, and its wait exchange and queues. It is declared
+// exchanges, its dead and park exchanges and dead queue, its input queue
+// bound to every upstream binding, and its wait and hold exchanges and
+// wait queues. It is declared
 // on every new connection and whenever something of it went missing;
 // everything it declares is durable and idempotent. Upstream exchanges are
 // never declared (a Pulse client may not): they must exist.
 type Topology struct {
-	// InputQueue, DeadQueue and DeadExchange are full Pulse names.
+	// InputQueue, DeadQueue and DeadExchange are full Pulse names. The
+	// dead exchange is the input queue's dead-letter exchange.
 	InputQueue, DeadQueue, DeadExchange string
+	// ParkExchange is the fanout exchange, bound to the dead queue, to
+	// which the translator publishes parked copies. It is named under
+	// queue/<client>/, which Pulse lets no other client read, so no other
+	// client's queue can be bound to it (and refuse the copies).
+	ParkExchange string
 	// Bindings of the input queue.
 	Bindings []Binding
 	// OutputExchanges are declared as durable topic exchanges.
@@ -38,20 +45,28 @@ type Topology struct {
 	// exchanges before binding. Only for a local broker: a Pulse user may
 	// not declare them.
 	DeclareUpstream bool
-	// Wait is the readiness gate's wait topology; nil when the pipeline
-	// waits for nothing.
+	// Wait is the wait topology; every pipeline of the runner has one.
 	Wait *WaitTopology
 }
 
-// WaitTopology is a readiness gate's part of the topology: a direct
-// exchange, one wait queue per tier bound to it by the tier's key, and the
-// input queue bound to it by RetryKey. A wait queue's messages expire after
-// its TTL and are dead-lettered through the exchange with RetryKey, that is
-// back into the input queue. Everything stays within the client's own
-// names, so a Pulse user may declare and use all of it.
+// WaitTopology is a readiness gate's part of the topology: a private
+// direct exchange, the hold exchange, with one wait queue per tier bound
+// to it by the tier's key, and a direct exchange to which the input queue
+// is bound by RetryKey. A wait queue's messages expire after its TTL and
+// are dead-lettered through the latter with RetryKey, that is back into
+// the input queue. Everything stays within the client's own names, so a
+// Pulse user may declare and use all of it.
 type WaitTopology struct {
-	// Exchange is the direct exchange; RetryKey routes back to the input.
+	// Exchange is the direct exchange of the way back: the wait queues'
+	// dead-letter exchange; RetryKey routes from it to the input.
 	Exchange, RetryKey string
+	// HoldExchange is the direct exchange through which messages enter
+	// the wait queues. It is named under queue/<client>/, which Pulse lets
+	// no other client read, so no other client's queue can be bound to it
+	// (and refuse the waiting copies); Exchange, named exchange/…, may
+	// have other clients' queues bound to it. Wait queues declared before
+	// it existed stay bound to Exchange by their keys too, harmlessly.
+	HoldExchange string
 	// Queues are the tiers' queues.
 	Queues []WaitQueue
 	// MaxLength caps each wait queue; past it the queue refuses new
@@ -69,8 +84,10 @@ type WaitQueue struct {
 
 // declare declares the wait topology and binds input to it.
 func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error {
-	if err := ch.ExchangeDeclare(w.Exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
-		return explain("declare exchange "+w.Exchange, err)
+	for _, ex := range []string{w.Exchange, w.HoldExchange} {
+		if err := ch.ExchangeDeclare(ex, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+			return explain("declare exchange "+ex, err)
+		}
 	}
 	for _, q := range w.Queues {
 		args := amqp.Table{
@@ -92,7 +109,7 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, args); err != nil {
 			return explain("declare queue "+q.Name, err)
 		}
-		if err := ch.QueueBind(q.Name, q.Key, w.Exchange, false, nil); err != nil {
+		if err := ch.QueueBind(q.Name, q.Key, w.HoldExchange, false, nil); err != nil {
 			return explain("bind "+q.Name, err)
 		}
 	}
@@ -126,14 +143,16 @@ func (t *Topology) Declare(ch *amqp.Channel) error {
 			return err
 		}
 	}
-	if err := ch.ExchangeDeclare(t.DeadExchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		return explain("declare exchange "+t.DeadExchange, err)
-	}
 	if _, err := ch.QueueDeclare(t.DeadQueue, true, false, false, false, t.queueArgs(t.DeadMaxLength)); err != nil {
 		return explain("declare queue "+t.DeadQueue, err)
 	}
-	if err := ch.QueueBind(t.DeadQueue, "", t.DeadExchange, false, nil); err != nil {
-		return explain("bind "+t.DeadQueue, err)
+	for _, ex := range []string{t.DeadExchange, t.ParkExchange} {
+		if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+			return explain("declare exchange "+ex, err)
+		}
+		if err := ch.QueueBind(t.DeadQueue, "", ex, false, nil); err != nil {
+			return explain(fmt.Sprintf("bind %s to %s", t.DeadQueue, ex), err)
+		}
 	}
 	inputArgs := t.queueArgs(t.MaxLength)
 	// Past max length the oldest messages are dead-lettered, with the

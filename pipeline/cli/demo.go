@@ -275,7 +275,7 @@ func cleanDemo(connection string) {
 	for _, q := range []string{"queue/demo/build", "queue/demo/build/dead", "queue/demo/build/wait/3s", "queue/demo/build/wait/6s"} {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{"exchange/demo/build/normalized", "exchange/demo/build/dead", "exchange/demo/build/wait"} {
+	for _, ex := range []string{"exchange/demo/build/normalized", "exchange/demo/build/dead", "exchange/demo/build/wait", "queue/demo/build/park", "queue/demo/build/hold"} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }

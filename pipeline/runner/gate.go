@@ -35,7 +35,10 @@ const maxWaitingFor = 2048
 type readinessGate struct {
 	pipeline string
 	cfg      pipeline.WaitConfig
-	exchange string
+	// exchange is the wait queues' way back to the input (their
+	// dead-letter exchange); holdExchange, private to the client, the way
+	// into them.
+	exchange, holdExchange string
 	// checker is nil when the pipeline's rules wait for no artifact.
 	checker *gate.Checker
 	// depth counts the messages of a queue; set by the runner.
@@ -48,9 +51,10 @@ type readinessGate struct {
 // rules wait for artifacts, which the gate then checks.
 func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) *readinessGate {
 	g := &readinessGate{
-		pipeline: p.Name,
-		cfg:      p.Wait,
-		exchange: pipeline.WaitExchange(client, p.Name),
+		pipeline:     p.Name,
+		cfg:          p.Wait,
+		exchange:     pipeline.WaitExchange(client, p.Name),
+		holdExchange: pipeline.HoldExchange(client, p.Name),
 	}
 	if checks {
 		g.checker = gate.New(gate.Config{
@@ -97,7 +101,7 @@ func (g *readinessGate) full(ctx context.Context, tier string) bool {
 
 // topology is the gate's part of the pipeline's topology.
 func (g *readinessGate) topology(client string) *broker.WaitTopology {
-	w := &broker.WaitTopology{Exchange: g.exchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength}
+	w := &broker.WaitTopology{Exchange: g.exchange, HoldExchange: g.holdExchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength}
 	for _, tier := range g.cfg.Tiers {
 		w.Queues = append(w.Queues, broker.WaitQueue{Name: pipeline.WaitQueue(client, g.pipeline, tier), Key: pipeline.TierName(tier), TTL: tier})
 	}
@@ -229,7 +233,7 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 // neither dropped nor tried again in a loop.
 func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, waitingFor string) error {
 	err := g.f.publish(ctx, toWait, broker.Outgoing{
-		Exchange: g.exchange, RoutingKey: pipeline.TierName(tier),
+		Exchange: g.holdExchange, RoutingKey: pipeline.TierName(tier),
 		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, waitingFor), Body: d.Body,
 	})
 	switch {

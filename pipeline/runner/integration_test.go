@@ -122,7 +122,8 @@ func (w *world) deleteTopology() error {
 	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build")} {
+	for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build"),
+		pipeline.ParkExchange(w.client, "build"), pipeline.HoldExchange(w.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 	return nil

@@ -111,7 +111,7 @@ func ParkHeaders(pipelineName string, d *broker.Delivery, class, reason string) 
 // body and content type as they came, and the headers of parkHeaders.
 func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, waitingFor string, minimal bool) broker.Outgoing {
 	return broker.Outgoing{
-		Exchange:    p.deadExchange,
+		Exchange:    p.parkExchange,
 		RoutingKey:  src.routingKey,
 		ContentType: d.ContentType,
 		MessageID:   d.MessageID,

@@ -66,8 +66,10 @@ type pipelineRun struct {
 	topology *broker.Topology
 	// gate holds the messages that wait: for their artifacts, or for
 	// the output exchange to take their outputs.
-	gate                       *readinessGate
-	waitExchange, deadExchange string
+	gate *readinessGate
+	// waitExchange is where returning waiters come from; parkExchange,
+	// private to the client, where parked copies go.
+	waitExchange, parkExchange string
 	stats                      Stats
 	sub                        *broker.Subscriber
 	// queues are read by watchQueues; recent is what the live page shows.
@@ -125,7 +127,7 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 			continue
 		}
 		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p),
-			waitExchange: pipeline.WaitExchange(cfg.ClientID, p.Name), deadExchange: pipeline.DeadExchange(cfg.ClientID, p.Name)}
+			waitExchange: pipeline.WaitExchange(cfg.ClientID, p.Name), parkExchange: pipeline.ParkExchange(cfg.ClientID, p.Name)}
 		run.topology.DeclareUpstream = cfg.DeclareUpstream
 		// Every pipeline has its wait queues, whether or not its rules
 		// wait for artifacts: a message whose outputs a consumer's queue
@@ -163,6 +165,7 @@ func topologyOf(client string, p pipeline.PipelineConfig) *broker.Topology {
 		InputQueue:    pipeline.InputQueue(client, p.Name),
 		DeadQueue:     pipeline.DeadQueue(client, p.Name),
 		DeadExchange:  pipeline.DeadExchange(client, p.Name),
+		ParkExchange:  pipeline.ParkExchange(client, p.Name),
 		MaxLength:     p.Queue.MaxLength,
 		DeadMaxLength: p.Queue.DeadMaxLength,
 		QueueType:     p.Queue.Type,

@@ -123,7 +123,7 @@ func TestArtifactURLUserInfoStaysHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	runWith(t, rn)
-	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(tiers[0]), pipeline.TierName(tiers[1]))
+	waiting := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.TierName(tiers[0]), pipeline.TierName(tiers[1]))
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,7 @@ func TestUpstreamCannotSteer(t *testing.T) {
 	output := pipeline.ExchangeName(w.client, "build/normalized")
 	everything := w.probe(output, "#")
 	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.RetryKey, "15s", "1m", "5m", "STEERED")
+	holding := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.RetryKey, "15s", "1m", "5m", "STEERED")
 	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +125,8 @@ func TestUpstreamCannotSteer(t *testing.T) {
 		t.Errorf("a second message on the output exchange: key %q, %d bytes", d.RoutingKey, len(d.Body))
 	case d := <-waiting:
 		t.Errorf("a message in the wait exchange: key %q", d.RoutingKey)
+	case d := <-holding:
+		t.Errorf("a message in the hold exchange: key %q", d.RoutingKey)
 	case d := <-dead:
 		t.Errorf("a second parked copy: class %v", d.Headers[pipeline.HeaderClass])
 	case <-time.After(3 * time.Second):

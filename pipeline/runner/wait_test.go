@@ -120,7 +120,7 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	const shortTier, longTier = 250 * time.Millisecond, time.Second
 	rn := start(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
+	waiting := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
 	stats, checks := rn.Stats("build"), rn.Checks("build")
 
 	ready := newGatedBuild(t, store, "ready")
@@ -137,7 +137,7 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	w.publishRaw(late.key, late.body)
 	// Its first two waits, seen on a probe bound to the wait exchange.
 	for i, tier := range []time.Duration{shortTier, longTier} {
-		d := receive(t, waiting, "the wait exchange")
+		d := receive(t, waiting, "the hold exchange")
 		h := d.Headers
 		if d.RoutingKey != pipeline.TierName(tier) || h[pipeline.HeaderAttempt] != fmt.Sprint(i+1) ||
 			h[pipeline.HeaderSourceRoutingKey] != late.key || h[pipeline.HeaderSourceExchange] != w.upstream ||
