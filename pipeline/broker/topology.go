@@ -61,7 +61,7 @@ type WaitTopology struct {
 	// dead-letter exchange; RetryKey routes from it to the input.
 	Exchange, RetryKey string
 	// HoldExchange is the direct exchange through which messages enter
-	// the wait queues. It is named under queue/<client>/, which Pulse lets
+	// the wait queues, and replayed messages the input queue (RetryKey). It is named under queue/<client>/, which Pulse lets
 	// no other client read, so no other client's queue can be bound to it
 	// (and refuse the waiting copies); Exchange, named exchange/…, may
 	// have other clients' queues bound to it. Wait queues declared before
@@ -113,8 +113,12 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 			return explain("bind "+q.Name, err)
 		}
 	}
-	if err := ch.QueueBind(input, w.RetryKey, w.Exchange, false, nil); err != nil {
-		return explain(fmt.Sprintf("bind %s to %s", input, w.Exchange), err)
+	// Through Exchange waiters come back; through HoldExchange replayed
+	// messages come in, where no other client's queue can refuse them.
+	for _, ex := range []string{w.Exchange, w.HoldExchange} {
+		if err := ch.QueueBind(input, w.RetryKey, ex, false, nil); err != nil {
+			return explain(fmt.Sprintf("bind %s to %s", input, ex), err)
+		}
 	}
 	return nil
 }

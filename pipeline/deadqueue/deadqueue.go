@@ -39,9 +39,10 @@ type Reader struct {
 
 	ch           *amqp.Channel
 	queue        string
-	waitExchange string
+	holdExchange string
 	confirms     bool
 	returns      chan amqp.Return
+	closed       chan *amqp.Error
 	// unanswered is set when a read went unanswered: the channel waits
 	// for the queue, and closing it would wait too.
 	unanswered bool
@@ -65,7 +66,7 @@ func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, er
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{ch: ch, queue: pipeline.DeadQueue(cfg.ClientID, name), waitExchange: pipeline.WaitExchange(cfg.ClientID, name)}, nil
+	return &Reader{ch: ch, queue: pipeline.DeadQueue(cfg.ClientID, name), holdExchange: pipeline.HoldExchange(cfg.ClientID, name)}, nil
 }
 
 // Read takes up to limit messages from the head of the queue. A read the
@@ -159,15 +160,17 @@ func describeParked(position int, d amqp.Delivery) Parked {
 }
 
 // Replay publishes each parked message back into the pipeline's input
-// queue, through its wait exchange, with its original exchange and routing
-// key, and removes it from the dead queue once the broker has confirmed
-// the copy. It returns how many it replayed.
+// queue, through its hold exchange (which no other client may bind a
+// queue to, and so refuse the copy), with its original exchange and
+// routing key, and removes it from the dead queue once the broker has
+// confirmed the copy. It returns how many it replayed.
 func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 	if !d.confirms {
 		if err := d.ch.Confirm(false); err != nil {
 			return 0, err
 		}
 		d.returns = d.ch.NotifyReturn(make(chan amqp.Return, 1))
+		d.closed = d.ch.NotifyClose(make(chan *amqp.Error, 1))
 		d.confirms = true
 	}
 	for i, p := range parked {
@@ -175,7 +178,7 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 			return i, fmt.Errorf("message %d says nothing of the exchange it came from; it cannot be replayed", p.Position)
 		}
 		contentType := p.Delivery.ContentType
-		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.waitExchange, pipeline.RetryKey, true, false, amqp.Publishing{
+		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.holdExchange, pipeline.RetryKey, true, false, amqp.Publishing{
 			ContentType: contentType, DeliveryMode: amqp.Persistent, Body: p.Delivery.Body, Timestamp: time.Now(),
 			Headers: amqp.Table{pipeline.HeaderSourceExchange: p.SourceExchange, pipeline.HeaderSourceRoutingKey: p.SourceRoutingKey},
 		})
@@ -187,12 +190,20 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 			return i, fmt.Errorf("replay message %d: %w", p.Position, err)
 		}
 		if !acked {
+			select {
+			case e := <-d.closed:
+				if e != nil && e.Code == amqp.NotFound {
+					return i, fmt.Errorf("replay message %d: there is no exchange %s; run the pipeline once (this version) so that it declares its topology: %w", p.Position, d.holdExchange, e)
+				}
+				return i, fmt.Errorf("replay message %d: the broker closed the channel: %w", p.Position, e)
+			case <-time.After(100 * time.Millisecond):
+			}
 			return i, fmt.Errorf("replay message %d: %w", p.Position, broker.ErrNacked)
 		}
 		// The broker returns a message it cannot route before it confirms it.
 		select {
 		case <-d.returns:
-			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.waitExchange, pipeline.RetryKey)
+			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.holdExchange, pipeline.RetryKey)
 		default:
 		}
 		if err := p.Delivery.Ack(false); err != nil {

@@ -59,6 +59,28 @@ func TestDeadReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := w.parse(text)
+
+	// A replay before this version's pipeline ran (its hold exchange, the
+	// way in, missing) says what to do, and leaves the message parked.
+	if err := w.admin.ExchangeDelete(pipeline.HoldExchange(w.client, "build"), false, false); err != nil {
+		t.Fatal(err)
+	}
+	early, err := broker.Dial(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlyDead, err := deadqueue.Open(early, cfg, "build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parked, err := earlyDead.Read(10); err != nil || len(parked) != 1 {
+		t.Fatalf("read %d parked: %v", len(parked), err)
+	} else if n, err := earlyDead.Replay(context.Background(), parked); n != 0 || err == nil || !strings.Contains(err.Error(), "run the pipeline once") {
+		t.Errorf("replay without the hold exchange: %d replayed, error %v; want none, and an error that says to run the pipeline once", n, err)
+	}
+	earlyDead.Close()
+	early.Close()
+
 	start(t, cfg)
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 
@@ -138,5 +160,47 @@ func TestDeadListOfAQueueThatDoesNotAnswer(t *testing.T) {
 		t.Logf("dead list gave up after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(e.stderr))
 	case <-time.After(20 * time.Second):
 		t.Fatal("dead list of a queue that does not answer ran over 20s; want it to give up after its 1s timeout and a bounded close")
+	}
+}
+
+// TestReplayedMessageKeepsItsOrigin: a replayed message comes back through
+// the pipeline's hold exchange, and is taken for what it was: a message
+// from its upstream exchange with its routing key, not from the hold
+// exchange with the key "retry". A malformed one, parked again, says so.
+func TestReplayedMessageKeepsItsOrigin(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	cfg := w.config(w.pulseUser())
+	start(t, cfg)
+	deadQueue := pipeline.DeadQueue(w.client, "build")
+	key := "build.mozilla-central-linux64.7.log_uploaded"
+	w.publishRaw(key, []byte("{not json"))
+	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 1 }) {
+		t.Fatal("the malformed message was not parked")
+	}
+	userConn, err := broker.Dial(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer userConn.Close()
+	dead, err := deadqueue.Open(userConn, cfg, "build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked, err := dead.Read(10)
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("read %d parked: %v", len(parked), err)
+	}
+	if n, err := dead.Replay(context.Background(), parked); err != nil || n != 1 {
+		t.Fatalf("replayed %d: %v", n, err)
+	}
+	dead.Close()
+	again, err := w.admin.Consume(deadQueue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := receive(t, again, "the dead queue, after the replay")
+	if d.Headers[pipeline.HeaderOriginExchange] != w.upstream || d.Headers[pipeline.HeaderOriginRoutingKey] != key {
+		t.Errorf("parked again from %v with %v; want from %s with %s, where it first came from", d.Headers[pipeline.HeaderOriginExchange], d.Headers[pipeline.HeaderOriginRoutingKey], w.upstream, key)
 	}
 }

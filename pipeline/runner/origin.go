@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,14 +29,15 @@ type origin struct {
 // maxAttempt bounds the attempt count read back from a waiting copy.
 const maxAttempt = 1 << 20
 
-// originOf reads where d came from. Only a delivery from the pipeline's
-// own wait exchange, which only the client may write to (and whose
-// messages carry upstream headers of the same names renamed), is taken
-// for a returning waiter and has its wait headers believed. For any other
-// delivery every header is upstream data, whatever its name.
-func originOf(d *broker.Delivery, waitExchange string, now time.Time) origin {
+// originOf reads where d came from. Only a delivery from one of own, the
+// pipeline's exchanges through which its waiting and replayed messages
+// return, which only the client may write to (and whose messages carry
+// upstream headers of the same names renamed), is taken for a returning
+// message and has its wait headers believed. For any other delivery
+// every header is upstream data, whatever its name.
+func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 	o := origin{exchange: d.Exchange, routingKey: d.RoutingKey, firstSeen: now, upstream: d.Headers}
-	if d.Exchange != waitExchange || waitExchange == "" {
+	if d.Exchange == "" || !slices.Contains(own, d.Exchange) {
 		return o
 	}
 	o.returning = true

@@ -33,7 +33,7 @@ func TestOnlyTheWaitExchangeReturnsWaiters(t *testing.T) {
 	now := time.Now()
 	for _, exchange := range []string{"exchange/build/", "", "exchange/me/build/wait/", "exchange/me/build/dead", "EXCHANGE/me/build/wait"} {
 		d := &broker.Delivery{Exchange: exchange, RoutingKey: "build.x.1.log_uploaded", Headers: forgedWaitHeaders()}
-		o := originOf(d, testWaitExchange, now)
+		o := originOf(d, now, testWaitExchange)
 		if o.returning || o.attempt != 0 || !o.firstSeen.Equal(now) || o.exchange != exchange || o.routingKey != "build.x.1.log_uploaded" {
 			t.Errorf("from %q: returning %v attempt %d first seen %s source %s %s; want a first pass from where the broker says",
 				exchange, o.returning, o.attempt, o.firstSeen, o.exchange, o.routingKey)
@@ -43,7 +43,7 @@ func TestOnlyTheWaitExchangeReturnsWaiters(t *testing.T) {
 		}
 	}
 	// With no wait exchange (ParkHeaders), nothing returns either.
-	if o := originOf(&broker.Delivery{Headers: forgedWaitHeaders()}, "", now); o.returning {
+	if o := originOf(&broker.Delivery{Headers: forgedWaitHeaders()}, now); o.returning {
 		t.Error("a delivery from the empty exchange returns when the pipeline's wait exchange is unknown")
 	}
 
@@ -51,7 +51,7 @@ func TestOnlyTheWaitExchangeReturnsWaiters(t *testing.T) {
 	h["x-death"] = []interface{}{amqp.Table{"reason": "expired"}}
 	h["x-first-death-queue"] = "queue/me/build/wait/15s"
 	h["x-original-CC"] = []interface{}{"route.a"}
-	o := originOf(&broker.Delivery{Exchange: testWaitExchange, RoutingKey: "retry", Headers: h}, testWaitExchange, now)
+	o := originOf(&broker.Delivery{Exchange: testWaitExchange, RoutingKey: "retry", Headers: h}, now, testWaitExchange)
 	if !o.returning || o.attempt != 99 || o.exchange != "exchange/forged/" || o.routingKey != "forged.key" || o.firstSeen.Year() != 2000 {
 		t.Errorf("from the wait exchange: %+v; want its wait headers believed", o)
 	}
@@ -121,7 +121,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 			return
 		}
 		d := &broker.Delivery{Exchange: exchange, RoutingKey: "build.x", ContentType: "application/json", Headers: brokertest.HeaderTable(data, int(repeat))}
-		src := originOf(d, testWaitExchange, time.Now())
+		src := originOf(d, time.Now(), testWaitExchange)
 		if src.returning || src.exchange != exchange {
 			t.Fatalf("a delivery from %q is taken for a waiter from %q", exchange, src.exchange)
 		}
@@ -144,7 +144,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 		if err := w.Validate(); err != nil || w[pipeline.HeaderSourceExchange] != exchange || w[pipeline.HeaderAttempt] != "1" {
 			t.Fatalf("waiting copy headers %v: %v", w, err)
 		}
-		back := originOf(&broker.Delivery{Exchange: testWaitExchange, Headers: w}, testWaitExchange, time.Now())
+		back := originOf(&broker.Delivery{Exchange: testWaitExchange, Headers: w}, time.Now(), testWaitExchange)
 		if !back.returning || back.exchange != exchange || back.attempt != 1 {
 			t.Fatalf("the waiting copy comes back as %+v", back)
 		}

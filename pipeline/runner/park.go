@@ -79,7 +79,7 @@ func classify(err error) (class, reason string) {
 // dead-letters it into the dead queue itself; it is never requeued to
 // fail again.
 func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, waitingFor string) error {
-	src := originOf(d, f.p.waitExchange, time.Now())
+	src := originOf(d, time.Now(), f.p.returnExchanges...)
 	f.p.stats.Parked.Add(1)
 	if f.metrics != nil {
 		f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
@@ -104,7 +104,7 @@ func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, wait
 // from upstream: the upstream headers that fit (see broker.CarryHeaders),
 // then the refusal and where the message came from.
 func ParkHeaders(pipelineName string, d *broker.Delivery, class, reason string) amqp.Table {
-	return parkHeaders(pipelineName, d, originOf(d, "", time.Time{}), class, reason, "", false)
+	return parkHeaders(pipelineName, d, originOf(d, time.Time{}), class, reason, "", false)
 }
 
 // parkedCopy is the copy of a delivery published to the dead queue: the

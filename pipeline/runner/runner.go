@@ -67,11 +67,13 @@ type pipelineRun struct {
 	// gate holds the messages that wait: for their artifacts, or for
 	// the output exchange to take their outputs.
 	gate *readinessGate
-	// waitExchange is where returning waiters come from; parkExchange,
-	// private to the client, where parked copies go.
-	waitExchange, parkExchange string
-	stats                      Stats
-	sub                        *broker.Subscriber
+	// returnExchanges are where returning waiters (through the wait
+	// exchange) and replayed messages (through the hold exchange) come
+	// from; parkExchange, private to the client, is where parked copies go.
+	returnExchanges []string
+	parkExchange    string
+	stats           Stats
+	sub             *broker.Subscriber
 	// queues are read by watchQueues; recent is what the live page shows.
 	queues []*watchedQueue
 	recent recent
@@ -127,7 +129,8 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 			continue
 		}
 		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p),
-			waitExchange: pipeline.WaitExchange(cfg.ClientID, p.Name), parkExchange: pipeline.ParkExchange(cfg.ClientID, p.Name)}
+			returnExchanges: []string{pipeline.WaitExchange(cfg.ClientID, p.Name), pipeline.HoldExchange(cfg.ClientID, p.Name)},
+			parkExchange:    pipeline.ParkExchange(cfg.ClientID, p.Name)}
 		run.topology.DeclareUpstream = cfg.DeclareUpstream
 		// Every pipeline has its wait queues, whether or not its rules
 		// wait for artifacts: a message whose outputs a consumer's queue
