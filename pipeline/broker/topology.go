@@ -17,10 +17,10 @@ type Binding struct {
 // Topology declares what one pipeline needs on the broker: its output
 // exchanges, its dead and park exchanges and dead queue, its input queue
 // bound to every upstream binding, and its wait and hold exchanges and
-// wait queues. It is declared
-// on every new connection and whenever something of it went missing;
-// everything it declares is durable and idempotent. Upstream exchanges are
-// never declared (a Pulse client may not): they must exist.
+// wait queues. It is declared on every new connection and whenever
+// something of it went missing; everything it declares is durable and
+// idempotent. Upstream exchanges are never declared (a Pulse client may
+// not): they must exist.
 type Topology struct {
 	// InputQueue, DeadQueue and DeadExchange are full Pulse names. The
 	// dead exchange is the input queue's dead-letter exchange.
@@ -61,11 +61,12 @@ type WaitTopology struct {
 	// dead-letter exchange; RetryKey routes from it to the input.
 	Exchange, RetryKey string
 	// HoldExchange is the direct exchange through which messages enter
-	// the wait queues, and replayed messages the input queue (RetryKey). It is named under queue/<client>/, which Pulse lets
-	// no other client read, so no other client's queue can be bound to it
-	// (and refuse the waiting copies); Exchange, named exchange/…, may
-	// have other clients' queues bound to it. Wait queues declared before
-	// it existed stay bound to Exchange by their keys too, harmlessly.
+	// the wait queues, and replayed messages the input queue (RetryKey).
+	// It is named under queue/<client>/, which Pulse lets no other client
+	// read, so no other client's queue can be bound to it (and refuse the
+	// copies); Exchange, named exchange/…, may have other clients' queues
+	// bound to it. Wait queues declared before it existed stay bound to
+	// Exchange by their keys too, harmlessly.
 	HoldExchange string
 	// Queues are the tiers' queues.
 	Queues []WaitQueue
