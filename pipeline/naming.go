@@ -48,17 +48,19 @@ func WaitQueue(client, pipeline string, tier time.Duration) string {
 	return InputQueue(client, pipeline) + "/wait/" + TierName(tier)
 }
 
-// WaitExchange names the direct exchange of a pipeline's readiness gate:
-// waiting messages reach their tier's queue through it (routing key: the
-// tier's name), and come back from it into the input queue (routing key
-// RetryKey) when their TTL expires. Replayed dead messages re-enter the
-// input queue through it too, so every pipeline has it.
+// WaitExchange names the direct exchange through which, in versions
+// before HoldExchange, waiting messages reached their tier's queue
+// (routing key: the tier's name) and came back into the input queue
+// (routing key RetryKey) when their TTL expired. Wait queues declared
+// then still dead-letter through it, so the input stays bound to it.
 func WaitExchange(client, pipeline string) string {
 	return "exchange/" + client + "/" + pipeline + "/wait"
 }
 
 // HoldExchange names the direct exchange through which a pipeline holds
-// messages back in its wait queues (routing key: the tier's name). It is
+// messages back in its wait queues (routing key: the tier's name), and
+// through which they come back into the input queue when their TTL
+// expires, as replayed dead messages do (routing key RetryKey). It is
 // named in the client's queue/ namespace, which Pulse lets no other client
 // read, so that no other client can bind a queue to it: a queue of
 // theirs that refused the copies would make the broker nack every one.

@@ -25,10 +25,10 @@ type SubscriberConfig struct {
 	Prefetch int
 	// Channels is how many channels consume the queue.
 	Channels int
-	// Declare declares the topology again on a channel, when the queue
-	// went missing (deleted by an administrator) or the broker cancelled
-	// the consumer. Optional.
-	Declare func(*amqp.Channel) error
+	// Declare declares the topology again, on channels of its own, when
+	// the queue went missing (deleted by an administrator) or the broker
+	// cancelled the consumer. Optional.
+	Declare func(*amqp.Connection) error
 	// Backoff spaces out attempts to consume again. Default 100ms to 10s.
 	Backoff backoff.Policy
 	// Logger logs losses and cancellations. Required.
@@ -163,13 +163,7 @@ func (s *Subscriber) run() {
 // an error when a channel or the connection closed or could not consume.
 func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 	if redeclare && s.cfg.Declare != nil {
-		ch, err := sess.Conn.Channel()
-		if err != nil {
-			return err
-		}
-		err = s.cfg.Declare(ch)
-		_ = ch.Close()
-		if err != nil {
+		if err := s.cfg.Declare(sess.Conn); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -51,25 +52,32 @@ type Topology struct {
 
 // WaitTopology is a readiness gate's part of the topology: a private
 // direct exchange, the hold exchange, with one wait queue per tier bound
-// to it by the tier's key, and a direct exchange to which the input queue
-// is bound by RetryKey. A wait queue's messages expire after its TTL and
-// are dead-lettered through the latter with RetryKey, that is back into
-// the input queue. Everything stays within the client's own names, so a
-// Pulse user may declare and use all of it.
+// to it by the tier's key and the input queue bound to it by RetryKey. A
+// wait queue's messages expire after its TTL and are dead-lettered
+// through it with RetryKey, that is back into the input queue. Everything
+// stays within the client's own names, so a Pulse user may declare and
+// use all of it.
 type WaitTopology struct {
-	// Exchange is the direct exchange of the way back: the wait queues'
-	// dead-letter exchange; RetryKey routes from it to the input.
+	// Exchange is the public direct exchange (exchange/…) through which
+	// wait queues declared by earlier versions dead-letter; the input is
+	// bound to it by RetryKey, as it is to HoldExchange.
 	Exchange, RetryKey string
 	// HoldExchange is the direct exchange through which messages enter
-	// the wait queues, and replayed messages the input queue (RetryKey).
-	// It is named under queue/<client>/, which Pulse lets no other client
-	// read, so no other client's queue can be bound to it (and refuse the
-	// copies); Exchange, named exchange/…, may have other clients' queues
-	// bound to it. Wait queues declared before it existed stay bound to
-	// Exchange by their keys too, harmlessly.
+	// the wait queues, and come back (RetryKey) into the input queue, as
+	// replayed messages do. It is named under queue/<client>/, which Pulse
+	// lets no other client read, so no other client's queue can be bound
+	// to it (and refuse the copies); Exchange, named exchange/…, may have
+	// other clients' queues bound to it. Wait queues declared before it
+	// existed stay bound to Exchange by their keys too, harmlessly.
 	HoldExchange string
 	// Queues are the tiers' queues.
 	Queues []WaitQueue
+	// OnOlderQueue, when set, is called with the name of each wait queue
+	// that an earlier version declared, which dead-letters through
+	// Exchange: another client's queue bound there with RetryKey gets
+	// its waiters, and, refusing them, makes a quorum wait queue keep a
+	// copy of each (RabbitMQ's at-least-once dead-lettering).
+	OnOlderQueue func(queue string)
 	// MaxLength caps each wait queue; past it the queue refuses new
 	// messages (reject-publish), so that the publisher's confirm is a nack.
 	MaxLength int
@@ -83,8 +91,11 @@ type WaitQueue struct {
 	TTL time.Duration
 }
 
-// declare declares the wait topology and binds input to it.
-func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error {
+// declare declares the wait topology and binds input to it, on ch (a
+// channel of conn; a wait queue of an earlier version, which the broker
+// refuses to declare as this one does, closes it, and declare goes on on
+// a new one).
+func (w *WaitTopology) declare(conn *amqp.Connection, ch *channelOf, queueType, input string) error {
 	for _, ex := range []string{w.Exchange, w.HoldExchange} {
 		if err := ch.ExchangeDeclare(ex, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 			return explain("declare exchange "+ex, err)
@@ -96,7 +107,7 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 			"x-overflow":                "reject-publish",
 			"x-queue-type":              queueType,
 			"x-message-ttl":             q.TTL.Milliseconds(),
-			"x-dead-letter-exchange":    w.Exchange,
+			"x-dead-letter-exchange":    w.HoldExchange,
 			"x-dead-letter-routing-key": w.RetryKey,
 		}
 		if queueType == "quorum" {
@@ -107,15 +118,29 @@ func (w *WaitTopology) declare(ch *amqp.Channel, queueType, input string) error 
 			// which wait queues use.
 			args["x-dead-letter-strategy"] = "at-least-once"
 		}
-		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, args); err != nil {
+		_, err := ch.QueueDeclare(q.Name, true, false, false, false, args)
+		if olderWaitQueue(err) {
+			// Declared by an earlier version, which dead-lettered through
+			// Exchange: RabbitMQ cannot change a queue's arguments, so it
+			// keeps doing so, and the input stays bound there.
+			if err = ch.reopen(conn); err != nil {
+				return err
+			}
+			args["x-dead-letter-exchange"] = w.Exchange
+			if _, err = ch.QueueDeclare(q.Name, true, false, false, false, args); err == nil && w.OnOlderQueue != nil {
+				w.OnOlderQueue(q.Name)
+			}
+		}
+		if err != nil {
 			return explain("declare queue "+q.Name, err)
 		}
 		if err := ch.QueueBind(q.Name, q.Key, w.HoldExchange, false, nil); err != nil {
 			return explain("bind "+q.Name, err)
 		}
 	}
-	// Through Exchange waiters come back; through HoldExchange replayed
-	// messages come in, where no other client's queue can refuse them.
+	// Through HoldExchange waiters come back and replayed messages come
+	// in, where no other client's queue can refuse them; through Exchange
+	// come the waiters of wait queues declared by an earlier version.
 	for _, ex := range []string{w.Exchange, w.HoldExchange} {
 		if err := ch.QueueBind(input, w.RetryKey, ex, false, nil); err != nil {
 			return explain(fmt.Sprintf("bind %s to %s", input, ex), err)
@@ -141,10 +166,38 @@ func declareTopic(ch *amqp.Channel, exchange string) error {
 	return nil
 }
 
-// Declare declares the whole topology on ch.
-func (t *Topology) Declare(ch *amqp.Channel) error {
+// channelOf is a channel of a connection that declare may replace when
+// the broker closed it.
+type channelOf struct{ *amqp.Channel }
+
+// reopen closes the channel, if the broker has not, and opens another.
+func (c *channelOf) reopen(conn *amqp.Connection) error {
+	_ = c.Channel.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	c.Channel = ch
+	return nil
+}
+
+// olderWaitQueue reports the broker's refusal to declare a wait queue
+// that an earlier version declared with another dead-letter exchange.
+func olderWaitQueue(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed && strings.Contains(ae.Reason, "'x-dead-letter-exchange'")
+}
+
+// Declare declares the whole topology, on a channel of conn of its own.
+func (t *Topology) Declare(conn *amqp.Connection) error {
+	c, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	ch := &channelOf{c}
+	defer func() { _ = ch.Close() }()
 	for _, ex := range t.OutputExchanges {
-		if err := declareTopic(ch, ex); err != nil {
+		if err := declareTopic(ch.Channel, ex); err != nil {
 			return err
 		}
 	}
@@ -176,13 +229,13 @@ func (t *Topology) Declare(ch *amqp.Channel) error {
 		return explain("declare queue "+t.InputQueue, err)
 	}
 	if t.Wait != nil {
-		if err := t.Wait.declare(ch, t.QueueType, t.InputQueue); err != nil {
+		if err := t.Wait.declare(conn, ch, t.QueueType, t.InputQueue); err != nil {
 			return err
 		}
 	}
 	for _, b := range t.Bindings {
 		if t.DeclareUpstream {
-			if err := declareTopic(ch, b.Exchange); err != nil {
+			if err := declareTopic(ch.Channel, b.Exchange); err != nil {
 				return err
 			}
 		}

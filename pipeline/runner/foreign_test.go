@@ -2,6 +2,8 @@ package runner_test
 
 import (
 	"errors"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +103,60 @@ func TestForeignQueuesCannotStallWaitingOrParking(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused || !strings.Contains(ae.Reason, private) {
 			t.Errorf("the foreign user binds to %s: %v; want access refused", private, err)
 		}
+	}
+}
+
+// deadLetterBacklog is how many dead-lettered messages a quorum queue
+// keeps to send again (RabbitMQ's at-least-once dead-lettering), as the
+// broker says (rabbitmqctl, run as root).
+func deadLetterBacklog(t *testing.T, queue string) string {
+	t.Helper()
+	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)), proplists:get_value(messages_dlx, rabbit_amqqueue:info(Q, [messages_dlx])).`
+	out, err := exec.Command("rabbitmqctl", "-q", "eval", expr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl eval (messages_dlx of %s): %v\n%s", queue, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestForeignQueueKeepsNoQuorumWaiters: with quorum queues, whose
+// dead-lettering is at least once, another Pulse client's queue that
+// refuses everything, bound to the wait exchange with the retry key,
+// would make RabbitMQ keep a copy of every returning waiter in the wait
+// queue, trying it again at that queue forever. The wait queues
+// dead-letter through the private hold exchange instead: 5 builds wait
+// 15 times in all, come home and are published, and the wait queue keeps
+// no copy.
+func TestForeignQueueKeepsNoQuorumWaiters(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	const tier = 300 * time.Millisecond
+	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
+	text = strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum}", 1)
+	rn := start(t, w.parse(text))
+	other, foreign := w.foreignUser()
+	refuseEverything(t, channel(t, foreign), "queue/"+other+"/on-retry", pipeline.WaitExchange(w.client, "build"), pipeline.RetryKey, pipeline.TierName(tier))
+	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+
+	builds := make([]gatedBuild, 5)
+	for i := range builds {
+		builds[i] = newGatedBuild(t, store, fmt.Sprintf("q%d", i))
+		w.publishRaw(builds[i].key, builds[i].body)
+	}
+	for deadline := time.Now().Add(20 * time.Second); rn.Stats("build").Waited.Load() < 15; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the builds waited %d times within 20s; want 15", rn.Stats("build").Waited.Load())
+		}
+	}
+	for _, b := range builds {
+		store.makeReady(b.logPath)
+	}
+	for range builds {
+		receive(t, main, "the output of a build that waited")
+	}
+	wait := pipeline.WaitQueue(w.client, "build", tier)
+	if kept := deadLetterBacklog(t, wait); kept != "0" {
+		t.Errorf("%s keeps %s dead-lettered waiters to send again; want none: another client's queue on the wait exchange must not make the broker keep them", wait, kept)
 	}
 }

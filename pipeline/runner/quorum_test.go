@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
@@ -161,5 +163,47 @@ func TestQueueTypeChangeIsRefused(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "p/w@") {
 		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// TestOlderWaitQueueKeepsWorking: a quorum wait queue declared by an
+// earlier version dead-letters through the wait exchange, and RabbitMQ
+// cannot change that in place. The translator starts all the same, says
+// (once) that the queue should be declared anew and how, and a build
+// that waits in it comes home and is published.
+func TestOlderWaitQueueKeepsWorking(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	store := newArtifactStore(t)
+	const tier = 300 * time.Millisecond
+	wait := pipeline.WaitQueue(w.client, "build", tier)
+	if _, err := w.admin.QueueDeclare(wait, true, false, false, false, amqp.Table{
+		"x-max-length": int64(pipeline.DefaultWaitMaxLength), "x-overflow": "reject-publish", "x-queue-type": "quorum",
+		"x-message-ttl": tier.Milliseconds(), "x-dead-letter-exchange": pipeline.WaitExchange(w.client, "build"),
+		"x-dead-letter-routing-key": pipeline.RetryKey, "x-dead-letter-strategy": "at-least-once",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
+	text = strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum}", 1)
+	rn, logs := startLogged(t, w.parse(text))
+	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+
+	late := newGatedBuild(t, store, "older")
+	w.publishRaw(late.key, late.body)
+	for deadline := time.Now().Add(15 * time.Second); rn.Stats("build").Waited.Load() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the build waited %d times within 15s in the older wait queue; want 2", rn.Stats("build").Waited.Load())
+		}
+	}
+	store.makeReady(late.logPath)
+	if got := payloadOf(t, receive(t, main, "the output after waiting in an older wait queue"))["logurl"]; got != late.logURL {
+		t.Errorf("logurl %v, want %s", got, late.logURL)
+	}
+	if args := queueArguments(t, wait); !strings.Contains(args, pipeline.WaitExchange(w.client, "build")) {
+		t.Errorf("%s has arguments %s; want its own dead-letter exchange kept", wait, args)
+	}
+	if !strings.Contains(logs.String(), "declared by an earlier version") || !strings.Contains(logs.String(), wait) || !strings.Contains(logs.String(), "rabbitmqctl delete_queue") {
+		t.Errorf("the log does not say that %s should be declared anew, and how:\n%s", wait, logs.String())
 	}
 }

@@ -138,6 +138,9 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 		// also the route by which "dead replay" returns parked messages.
 		run.gate = newReadinessGate(cfg.ClientID, p, proc.Waits())
 		run.topology.Wait = run.gate.topology(cfg.ClientID)
+		if p.Queue.Type == pipeline.QueueQuorum {
+			run.topology.Wait.OnOlderQueue = r.warnOlderWaitQueue(p.Name, run.gate.cfg.Tiers)
+		}
 		run.queues = queuesOf(run)
 		r.pipelines = append(r.pipelines, run)
 	}
@@ -302,17 +305,24 @@ func (r *Runner) announceRunning(ctx context.Context) {
 
 // declare declares every pipeline's topology on a new connection.
 func (r *Runner) declare(conn *amqp.Connection) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
 	for _, p := range r.pipelines {
-		if err := p.topology.Declare(ch); err != nil {
+		if err := p.topology.Declare(conn); err != nil {
 			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// warnOlderWaitQueue returns what says (throttled, for each queue) that a
+// quorum wait queue of pipeline was declared by an earlier version and
+// dead-letters through the wait exchange, which other Pulse clients may
+// bind to, and how to declare it anew.
+func (r *Runner) warnOlderWaitQueue(pipeline string, tiers []time.Duration) func(queue string) {
+	return func(queue string) {
+		r.throttle.log(slog.LevelWarn, "older wait queue "+queue,
+			"this wait queue, declared by an earlier version, dead-letters its waiters through the wait exchange, which other Pulse clients may bind to: a queue of theirs there that refuses them makes RabbitMQ keep a copy of each waiter in this quorum queue. To declare it anew: stop every replica, wait until the wait queues are empty (their longest tier), delete them (rabbitmqctl delete_queue), and start again",
+			"pipeline", pipeline, "queue", queue, "longest_tier", tiers[len(tiers)-1].String())
+	}
 }
 
 // redeclarer returns what a flow calls when a publish found something
