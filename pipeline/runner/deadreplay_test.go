@@ -20,6 +20,24 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/rules"
 )
 
+// openDead opens the pipeline's dead queue as cfg's user, as
+// "pulsetranslator dead" does; the reader and its connection close when
+// the test ends, unless closed before.
+func openDead(t *testing.T, cfg *pipeline.Config) *deadqueue.Reader {
+	t.Helper()
+	conn, err := broker.Dial(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	dead, err := deadqueue.Open(conn, cfg, "build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	return dead
+}
+
 // TestDeadReplay parks a message its rules cannot translate (a platform
 // missing from the platforms table), adds the platform to the rule file,
 // restarts the pipeline, and replays the dead queue: the message is
@@ -65,34 +83,18 @@ func TestDeadReplay(t *testing.T) {
 	if err := w.admin.ExchangeDelete(pipeline.HoldExchange(w.client, "build"), false, false); err != nil {
 		t.Fatal(err)
 	}
-	early, err := broker.Dial(cfg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	earlyDead, err := deadqueue.Open(early, cfg, "build")
-	if err != nil {
-		t.Fatal(err)
-	}
+	earlyDead := openDead(t, cfg)
 	if parked, err := earlyDead.Read(10); err != nil || len(parked) != 1 {
 		t.Fatalf("read %d parked: %v", len(parked), err)
 	} else if n, err := earlyDead.Replay(context.Background(), parked); n != 0 || err == nil || !strings.Contains(err.Error(), "run the pipeline once") {
 		t.Errorf("replay without the hold exchange: %d replayed, error %v; want none, and an error that says to run the pipeline once", n, err)
 	}
 	earlyDead.Close()
-	early.Close()
 
 	start(t, cfg)
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 
-	userConn, err := broker.Dial(cfg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer userConn.Close()
-	dead, err := deadqueue.Open(userConn, cfg, "build")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := openDead(t, cfg)
 	parked, err := dead.Read(10)
 	if err != nil {
 		t.Fatal(err)
@@ -178,15 +180,7 @@ func TestReplayedMessageKeepsItsOrigin(t *testing.T) {
 	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 1 }) {
 		t.Fatal("the malformed message was not parked")
 	}
-	userConn, err := broker.Dial(cfg, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer userConn.Close()
-	dead, err := deadqueue.Open(userConn, cfg, "build")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := openDead(t, cfg)
 	parked, err := dead.Read(10)
 	if err != nil || len(parked) != 1 {
 		t.Fatalf("read %d parked: %v", len(parked), err)

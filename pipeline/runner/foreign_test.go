@@ -132,9 +132,7 @@ func TestForeignQueueKeepsNoQuorumWaiters(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	const tier = 300 * time.Millisecond
-	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
-	text = strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum}", 1)
-	rn := start(t, w.parse(text))
+	rn := start(t, w.parse(w.quorumGateConfig(tier, "")))
 	other, foreign := w.foreignUser()
 	refuseEverything(t, channel(t, foreign), "queue/"+other+"/on-retry", pipeline.WaitExchange(w.client, "build"), pipeline.RetryKey, pipeline.TierName(tier))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
@@ -144,11 +142,7 @@ func TestForeignQueueKeepsNoQuorumWaiters(t *testing.T) {
 		builds[i] = newGatedBuild(t, store, fmt.Sprintf("q%d", i))
 		w.publishRaw(builds[i].key, builds[i].body)
 	}
-	for deadline := time.Now().Add(20 * time.Second); rn.Stats("build").Waited.Load() < 15; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the builds waited %d times within 20s; want 15", rn.Stats("build").Waited.Load())
-		}
-	}
+	waitedAtLeast(t, rn, 15, 20*time.Second)
 	for _, b := range builds {
 		store.makeReady(b.logPath)
 	}

@@ -32,6 +32,25 @@ func queueArguments(t *testing.T, queue string) string {
 	return ""
 }
 
+// quorumGateConfig is the world's pipeline waiting for logs in one wait
+// tier, with every queue a quorum queue.
+func (w *world) quorumGateConfig(tier time.Duration, extra string) string {
+	w.t.Helper()
+	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
+	return strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum"+extra+"}", 1)
+}
+
+// waitedAtLeast waits until the pipeline's messages have waited n times
+// in all, and fails the test when they have not within the given time.
+func waitedAtLeast(t *testing.T, rn *runner.Runner, n int64, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); rn.Stats("build").Waited.Load() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the messages waited %d times within %s; want %d", rn.Stats("build").Waited.Load(), within, n)
+		}
+	}
+}
+
 // TestQuorumQueues: with queue.type quorum every queue of the pipeline is
 // a quorum queue; a waiting message comes back from a quorum wait queue
 // (at-least-once dead-lettering) and is published; a message whose
@@ -42,9 +61,7 @@ func TestQuorumQueues(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	const tier = 300 * time.Millisecond
-	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
-	text = strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum, delivery_limit: 2}", 1)
-	cfg := w.parse(text)
+	cfg := w.parse(w.quorumGateConfig(tier, ", delivery_limit: 2"))
 	rn := start(t, cfg)
 
 	input, dead, wait := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build"), pipeline.WaitQueue(w.client, "build", tier)
@@ -67,9 +84,7 @@ func TestQuorumQueues(t *testing.T) {
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 	late := newGatedBuild(t, store, "late")
 	w.publishRaw(late.key, late.body)
-	for rn.Stats("build").Waited.Load() < 2 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitedAtLeast(t, rn, 2, 15*time.Second)
 	store.makeReady(late.logPath)
 	if got := payloadOf(t, receive(t, main, "the output after waiting in a quorum queue"))["logurl"]; got != late.logURL {
 		t.Errorf("logurl %v, want %s", got, late.logURL)
@@ -184,18 +199,12 @@ func TestOlderWaitQueueKeepsWorking(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	text := w.gateConfig(w.pulseUser(), []time.Duration{tier}, time.Minute, "dead")
-	text = strings.Replace(text, "queue: {max_length: 1000, dead_max_length: 1000}", "queue: {max_length: 1000, dead_max_length: 1000, type: quorum}", 1)
-	rn, logs := startLogged(t, w.parse(text))
+	rn, logs := startLogged(t, w.parse(w.quorumGateConfig(tier, "")))
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	late := newGatedBuild(t, store, "older")
 	w.publishRaw(late.key, late.body)
-	for deadline := time.Now().Add(15 * time.Second); rn.Stats("build").Waited.Load() < 2; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the build waited %d times within 15s in the older wait queue; want 2", rn.Stats("build").Waited.Load())
-		}
-	}
+	waitedAtLeast(t, rn, 2, 15*time.Second)
 	store.makeReady(late.logPath)
 	if got := payloadOf(t, receive(t, main, "the output after waiting in an older wait queue"))["logurl"]; got != late.logURL {
 		t.Errorf("logurl %v, want %s", got, late.logURL)
