@@ -42,7 +42,7 @@ func (w *world) quorumGateConfig(tier time.Duration, extra string) string {
 
 // waitedAtLeast waits until the pipeline's messages have waited n times
 // in all, and fails the test when they have not within the given time.
-func waitedAtLeast(t *testing.T, rn *runner.Runner, n int64, within time.Duration) {
+func waitedAtLeast(t testing.TB, rn *runner.Runner, n int64, within time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(within); rn.Stats("build").Waited.Load() < n; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -81,12 +81,21 @@ func TestQuorumQueues(t *testing.T) {
 		}
 	}
 
+	w.waitsTwiceThenPublished(rn, store, "late", "a quorum queue")
+}
+
+// waitsTwiceThenPublished publishes a build whose log is not ready, lets
+// it wait twice, makes the log ready, and checks that its output is
+// published, after waiting in where.
+func (w *world) waitsTwiceThenPublished(rn *runner.Runner, store *artifactStore, tag, where string) {
+	t := w.t
+	t.Helper()
 	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	late := newGatedBuild(t, store, "late")
+	late := newGatedBuild(t, store, tag)
 	w.publishRaw(late.key, late.body)
 	waitedAtLeast(t, rn, 2, 15*time.Second)
 	store.makeReady(late.logPath)
-	if got := payloadOf(t, receive(t, main, "the output after waiting in a quorum queue"))["logurl"]; got != late.logURL {
+	if got := payloadOf(t, receive(t, main, "the output after waiting in "+where))["logurl"]; got != late.logURL {
 		t.Errorf("logurl %v, want %s", got, late.logURL)
 	}
 }
@@ -200,15 +209,7 @@ func TestOlderWaitQueueKeepsWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	rn, logs := startLogged(t, w.parse(w.quorumGateConfig(tier, "")))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-
-	late := newGatedBuild(t, store, "older")
-	w.publishRaw(late.key, late.body)
-	waitedAtLeast(t, rn, 2, 15*time.Second)
-	store.makeReady(late.logPath)
-	if got := payloadOf(t, receive(t, main, "the output after waiting in an older wait queue"))["logurl"]; got != late.logURL {
-		t.Errorf("logurl %v, want %s", got, late.logURL)
-	}
+	w.waitsTwiceThenPublished(rn, store, "older", "an older wait queue")
 	if args := queueArguments(t, wait); !strings.Contains(args, pipeline.WaitExchange(w.client, "build")) {
 		t.Errorf("%s has arguments %s; want its own dead-letter exchange kept", wait, args)
 	}
