@@ -307,20 +307,12 @@ func (c *Connection) QueueMessages(ctx context.Context, queue string) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	type reading struct {
-		messages int
-		err      error
-	}
-	answer := make(chan reading, 1)
-	go func() {
+	q, err := Answer(ctx, func() (amqp.Queue, error) {
 		defer ch.Close()
-		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-		answer <- reading{q.Messages, err}
-	}()
-	select {
-	case r := <-answer:
-		return r.messages, r.err
-	case <-ctx.Done():
+		return ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	})
+	if errors.Is(err, ErrNoAnswer) {
 		return 0, fmt.Errorf("the queue %s did not answer a count (%w); %s", queue, context.Cause(ctx), UnresponsiveQueueHint)
 	}
+	return q.Messages, err
 }

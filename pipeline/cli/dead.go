@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
@@ -32,23 +30,10 @@ their copy; the others stay, in order. Replay after fixing what refused them
 `
 
 // closeWithin bounds how long "dead" waits for the broker to close its
-// connection: a queue that does not answer holds the close too.
+// connection: a queue that does not answer holds the close too. The close
+// then goes on in the background (the process is about to exit, and the
+// socket closes with it).
 const closeWithin = 2 * time.Second
-
-// closeBounded closes conn, waiting at most within for the broker; the
-// close then goes on in the background (the process is about to exit,
-// and the socket closes with it).
-func closeBounded(conn *amqp.Connection, within time.Duration) {
-	closed := make(chan struct{})
-	go func() {
-		_ = conn.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(within):
-	}
-}
 
 func deadCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -97,7 +82,9 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	defer closeBounded(conn, closeWithin)
+	defer func() {
+		_, _ = broker.Within(closeWithin, func() (struct{}, error) { return struct{}{}, conn.Close() })
+	}()
 	dead, err := deadqueue.Open(conn, cfg, name)
 	if err != nil {
 		return fail(err)

@@ -95,29 +95,23 @@ func (d *Reader) get() (amqp.Delivery, bool, error) {
 	type reading struct {
 		msg amqp.Delivery
 		ok  bool
-		err error
 	}
-	answer := make(chan reading, 1)
-	go func() {
-		msg, ok, err := d.ch.Get(d.queue, false)
-		answer <- reading{msg, ok, err}
-	}()
 	within := d.AnswerWithin
 	if within <= 0 {
 		within = DefaultAnswerWithin
 	}
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	select {
-	case r := <-answer:
-		if r.err != nil {
-			return r.msg, false, fmt.Errorf("read %s: %w", d.queue, r.err)
-		}
-		return r.msg, r.ok, nil
-	case <-timer.C:
+	r, err := broker.Within(within, func() (reading, error) {
+		msg, ok, err := d.ch.Get(d.queue, false)
+		return reading{msg, ok}, err
+	})
+	switch {
+	case errors.Is(err, broker.ErrNoAnswer):
 		d.unanswered = true
 		return amqp.Delivery{}, false, fmt.Errorf("the dead queue %s did not answer a read within %s; %s", d.queue, within, broker.UnresponsiveQueueHint)
+	case err != nil:
+		return r.msg, false, fmt.Errorf("read %s: %w", d.queue, err)
 	}
+	return r.msg, r.ok, nil
 }
 
 // describeParked reads what a parked copy's headers say about it. A copy

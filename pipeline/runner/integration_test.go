@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -90,9 +91,9 @@ func newWorld(t testing.TB, conn *amqp.Connection) *world {
 	t.Cleanup(func() {
 		// A broker whose queue does not answer would hold the delete, and
 		// the whole test binary, forever: give up after a minute.
-		_, err := within(time.Minute, func() (struct{}, error) { return struct{}{}, w.deleteTopology() })
+		_, err := broker.Within(time.Minute, func() (struct{}, error) { return struct{}{}, w.deleteTopology() })
 		switch {
-		case errors.Is(err, errNoAnswer):
+		case errors.Is(err, broker.ErrNoAnswer):
 			t.Errorf("cleanup: the broker did not delete the test's queues and exchanges within a minute (a queue that does not answer; rabbitmqctl list_unresponsive_queues names it)")
 		case err != nil:
 			t.Errorf("cleanup: %v", err)

@@ -10,40 +10,16 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 )
 
 // answerWithin is how long a queue of the local broker may take to answer
 // a passive declare before the tests take it for stuck.
 const answerWithin = 15 * time.Second
 
-// errNoAnswer: the broker did not answer in time.
-var errNoAnswer = errors.New("the broker did not answer")
-
-// within runs ask and gives up after limit with errNoAnswer: a call to a
-// queue whose process is stuck never returns, and would hold the test
-// forever (the call goes on, and ends when the broker does).
-func within[T any](limit time.Duration, ask func() (T, error)) (T, error) {
-	type answer struct {
-		v   T
-		err error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		v, err := ask()
-		answered <- answer{v, err}
-	}()
-	select {
-	case a := <-answered:
-		return a.v, a.err
-	case <-time.After(limit):
-		var zero T
-		return zero, errNoAnswer
-	}
-}
-
 // inspectWithin is inspect that gives up after limit.
 func (w *world) inspectWithin(queue string, limit time.Duration) (amqp.Queue, error) {
-	return within(limit, func() (amqp.Queue, error) { return w.inspect(queue) })
+	return broker.Within(limit, func() (amqp.Queue, error) { return w.inspect(queue) })
 }
 
 // maxRescues bounds the broker restarts one test may make.
@@ -63,7 +39,7 @@ func (w *world) rescueStuckQueue() {
 		return
 	}
 	input := pipeline.InputQueue(w.client, "build")
-	if _, err := w.inspectWithin(input, answerWithin); !errors.Is(err, errNoAnswer) {
+	if _, err := w.inspectWithin(input, answerWithin); !errors.Is(err, broker.ErrNoAnswer) {
 		return
 	}
 	w.rescues++
