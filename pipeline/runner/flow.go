@@ -60,7 +60,7 @@ func (f *flow) handle(msg *message.Message) error {
 		f.metrics.Consumed.WithLabelValues(f.p.cfg.Name).Inc()
 	}
 	now := time.Now()
-	src := originOf(d, now, f.p.returnExchanges...)
+	src := f.p.originOf(d, now)
 
 	if err := pipeline.CheckContentType(d.ContentType); err != nil {
 		return err

@@ -146,8 +146,7 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 			waitingFor: describeMissing(missing),
 		}
 	}
-	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
-	return true, g.hold(ctx, d, src, tier, describeMissing(missing))
+	return true, g.hold(ctx, d, src, g.nextTier(src, elapsed), describeMissing(missing))
 }
 
 // Why a queue bound to the output exchange kept a message's outputs from
@@ -185,7 +184,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 		return translator.Refuse(pipeline.ClassUnpublishable, "%s, at pass %d, %s after the message was first seen (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
 			cause, src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline, hint)
 	}
-	tier := g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
+	tier := g.nextTier(src, elapsed)
 	g.f.p.stats.Retried.Add(1)
 	if g.f.metrics != nil {
 		g.f.metrics.Retries.WithLabelValues(g.pipeline, string(toOutput)).Inc()
@@ -193,6 +192,12 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 	g.f.throttle.log(slog.LevelWarn, "refused outputs "+cause, cause+"; the consumers whose queues took them have them, and the message waits to publish them again",
 		"pipeline", g.pipeline, "routing_key", termtext.Truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "likely", hint)
 	return g.hold(ctx, d, src, tier, waitingFor)
+}
+
+// nextTier is the wait tier of a message's next wait, elapsed after it
+// was first seen.
+func (g *readinessGate) nextTier(src origin, elapsed time.Duration) time.Duration {
+	return g.cfg.Tiers[g.cfg.TierFor(src.attempt, g.cfg.Deadline-elapsed)]
 }
 
 // check checks urls within the budget and returns the results that are

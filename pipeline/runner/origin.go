@@ -53,6 +53,14 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 	return o
 }
 
+// originOf reads where d came from, believing the wait headers of a
+// delivery only from the pipeline's own exchanges: the hold exchange
+// (returning waiters, replayed messages) and the wait exchange (waiters of
+// wait queues declared by earlier versions).
+func (p *pipelineRun) originOf(d *broker.Delivery, now time.Time) origin {
+	return originOf(d, now, p.topology.Wait.HoldExchange, p.topology.Wait.Exchange)
+}
+
 // carriedOnly drops from a returning message's headers the translator's
 // own and the broker's record of the wait (x-death and its kin), leaving
 // the upstream headers the waiting copy carried.

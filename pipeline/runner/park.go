@@ -79,7 +79,7 @@ func classify(err error) (class, reason string) {
 // dead-letters it into the dead queue itself; it is never requeued to
 // fail again.
 func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, waitingFor string) error {
-	src := originOf(d, time.Now(), f.p.returnExchanges...)
+	src := f.p.originOf(d, time.Now())
 	f.p.stats.Parked.Add(1)
 	if f.metrics != nil {
 		f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
@@ -111,7 +111,7 @@ func ParkHeaders(pipelineName string, d *broker.Delivery, class, reason string) 
 // body and content type as they came, and the headers of parkHeaders.
 func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, waitingFor string, minimal bool) broker.Outgoing {
 	return broker.Outgoing{
-		Exchange:    p.parkExchange,
+		Exchange:    p.topology.ParkExchange,
 		RoutingKey:  src.routingKey,
 		ContentType: d.ContentType,
 		MessageID:   d.MessageID,

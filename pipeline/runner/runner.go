@@ -66,14 +66,9 @@ type pipelineRun struct {
 	topology *broker.Topology
 	// gate holds the messages that wait: for their artifacts, or for
 	// the output exchange to take their outputs.
-	gate *readinessGate
-	// returnExchanges are where returning waiters (through the wait
-	// exchange) and replayed messages (through the hold exchange) come
-	// from; parkExchange, private to the client, is where parked copies go.
-	returnExchanges []string
-	parkExchange    string
-	stats           Stats
-	sub             *broker.Subscriber
+	gate  *readinessGate
+	stats Stats
+	sub   *broker.Subscriber
 	// queues are read by watchQueues; recent is what the live page shows.
 	queues []*watchedQueue
 	recent recent
@@ -100,8 +95,8 @@ type Stats struct {
 	// them.
 	Retried atomic.Int64
 	// Refused counts publishes of outputs that a queue bound to the output
-	// exchange refused or did not confirm in time, in a pipeline whose
-	// messages then wait to publish them again.
+	// exchange refused or did not confirm in time (the messages then wait
+	// to publish them again).
 	Refused atomic.Int64
 	// InFlight is the number of messages being handled now.
 	InFlight atomic.Int64
@@ -128,13 +123,11 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 			errs = append(errs, err)
 			continue
 		}
-		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p),
-			returnExchanges: []string{pipeline.WaitExchange(cfg.ClientID, p.Name), pipeline.HoldExchange(cfg.ClientID, p.Name)},
-			parkExchange:    pipeline.ParkExchange(cfg.ClientID, p.Name)}
+		run := &pipelineRun{cfg: p, proc: proc, topology: topologyOf(cfg.ClientID, p)}
 		run.topology.DeclareUpstream = cfg.DeclareUpstream
 		// Every pipeline has its wait queues, whether or not its rules
 		// wait for artifacts: a message whose outputs a consumer's queue
-		// refuses waits in them too. The wait exchange's retry binding is
+		// refuses waits in them too. The hold exchange's retry binding is
 		// also the route by which "dead replay" returns parked messages.
 		run.gate = newReadinessGate(cfg.ClientID, p, proc.Waits())
 		run.topology.Wait = run.gate.topology(cfg.ClientID)
@@ -228,7 +221,7 @@ func (r *Runner) Stats(name string) *Stats {
 }
 
 // Checks returns the artifact-check counters of the named pipeline, or nil
-// when it has no readiness gate.
+// when its rules wait for no artifact.
 func (r *Runner) Checks(name string) *gate.Counts {
 	for _, p := range r.pipelines {
 		if p.cfg.Name == name && p.gate.checker != nil {
