@@ -160,81 +160,155 @@ func (s *Subscriber) run() {
 
 // consume opens the channels of one session and forwards their
 // deliveries until the consumers end: nil when the broker cancelled them,
-// an error when a channel or the connection closed or could not consume.
+// an error when the connection closed or a channel could not consume. A
+// channel that closes alone, with the connection open, is replaced alone
+// (keepConsuming): the other channels go on consuming meanwhile.
 func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 	if redeclare && s.cfg.Declare != nil {
 		if err := s.cfg.Declare(sess.Conn); err != nil {
 			return err
 		}
 	}
-	type consumer struct {
-		ch         *amqp.Channel
-		tag        string
-		deliveries <-chan amqp.Delivery
-		settler    *settler
-	}
-	var consumers []consumer
-	closeAll := func() {
-		for _, c := range consumers {
-			c.settler.stop()
-			_ = c.ch.Close()
-		}
-	}
+	var consumers []*consumer
 	for i := range max(s.cfg.Channels, 1) {
-		ch, err := sess.Conn.Channel()
+		c, err := s.open(sess, i)
 		if err != nil {
-			closeAll()
+			for _, c := range consumers {
+				c.settler.stop()
+				_ = c.ch.Close()
+			}
 			return err
 		}
-		if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
-			closeAll()
-			return err
-		}
-		tag := "pulsetranslator-" + strconv.Itoa(i) + "-" + strconv.FormatUint(s.ids.Add(1), 10)
-		deliveries, err := ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
-		if err != nil {
-			_ = ch.Close()
-			closeAll()
-			return err
-		}
-		consumers = append(consumers, consumer{ch, tag, deliveries, newSettler(ch, ackHold)})
+		consumers = append(consumers, c)
 	}
-	var wg, inflight sync.WaitGroup
+	var wg sync.WaitGroup
 	errs := make(chan error, len(consumers))
-	for _, c := range consumers {
-		s.consuming.Add(1)
-		wg.Go(func() {
-			defer s.consuming.Add(-1)
-			errs <- s.forward(c.ch, c.settler, c.deliveries, &inflight)
-		})
+	for i, c := range consumers {
+		wg.Go(func() { errs <- s.keepConsuming(sess, i, c) })
 	}
-	ended := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-s.closing:
-		// Stop the deliveries; forward returns what is still buffered.
-		for _, c := range consumers {
-			_ = c.ch.Cancel(c.tag, false)
-		}
-		<-ended
-	}
+	wg.Wait()
 	close(errs)
-	// The channels stay open until their messages are settled; a channel
-	// closes with its session, or here once nothing is in flight on it.
-	go func() {
-		inflight.Wait()
-		closeAll()
-	}()
 	for err := range errs {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// consumer is one channel consuming the queue.
+type consumer struct {
+	ch         *amqp.Channel
+	tag        string
+	deliveries <-chan amqp.Delivery
+	settler    *settler
+}
+
+// open opens the channel of consumer slot i and consumes on it.
+func (s *Subscriber) open(sess *Session, slot int) (*consumer, error) {
+	ch, err := sess.Conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	tag := "pulsetranslator-" + strconv.Itoa(slot) + "-" + strconv.FormatUint(s.ids.Add(1), 10)
+	deliveries, err := ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	return &consumer{ch, tag, deliveries, newSettler(ch, ackHold)}, nil
+}
+
+// keepConsuming forwards the deliveries of consumer slot slot, first on
+// c: when its channel closes while the connection stays open (the broker
+// closed that channel alone, say for an ack it did not expect), it opens
+// another in its place, backing off when that keeps happening. It returns
+// when the subscriber closes (nil), the broker cancelled the consumer
+// (nil), or the connection closed (its error).
+func (s *Subscriber) keepConsuming(sess *Session, slot int, c *consumer) error {
+	failures := 0
+	for {
+		began := time.Now()
+		err := s.serve(c)
+		if err == nil || s.isClosing() {
+			return nil
+		}
+		if sessionEnded(sess) {
+			return err
+		}
+		if time.Since(began) > s.cfg.Backoff.Max {
+			failures = 0
+		}
+		for {
+			delay := s.cfg.Backoff.Delay(failures)
+			failures++
+			s.cfg.Logger.Warn("a channel consuming the input queue closed; opening another in its place", "queue", s.cfg.Queue, "retry_in", delay.String(), "error", err.Error())
+			select {
+			case <-s.closing:
+				return nil
+			case <-sess.Done():
+				return err
+			case <-time.After(delay):
+			}
+			if c, err = s.open(sess, slot); err == nil {
+				break
+			}
+			if sessionEnded(sess) {
+				return err
+			}
+		}
+	}
+}
+
+// serve forwards the deliveries of c until they end, cancelling its
+// consumer when the subscriber closes. The channel stays open until its
+// messages are settled, then closes (unless it closed already).
+func (s *Subscriber) serve(c *consumer) error {
+	var inflight sync.WaitGroup
+	s.consuming.Add(1)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-s.closing:
+			// Stop the deliveries; forward returns what is still buffered.
+			_ = c.ch.Cancel(c.tag, false)
+		case <-done:
+		}
+	}()
+	err := s.forward(c.ch, c.settler, c.deliveries, &inflight)
+	close(done)
+	s.consuming.Add(-1)
+	go func() {
+		inflight.Wait()
+		c.settler.stop()
+		_ = c.ch.Close()
+	}()
+	return err
+}
+
+// isClosing reports whether Close was called (or the Subscribe context
+// ended).
+func (s *Subscriber) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// sessionEnded reports whether the connection of sess closed.
+func sessionEnded(sess *Session) bool {
+	select {
+	case <-sess.Done():
+		return true
+	default:
+		return sess.Conn.IsClosed()
+	}
 }
 
 // forward hands each delivery of one channel over to the router, until

@@ -98,3 +98,24 @@ func SuspendQueue(t testing.TB, queue string, limit time.Duration) (resume func(
 	t.Cleanup(resume)
 	return resume
 }
+
+// CloseConsumerChannel makes the local broker close the channel of the
+// first consumer of queue (in the vhost /), as it closes a channel whose
+// consumer did not ack in time (consumer_timeout): the channel process is
+// handed an ack of a delivery tag it never sent, and closes the channel
+// with PRECONDITION_FAILED. The connection and its other channels stay
+// open. It returns the tag of the consumer whose channel closed.
+func CloseConsumerChannel(t testing.TB, queue string) string {
+	t.Helper()
+	expr := `{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"` + queue + `">>)), ` +
+		`C = hd(rabbit_amqqueue:consumers(Q)), ` +
+		`gen_server2:cast(element(1, C), {method, {'basic.ack', 4294967295, false}, none, noflow}), ` +
+		`io:format("tag=~s~n", [element(2, C)]), ok.`
+	out, err := exec.Command("rabbitmqctl", "-q", "eval", expr).CombinedOutput()
+	_, tag, found := strings.Cut(string(out), "tag=")
+	if err != nil || !found {
+		t.Fatalf("rabbitmqctl eval (close a consumer's channel of %s): %v\n%s", queue, err, out)
+	}
+	tag, _, _ = strings.Cut(tag, "\n")
+	return tag
+}
