@@ -17,23 +17,8 @@ import (
 // names the queue and the command that finds such queues; once the queue
 // answers again, so does the count.
 func TestCountOfAQueueThatDoesNotAnswer(t *testing.T) {
-	admin := brokertest.Connect(t)
-	ch, err := admin.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const queue = "queue/pttest/count-unanswered"
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueuePurge(queue, false); err != nil { // left by an interrupted run
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if ch, err := admin.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue, false, false, false)
-		}
-	})
+	_, ch := emptyQueue(t, queue)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -79,4 +64,28 @@ func TestCountOfAQueueThatDoesNotAnswer(t *testing.T) {
 	if n, err, _ := count(10 * time.Second); err != nil || n != 3 {
 		t.Errorf("count once the queue answers again: %d, %v; want 3", n, err)
 	}
+}
+
+// emptyQueue declares queue on the local broker, empty (a run cut short
+// may have left messages in it), and deletes it when the test ends. It
+// returns the admin connection and a channel on it.
+func emptyQueue(t *testing.T, queue string) (*amqp.Connection, *amqp.Channel) {
+	t.Helper()
+	admin := brokertest.Connect(t)
+	ch, err := admin.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueuePurge(queue, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if ch, err := admin.Channel(); err == nil {
+			_, _ = ch.QueueDelete(queue, false, false, false)
+		}
+	})
+	return admin, ch
 }

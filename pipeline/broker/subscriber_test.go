@@ -21,23 +21,8 @@ import (
 // replaced at once on the same connection, while the other keeps its
 // consumer and goes on handing messages over; no message is lost.
 func TestChannelClosedAloneIsReplacedAlone(t *testing.T) {
-	admin := brokertest.Connect(t)
-	ch, err := admin.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const queue = "queue/pttest/channel-closed-alone"
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueuePurge(queue, false); err != nil { // left by an interrupted run
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if ch, err := admin.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue, false, false, false)
-		}
-	})
+	admin, _ := emptyQueue(t, queue)
 
 	logs := &brokertest.Logs{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
