@@ -80,11 +80,18 @@ func newProxy(t *testing.T, target string) *proxy {
 
 func (p *proxy) close() {
 	p.ln.Close()
+	p.cut()
+}
+
+// cut cuts every connection it forwards now, and goes on accepting new
+// ones: a connection lost to the network.
+func (p *proxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil
 }
 
 // runConnection runs conn until the test ends.

@@ -131,18 +131,18 @@ func (s *Subscriber) run() {
 		if err != nil {
 			return
 		}
+		began := time.Now()
 		err = s.consume(sess, redeclare)
 		select {
 		case <-s.closing:
 			return
 		default:
 		}
-		if err == nil {
-			// The broker cancelled the consumers (the queue was deleted):
-			// declare it again and consume at once.
-			failures, redeclare = 0, true
-			s.cfg.Logger.Warn("the broker stopped the consumers of the input queue (was it deleted?); declaring it again", "queue", s.cfg.Queue)
-			continue
+		if err == nil { // only Close ends consume without an error
+			err = errors.New("the consumers ended")
+		}
+		if time.Since(began) > s.cfg.Backoff.Max {
+			failures = 0 // it consumed: this loss is a first one
 		}
 		redeclare = true
 		delay := s.cfg.Backoff.Delay(failures)
@@ -159,10 +159,10 @@ func (s *Subscriber) run() {
 }
 
 // consume opens the channels of one session and forwards their
-// deliveries until the consumers end: nil when the broker cancelled them,
-// an error when the connection closed or a channel could not consume. A
-// channel that closes alone, with the connection open, is replaced alone
-// (keepConsuming): the other channels go on consuming meanwhile.
+// deliveries until the subscriber closes (nil) or the connection closes or
+// a channel cannot consume at first (an error). Each channel keeps itself
+// consuming meanwhile (keepConsuming): one the broker closes alone, or
+// whose consumer it cancels, is replaced alone, while the others go on.
 func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 	if redeclare && s.cfg.Declare != nil {
 		if err := s.cfg.Declare(sess.Conn); err != nil {
@@ -224,44 +224,74 @@ func (s *Subscriber) open(sess *Session, slot int) (*consumer, error) {
 }
 
 // keepConsuming forwards the deliveries of consumer slot slot, first on
-// c: when its channel closes while the connection stays open (the broker
-// closed that channel alone, say for an ack it did not expect), it opens
-// another in its place, backing off when that keeps happening. It returns
-// when the subscriber closes (nil), the broker cancelled the consumer
-// (nil), or the connection closed (its error).
+// c, and replaces c when it ends while the connection stays open:
+//   - the broker cancelled the consumer (the queue was deleted): it
+//     declares the topology again and consumes, at once the first time;
+//   - the broker closed the channel alone (for an ack it did not expect,
+//     or consumer_timeout): it opens another channel in its place.
+//
+// Attempts that fail back off, and declare the topology again first. It
+// returns nil when the subscriber closes, and the connection's error when
+// the connection closes.
 func (s *Subscriber) keepConsuming(sess *Session, slot int, c *consumer) error {
 	failures := 0
 	for {
 		began := time.Now()
 		err := s.serve(c)
-		if err == nil || s.isClosing() {
+		if s.isClosing() {
 			return nil
 		}
 		if sessionEnded(sess) {
-			return err
+			return errors.Join(errors.New("the connection closed"), err)
 		}
 		if time.Since(began) > s.cfg.Backoff.Max {
 			failures = 0
 		}
-		for {
-			delay := s.cfg.Backoff.Delay(failures)
+		redeclare := err == nil
+		var delay time.Duration
+		if redeclare {
+			// At once the first time; backing off when it keeps happening.
+			if failures > 0 {
+				delay = s.cfg.Backoff.Delay(failures - 1)
+			}
+			failures++
+			s.cfg.Logger.Warn("the broker stopped a consumer of the input queue (was it deleted?); declaring it again", "queue", s.cfg.Queue, "retry_in", delay.String())
+		} else {
+			delay = s.cfg.Backoff.Delay(failures)
 			failures++
 			s.cfg.Logger.Warn("a channel consuming the input queue closed; opening another in its place", "queue", s.cfg.Queue, "retry_in", delay.String(), "error", err.Error())
+		}
+		for {
 			select {
 			case <-s.closing:
 				return nil
 			case <-sess.Done():
-				return err
+				return errors.New("the connection closed")
 			case <-time.After(delay):
 			}
-			if c, err = s.open(sess, slot); err == nil {
+			if c, err = s.reopen(sess, slot, redeclare); err == nil {
 				break
 			}
 			if sessionEnded(sess) {
 				return err
 			}
+			redeclare = true
+			delay = s.cfg.Backoff.Delay(failures)
+			failures++
+			s.cfg.Logger.Warn("cannot consume the input queue; trying again", "queue", s.cfg.Queue, "retry_in", delay.String(), "error", err.Error())
 		}
 	}
+}
+
+// reopen opens the channel of consumer slot slot again, declaring the
+// topology first when redeclare is set.
+func (s *Subscriber) reopen(sess *Session, slot int, redeclare bool) (*consumer, error) {
+	if redeclare && s.cfg.Declare != nil {
+		if err := s.cfg.Declare(sess.Conn); err != nil {
+			return nil, err
+		}
+	}
+	return s.open(sess, slot)
 }
 
 // serve forwards the deliveries of c until they end, cancelling its
