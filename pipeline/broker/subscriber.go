@@ -45,8 +45,10 @@ type SubscriberConfig struct {
 //
 // Each message's context carries its Delivery and ends when the channel
 // it came on closes: the broker then returns it to the queue, and the
-// work on it can stop. Losing the connection, or the queue, is survived:
-// the subscriber consumes again on the next session.
+// work on it can stop. Losing the connection is survived: the subscriber
+// consumes again on the next session. A channel the broker closes alone,
+// or whose consumer it cancels (the queue was deleted), is replaced alone
+// on the same session, the queue declared again when it went missing.
 type Subscriber struct {
 	conn *Connection
 	cfg  SubscriberConfig
