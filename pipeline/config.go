@@ -195,8 +195,8 @@ const (
 // the output exchange refused, is published, with a confirm, to the wait
 // queue of a tier, queue/<client>/<pipeline>/wait/<tier>, whose TTL is
 // the tier; when it expires RabbitMQ dead-letters it back into the input
-// queue through exchange/<client>/<pipeline>/wait, and it is processed
-// again. Every pipeline has wait queues, also one whose rules wait for
+// queue through queue/<client>/<pipeline>/hold (HoldExchange), and it is
+// processed again. Every pipeline has wait queues, also one whose rules wait for
 // no artifact.
 type WaitConfig struct {
 	// Tiers are the wait queues' TTLs, ascending: the first wait uses the
