@@ -135,10 +135,8 @@ func (s *Subscriber) run() {
 		}
 		began := time.Now()
 		err = s.consume(sess, redeclare)
-		select {
-		case <-s.closing:
+		if s.isClosing() {
 			return
-		default:
 		}
 		if err == nil { // only Close ends consume without an error
 			err = errors.New("the consumers ended")
@@ -176,8 +174,7 @@ func (s *Subscriber) consume(sess *Session, redeclare bool) error {
 		c, err := s.open(sess, i)
 		if err != nil {
 			for _, c := range consumers {
-				c.settler.stop()
-				_ = c.ch.Close()
+				c.close()
 			}
 			return err
 		}
@@ -225,6 +222,13 @@ func (s *Subscriber) open(sess *Session, slot int) (*consumer, error) {
 	return &consumer{ch, tag, deliveries, newSettler(ch, ackHold)}, nil
 }
 
+// close sends the acks c holds and closes its channel (unless the broker
+// closed it).
+func (c *consumer) close() {
+	c.settler.stop()
+	_ = c.ch.Close()
+}
+
 // keepConsuming forwards the deliveries of consumer slot slot, first on
 // c, and replaces c when it ends while the connection stays open:
 //   - the broker cancelled the consumer (the queue was deleted): it
@@ -244,7 +248,7 @@ func (s *Subscriber) keepConsuming(sess *Session, slot int, c *consumer) error {
 			return nil
 		}
 		if sessionEnded(sess) {
-			return errors.Join(errors.New("the connection closed"), err)
+			return errors.Join(errConnectionClosed, err)
 		}
 		if time.Since(began) > s.cfg.Backoff.Max {
 			failures = 0
@@ -268,7 +272,7 @@ func (s *Subscriber) keepConsuming(sess *Session, slot int, c *consumer) error {
 			case <-s.closing:
 				return nil
 			case <-sess.Done():
-				return errors.New("the connection closed")
+				return errConnectionClosed
 			case <-time.After(delay):
 			}
 			if c, err = s.reopen(sess, slot, redeclare); err == nil {
@@ -316,8 +320,7 @@ func (s *Subscriber) serve(c *consumer) error {
 	s.consuming.Add(-1)
 	go func() {
 		inflight.Wait()
-		c.settler.stop()
-		_ = c.ch.Close()
+		c.close()
 	}()
 	return err
 }
@@ -332,6 +335,9 @@ func (s *Subscriber) isClosing() bool {
 		return false
 	}
 }
+
+// errConnectionClosed ends a consumer slot whose connection closed.
+var errConnectionClosed = errors.New("the connection closed")
 
 // sessionEnded reports whether the connection of sess closed.
 func sessionEnded(sess *Session) bool {
@@ -358,11 +364,9 @@ func (s *Subscriber) forward(ch *amqp.Channel, settler *settler, deliveries <-ch
 		cancel()
 	}()
 	for d := range deliveries {
-		select {
-		case <-s.closing:
+		if s.isClosing() {
 			settler.nack(d.DeliveryTag, true, func() {})
 			continue
-		default:
 		}
 		msg := message.NewMessage(strconv.FormatUint(s.ids.Add(1), 10), d.Body)
 		delivery := deliveryOf(&d)
