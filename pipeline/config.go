@@ -225,7 +225,13 @@ type CheckConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Concurrency bounds the checks in flight overall. Optional, default 64.
 	Concurrency int `yaml:"concurrency"`
-	// PerHost bounds the checks in flight to one host. Optional, default 32.
+	// PerHost bounds the checks in flight to one host (its name in any
+	// spelling, and port), and, once it has answered none of them for
+	// half a second, the checks that may wait for it. Optional, default
+	// 32. A host that stops answering thus holds at most 2 × per_host
+	// messages, until its checks miss their budget five times in a row;
+	// then it is not asked for 10s (doubling up to 80s), and its
+	// messages go to their wait queue at once.
 	PerHost int `yaml:"per_host"`
 	// Cache is how long a ready answer is remembered. Optional, default
 	// 1m; -1s turns the cache off.
@@ -235,18 +241,26 @@ type CheckConfig struct {
 	// at once, so that a slow or hanging host holds up only its own
 	// messages. Optional, default 5s.
 	Budget time.Duration `yaml:"budget"`
-	// Allow lists where checks may go: hosts ("archive.mozilla.org"),
-	// hosts with ports, domains ("*.mozilla.org") or URL prefixes
-	// ("https://host/pub/"); redirects must stay within it. A message
+	// Allow lists where checks may go: hosts ("archive.mozilla.org", in
+	// any case), hosts with ports, domains ("*.mozilla.org") or URL
+	// prefixes with a path ("https://host/pub/", matched on whole path
+	// segments); URLs are parsed and compared by scheme, host, port and
+	// cleaned path, and redirects must stay within the list. A message
 	// that waits for a URL outside it is refused (bad_artifact_url).
-	// Optional: without it, any host but loopback, link-local and private
-	// addresses.
+	// Optional: without it, any host but loopback, link-local, private
+	// and other special-purpose addresses.
 	Allow []string `yaml:"allow"`
-	// AllowPrivate lets checks reach loopback, link-local and private
-	// addresses when there is no allow list. Optional, default false:
-	// an upstream message must not make the translator probe internal
-	// services.
+	// AllowPrivate lets checks reach loopback, link-local, private and
+	// other special-purpose addresses when there is no allow list.
+	// Optional, default false: an upstream message must not make the
+	// translator probe internal services.
 	AllowPrivate bool `yaml:"allow_private"`
+	// ProxyFromEnvironment sends the checks through the proxy that
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY name when the pipeline starts.
+	// The allow list and the refusal of private literal addresses and
+	// names still apply to every URL; the addresses names resolve to are
+	// then the proxy's to check. Optional, default false.
+	ProxyFromEnvironment bool `yaml:"proxy_from_environment"`
 }
 
 // Policy is where the pipeline's artifact checks may go.

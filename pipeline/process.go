@@ -35,8 +35,6 @@ type Processor struct {
 	schemas    *schemas.Set
 	outputs    []OutputConfig
 	limits     LimitsConfig
-	// checks is where artifact checks may go.
-	checks gate.Policy
 	// ccRoom is how many CC routes the rules may add to an output: its CC
 	// list is made with room for them.
 	ccRoom int
@@ -121,7 +119,7 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, shipped *Shipped
 			return nil, err
 		}
 	}
-	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: shipped.Schemas, outputs: cfg.Outputs, limits: limits, checks: cfg.Wait.Check.Policy(), ccRoom: len(set.CCRoutes())}, nil
+	return &Processor{name: cfg.Name, translator: tr, rules: set, schemas: shipped.Schemas, outputs: cfg.Outputs, limits: limits, ccRoom: len(set.CCRoutes())}, nil
 }
 
 // Waits reports whether the pipeline's rules make outputs wait for
@@ -226,7 +224,7 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		if slices.Contains(*checkedURLs, u) {
 			continue
 		}
-		if err := p.checks.Permit(u); err != nil {
+		if err := gate.ValidURL(u); err != nil {
 			return Routed{}, translator.Refuse(ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
 		}
 		*checkedURLs = append(*checkedURLs, u)

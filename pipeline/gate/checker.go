@@ -1,16 +1,14 @@
 // Package gate is the readiness gate's artifact check: does the artifact at
 // a URL exist yet? It answers with HTTP HEAD (GET where a server refuses
-// HEAD, without reading the body), follows redirects, bounds every request
-// by a timeout and all requests by a limit overall and per host, and
-// remembers ready answers for a short time.
+// HEAD, without reading the body) over net/http, follows redirects within
+// the policy, bounds every request by a timeout, all requests by a limit
+// overall and per host, keeps a failing host from costing anything but its
+// own messages, and remembers ready answers for a short time.
 //
-// It speaks HTTP/1.1 on keep-alive connections of its own, with TLS for
-// https, and parses answers with net/http's parser. A check is one HEAD
-// and one answer; net/http's client would add a hand-off between three
-// goroutines to each, which cost more than the request itself.
-//
-// The gate itself, holding messages back in RabbitMQ wait queues, is in
-// package pipeline; this package only asks.
+// What one URL, one message or one host can cost is bounded: a URL's
+// length (MaxURLBytes), the bytes of the ready cache, the checks in flight
+// and waiting for each host, and the time of a check. The holding of
+// messages in RabbitMQ wait queues is the runner's; this package only asks.
 package gate
 
 import (
@@ -18,10 +16,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
+	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +35,14 @@ const (
 	// Failed: the check could not tell (timeout, connection refused, any
 	// other status). The message waits as for NotYet.
 	Failed
-	// Forbidden: the policy does not let the check go where the URL, a
+	// Forbidden: the URL cannot be checked (not an http or https URL,
+	// too long), or the policy does not let the check go where it, a
 	// redirect or the host's address points. The message is refused.
 	Forbidden
+	// Skipped: the check was not sent, because its host is failing (it
+	// did not answer its last checks) or has as many checks waiting as
+	// in flight. The message waits as for NotYet.
+	Skipped
 )
 
 // String names the outcome as logs and metrics do.
@@ -53,6 +54,8 @@ func (o Outcome) String() string {
 		return "not_yet"
 	case Forbidden:
 		return "forbidden"
+	case Skipped:
+		return "skipped"
 	default:
 		return "failed"
 	}
@@ -75,63 +78,74 @@ func (r Result) RedactedURL() string { return RedactURL(r.URL) }
 
 // Config tunes a Checker. Zero fields take the defaults.
 type Config struct {
-	// Timeout bounds one request, redirects and the GET fallback
-	// included, also when its caller stopped waiting. Default 10s.
+	// Timeout bounds one check, redirects and the GET fallback included,
+	// also when its caller stopped waiting. Default 10s.
 	Timeout time.Duration
 	// Concurrency bounds checks in flight overall. Default 64.
 	Concurrency int
-	// PerHost bounds checks in flight to one host. Default 32.
+	// PerHost bounds checks in flight to one host, and the checks that
+	// may wait for one of its slots. Default 32.
 	PerHost int
 	// CacheTTL is how long a ready answer is remembered. Default 1m; a
 	// negative value turns the cache off.
 	CacheTTL time.Duration
-	// CacheSize bounds the ready cache. Default 10000.
-	CacheSize int
+	// CacheBytes bounds the ready cache: the remembered URLs' lengths,
+	// plus 128 bytes each. Default 4 MiB.
+	CacheBytes int
+	// HostCooldown is how long a host that stopped answering is not asked
+	// after it trips, doubling each time it trips again, up to eight
+	// times. Default 10s.
+	HostCooldown time.Duration
+	// HostSlowAfter is how long a host may have checks in flight without
+	// answering any before the checks that may wait for its slots are
+	// bounded by PerHost. Default 500ms.
+	HostSlowAfter time.Duration
 	// Policy says where checks may go.
 	Policy Policy
-	// TLS configures https connections; its ServerName and NextProtos
-	// are set for each host. Default: the system's roots, TLS 1.2 or
-	// later.
+	// ProxyFromEnvironment sends checks through the proxy that
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY name. The policy still applies
+	// to every URL; the addresses its names resolve to are then the
+	// proxy's to check.
+	ProxyFromEnvironment bool
+	// TLS configures https connections. Default: the system's roots,
+	// TLS 1.2 or later.
 	TLS *tls.Config
 }
 
 // Defaults of Config.
 const (
-	DefaultTimeout     = 10 * time.Second
-	DefaultConcurrency = 64
-	DefaultPerHost     = 32
-	DefaultCacheTTL    = time.Minute
-	DefaultCacheSize   = 10000
+	DefaultTimeout       = 10 * time.Second
+	DefaultConcurrency   = 64
+	DefaultPerHost       = 32
+	DefaultCacheTTL      = time.Minute
+	DefaultCacheBytes    = 4 << 20
+	DefaultHostCooldown  = 10 * time.Second
+	DefaultHostSlowAfter = 500 * time.Millisecond
 )
 
 // Counts are the numbers of checks by outcome, cache hits among the ready.
 type Counts struct {
-	Ready, NotYet, Failed, Forbidden, Cached atomic.Int64
+	Ready, NotYet, Failed, Forbidden, Skipped, Cached atomic.Int64
 }
 
 // Checker checks artifact URLs. It is safe for concurrent use.
 type Checker struct {
-	cfg  Config
-	pool *pool
-	all  chan struct{}
-
-	mu    sync.Mutex
-	hosts map[string]*hostSlots
-	ready map[string]time.Time // URL -> expiry
-
-	counts Counts
-	// asks runs the requests, on goroutines that outlive one check.
-	asks workers
+	cfg    Config
+	policy *compiled
+	// transport sends the checks; the checks follow redirects themselves.
+	transport *http.Transport
+	all       chan struct{}
+	hosts     *hosts
+	cache     *readyCache
+	counts    Counts
+	// proxies are the addresses of the proxies checks went through, which
+	// the policy does not apply to.
+	proxies sync.Map
 }
 
-// hostSlots bounds the checks in flight to one host.
-type hostSlots struct {
-	slots chan struct{}
-	users int
-}
-
-// New returns a Checker with cfg's defaults filled in.
-func New(cfg Config) *Checker {
+// New returns a Checker with cfg's defaults filled in, or the errors of
+// its policy's allow list.
+func New(cfg Config) (*Checker, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -144,79 +158,36 @@ func New(cfg Config) *Checker {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
-	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = DefaultCacheSize
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
 	}
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	if len(cfg.Policy.Allow) == 0 && !cfg.Policy.AllowPrivate {
-		// The addresses a name resolves to are checked as it connects.
-		dialer.Control = dialControl
+	if cfg.HostCooldown <= 0 {
+		cfg.HostCooldown = DefaultHostCooldown
 	}
-	tlsConfig := cfg.TLS
-	if tlsConfig == nil {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(cfg.Concurrency)}
+	if cfg.HostSlowAfter <= 0 {
+		cfg.HostSlowAfter = DefaultHostSlowAfter
 	}
-	return &Checker{
-		cfg:   cfg,
-		pool:  newPool(dialer, tlsConfig, cfg.PerHost, cfg.Concurrency),
-		all:   make(chan struct{}, cfg.Concurrency),
-		hosts: map[string]*hostSlots{},
-		ready: map[string]time.Time{},
+	policy, err := cfg.Policy.compile()
+	if err != nil {
+		return nil, err
 	}
+	c := &Checker{
+		cfg:    cfg,
+		policy: policy,
+		all:    make(chan struct{}, cfg.Concurrency),
+		hosts:  newHosts(cfg.PerHost, cfg.HostSlowAfter, cfg.HostCooldown),
+		cache:  newReadyCache(cfg.CacheTTL, cfg.CacheBytes),
+	}
+	c.transport = c.newTransport()
+	return c, nil
 }
 
 // Counts returns the checker's counters.
 func (c *Checker) Counts() *Counts { return &c.counts }
 
-// ValidURL reports whether raw is an absolute http or https URL, the only
-// kind the gate checks; the error says what is wrong with it.
-func ValidURL(raw string) error {
-	_, err := parseURL(raw)
-	return err
-}
-
-// parseURL parses raw and checks it is what ValidURL asks for.
-func parseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Error's text quotes the URL whole, password and all.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%.200q is not a URL: %v", RedactURL(raw), err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%.200q: only http and https artifact URLs can be checked", RedactURL(raw))
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%.200q has no host", RedactURL(raw))
-	}
-	return u, nil
-}
-
-// RedactURL is raw as logs and reasons show it: user info, which may be a
-// password or a token, replaced by "xxxxx". An artifact URL is upstream
-// data, and what its user info holds must not reach a log line, a metric
-// or a parked message's reason. A URL with an "@" that does not parse is
-// not shown at all. The gate never sends user info to the host.
-func RedactURL(raw string) string {
-	if !strings.Contains(raw, "@") {
-		return raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an unparseable URL with an @)"
-	}
-	if u.User == nil {
-		return raw
-	}
-	u.User = url.User(redacted)
-	return u.String()
-}
-
-// redacted stands for the user info of a URL in logs and reasons.
-const redacted = "xxxxx"
+// FailingHosts returns how many hosts are not asked now, because they
+// stopped answering.
+func (c *Checker) FailingHosts() int { return c.hosts.failing(time.Now()) }
 
 // CheckAll checks urls concurrently (within the checker's limits), each
 // within ctx (the caller's budget), and returns their results in the
@@ -238,6 +209,7 @@ func (c *Checker) CheckAll(ctx context.Context, urls []string) []Result {
 // Check checks one URL.
 func (c *Checker) Check(ctx context.Context, raw string) Result {
 	r := c.check(ctx, raw)
+	r.URL = raw
 	switch r.Outcome {
 	case Ready:
 		c.counts.Ready.Add(1)
@@ -248,6 +220,8 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 		c.counts.NotYet.Add(1)
 	case Forbidden:
 		c.counts.Forbidden.Add(1)
+	case Skipped:
+		c.counts.Skipped.Add(1)
 	default:
 		c.counts.Failed.Add(1)
 	}
@@ -260,40 +234,56 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 // so that a ready answer that comes late is remembered for the message's
 // next check.
 func (c *Checker) check(ctx context.Context, raw string) Result {
-	u, err := parseURL(raw)
+	u, t, err := parseURL(raw)
 	if err == nil {
-		err = c.cfg.Policy.permit(u, raw)
+		err = c.policy.permit(t, raw)
 	}
 	if err != nil {
-		if errors.Is(err, ErrForbidden) {
-			return Result{URL: raw, Outcome: Forbidden, Detail: err.Error()}
-		}
-		return Result{URL: raw, Outcome: Failed, Detail: err.Error()}
+		return Result{Outcome: Forbidden, Detail: err.Error()}
 	}
-	if c.cachedReady(raw) {
-		return Result{URL: raw, Outcome: Ready, Detail: "ready (cached)", Cached: true}
+	key := u.String()
+	now := time.Now()
+	if c.cache.ready(key, now) {
+		return Result{Outcome: Ready, Detail: "ready (cached)", Cached: true}
 	}
-	release, err := c.acquire(ctx, u.Host)
-	if err != nil {
-		return Result{URL: raw, Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}
-	}
-	a := &asking{c: c, raw: raw, url: u, method: methodHead, deadline: time.Now().Add(c.cfg.Timeout), release: release}
-	a.budget = a.deadline
-	if budget, ok := ctx.Deadline(); ok {
+	a := &asking{c: c, key: key, budget: now.Add(c.cfg.Timeout)}
+	if budget, ok := ctx.Deadline(); ok && budget.Before(a.budget) {
 		a.budget = budget
 	}
-	if r, done := a.fast(); done {
-		a.release()
+	if r, ok := a.take(ctx, t.hostPort(), now); !ok {
 		return r
 	}
+	a.deadline = time.Now().Add(c.cfg.Timeout)
 	answer := make(chan Result, 1)
-	c.asks.run(func() { answer <- a.finish() })
+	go func() { answer <- a.ask(u) }()
 	select {
 	case r := <-answer:
 		return r
 	case <-ctx.Done():
-		return Result{URL: raw, Outcome: Failed, Detail: "no answer within the budget (" + describeContext(ctx.Err()) + "); the check goes on, and a ready answer is remembered"}
+		detail := "no answer within the budget (" + describeContext(ctx.Err()) + ")"
+		a.slot.Load().miss(detail)
+		return Result{Outcome: Failed, Detail: detail + "; the check goes on, and a ready answer is remembered"}
 	}
+}
+
+// take takes a slot of host and one overall, within ctx; when it cannot,
+// ok is false and r says why.
+func (a *asking) take(ctx context.Context, host string, now time.Time) (r Result, ok bool) {
+	slot, err := a.c.hosts.acquire(ctx, host, now)
+	if err != nil {
+		var s *skipped
+		if errors.As(err, &s) {
+			return Result{Outcome: Skipped, Detail: s.detail}, false
+		}
+		return Result{Outcome: Failed, Detail: err.Error()}, false
+	}
+	if err := take(ctx, a.c.all); err != nil {
+		slot.release(neutral, "")
+		return Result{Outcome: Failed, Detail: "no check slot free within the budget (" + describeContext(err) + ")"}, false
+	}
+	a.host = host
+	a.slot.Store(slot)
+	return Result{}, true
 }
 
 // describeContext names why a context ended.
@@ -302,57 +292,6 @@ func describeContext(err error) string {
 		return "budget spent"
 	}
 	return err.Error()
-}
-
-// methodHead is the method a check starts with.
-const methodHead = "HEAD"
-
-// userAgent is the User-Agent header of every check.
-const userAgent = "pulsetranslator-gate"
-
-// describe shortens an HTTP client error for a log line or a reason.
-func describe(err error, timeout time.Duration) string {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Sprintf("no answer within %s", timeout)
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Op + ": " + oe.Err.Error()
-	}
-	return err.Error()
-}
-
-// acquire takes a slot overall and one for host; release gives both back.
-func (c *Checker) acquire(ctx context.Context, host string) (release func(), err error) {
-	c.mu.Lock()
-	h := c.hosts[host]
-	if h == nil {
-		h = &hostSlots{slots: make(chan struct{}, c.cfg.PerHost)}
-		c.hosts[host] = h
-	}
-	h.users++
-	c.mu.Unlock()
-	done := func() {
-		c.mu.Lock()
-		if h.users--; h.users == 0 {
-			delete(c.hosts, host)
-		}
-		c.mu.Unlock()
-	}
-	if err := take(ctx, h.slots); err != nil {
-		done()
-		return nil, err
-	}
-	if err := take(ctx, c.all); err != nil {
-		<-h.slots
-		done()
-		return nil, err
-	}
-	return func() {
-		<-c.all
-		<-h.slots
-		done()
-	}, nil
 }
 
 // take takes a slot of slots, waiting until ctx ends. A free slot is
@@ -372,38 +311,102 @@ func take(ctx context.Context, slots chan struct{}) error {
 	}
 }
 
-func (c *Checker) cachedReady(raw string) bool {
-	if c.cfg.CacheTTL < 0 {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	expiry, ok := c.ready[raw]
-	if ok && time.Now().After(expiry) {
-		delete(c.ready, raw)
-		return false
-	}
-	return ok
+// asking is one check under way.
+type asking struct {
+	c *Checker
+	// key is the normalised URL, as the ready cache knows it.
+	key string
+	// host is the host whose slot the check holds, slot: the URL's, or
+	// where a redirect led. The check also holds an overall slot.
+	host string
+	slot atomic.Pointer[hostSlot]
+	// deadline ends the check: the checker's timeout after it got its
+	// slots. budget is when the caller stops waiting (at most the
+	// timeout after it began); a redirect to another host waits for that
+	// host's slot until then, and no longer.
+	deadline, budget time.Time
 }
 
-func (c *Checker) remember(raw string) {
-	if c.cfg.CacheTTL < 0 {
-		return
-	}
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.ready) >= c.cfg.CacheSize {
-		for u, expiry := range c.ready {
-			if now.After(expiry) {
-				delete(c.ready, u)
-			}
+// ask sends the check of u (HEAD, or GET for a host that refuses HEAD),
+// follows its redirects, and gives back its slots with what it tells of
+// the host it last asked.
+func (a *asking) ask(u *url.URL) Result {
+	ctx, cancel := context.WithDeadline(context.Background(), a.deadline)
+	defer cancel()
+	method := http.MethodHead
+	var ans answer
+	for hops := 0; ; hops++ {
+		ans = a.send(ctx, method, u)
+		if ans.refusesHead {
+			method = http.MethodGet
+			ans = a.send(ctx, method, u)
 		}
-		if len(c.ready) >= c.cfg.CacheSize {
-			// Still full of live answers: forget them all rather than grow;
-			// a forgotten answer costs one more request.
-			clear(c.ready)
+		if !ans.redirect {
+			break
 		}
+		next, end := a.redirect(u, ans.location, hops)
+		if end != nil {
+			ans = *end
+			break
+		}
+		u = next
 	}
-	c.ready[raw] = now.Add(c.cfg.CacheTTL)
+	a.release(ans.health, ans.Detail)
+	if ans.Outcome == Ready {
+		a.c.cache.remember(a.key, time.Now())
+	}
+	return ans.Result
 }
+
+// release gives back the check's slots, the host's with what the check
+// tells of it, if it still holds them.
+func (a *asking) release(r report, detail string) {
+	if slot := a.slot.Swap(nil); slot != nil {
+		<-a.c.all
+		slot.release(r, detail)
+	}
+}
+
+// answer is what one request of a check found.
+type answer struct {
+	Result
+	// health is what it tells of the host, for its breaker.
+	health report
+	// refusesHead is set when the host answered that it does not take
+	// HEAD: the check asks again with GET.
+	refusesHead bool
+	// redirect is set when the host answered with a redirect, to
+	// location.
+	redirect bool
+	location string
+}
+
+// send sends one request of the check and says what the answer means.
+func (a *asking) send(ctx context.Context, method string, u *url.URL) answer {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return answer{Result: Result{Outcome: Failed, Detail: err.Error()}}
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := a.c.transport.RoundTrip(req)
+	if err != nil {
+		return a.failed(err)
+	}
+	_ = resp.Body.Close() // unread: a GET's body is never read
+	status := resp.StatusCode
+	text := fmt.Sprintf("%d %s", status, http.StatusText(status))
+	switch {
+	case status >= 200 && status < 300:
+		return answer{Result: Result{Outcome: Ready, Detail: http.StatusText(status)}, health: answered}
+	case status == http.StatusNotFound || status == http.StatusGone:
+		return answer{Result: Result{Outcome: NotYet, Detail: text}, health: answered}
+	case isRedirect(status):
+		return answer{Result: Result{Outcome: Failed, Detail: text}, health: answered, redirect: true, location: resp.Header.Get("Location")}
+	case (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) && method == http.MethodHead:
+		return answer{Result: Result{Outcome: Failed, Detail: text}, health: answered, refusesHead: true}
+	}
+	return answer{Result: Result{Outcome: Failed, Detail: text}, health: answered}
+}
+
+// userAgent is the User-Agent header of every check.
+const userAgent = "pulsetranslator-gate"

@@ -36,7 +36,7 @@ func cannedServer(b *testing.B) string {
 // before (so never cached), against a host that answers at once.
 func BenchmarkCheck(b *testing.B) {
 	base := cannedServer(b)
-	c := gate.New(gate.Config{Policy: gate.Policy{AllowPrivate: true}})
+	c := newChecker(b, gate.Config{Policy: gate.Policy{AllowPrivate: true}})
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -52,7 +52,7 @@ func TestOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	c := gate.New(gate.Config{Policy: local, Timeout: 300 * time.Millisecond, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, Timeout: 300 * time.Millisecond, CacheTTL: -1})
 	cases := []struct {
 		path   string
 		want   gate.Outcome
@@ -77,16 +77,16 @@ func TestOutcomes(t *testing.T) {
 		t.Errorf("no-head: %d HEAD and %d GET, want one each", heads.Load(), gets.Load())
 	}
 	for _, bad := range []string{"file:///etc/passwd", "ftp://ftp.mozilla.org/x", "/relative/path", "http://"} {
-		if r := c.Check(context.Background(), bad); r.Outcome != gate.Failed {
-			t.Errorf("%s: %s, want failed without a request", bad, r.Outcome)
+		if r := c.Check(context.Background(), bad); r.Outcome != gate.Forbidden {
+			t.Errorf("%s: %s, want forbidden without a request", bad, r.Outcome)
 		}
 		if gate.ValidURL(bad) == nil {
 			t.Errorf("ValidURL(%q) is nil", bad)
 		}
 	}
 	n := c.Counts()
-	if n.Ready.Load() != 3 || n.NotYet.Load() != 2 || n.Failed.Load() != 3+4 {
-		t.Errorf("counts ready %d not yet %d failed %d, want 3, 2, 7", n.Ready.Load(), n.NotYet.Load(), n.Failed.Load())
+	if n.Ready.Load() != 3 || n.NotYet.Load() != 2 || n.Failed.Load() != 3 || n.Forbidden.Load() != 4 {
+		t.Errorf("counts ready %d not yet %d failed %d forbidden %d, want 3, 2, 3, 4", n.Ready.Load(), n.NotYet.Load(), n.Failed.Load(), n.Forbidden.Load())
 	}
 }
 
@@ -102,7 +102,7 @@ func TestReadyCache(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := gate.New(gate.Config{Policy: local, CacheTTL: 200 * time.Millisecond})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: 200 * time.Millisecond})
 	ctx := context.Background()
 	for range 2 {
 		if r := c.Check(ctx, srv.URL+"/a"); r.Outcome != gate.NotYet {
@@ -174,7 +174,7 @@ func TestLimits(t *testing.T) {
 	defer srvB.Close()
 	// Each check holds a slot for its whole request, so the peaks
 	// measure the checker's slots.
-	c := gate.New(gate.Config{Policy: local, Concurrency: 5, PerHost: 3, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, Concurrency: 5, PerHost: 3, CacheTTL: -1})
 	var urls []string
 	for i := range 40 {
 		urls = append(urls, fmt.Sprintf("%s/%d", srvA.URL, i), fmt.Sprintf("%s/%d", srvB.URL, i))
@@ -212,7 +212,7 @@ func TestRedirectTakesTheTargetsSlots(t *testing.T) {
 	defer other.Close()
 
 	// Two redirecting hosts could fill every overall slot (2 x 3 = 6).
-	c := gate.New(gate.Config{Policy: local, Concurrency: 6, PerHost: 3, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, Concurrency: 6, PerHost: 3, CacheTTL: -1})
 	var urls []string
 	for i := range 15 {
 		urls = append(urls, fmt.Sprintf("%s/%d", a.URL, i), fmt.Sprintf("%s/%d", b.URL, i))
@@ -250,7 +250,7 @@ func TestLateRedirectIsFollowed(t *testing.T) {
 		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
 	}))
 	defer late.Close()
-	c := gate.New(gate.Config{Policy: local, Timeout: 5 * time.Second})
+	c := newChecker(t, gate.Config{Policy: local, Timeout: 5 * time.Second})
 	var urls []string
 	for i := range 8 {
 		urls = append(urls, fmt.Sprintf("%s/%d", late.URL, i))
@@ -284,7 +284,7 @@ func TestBudget(t *testing.T) {
 	defer slow.Close()
 	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer fast.Close()
-	c := gate.New(gate.Config{Policy: local, Timeout: 5 * time.Second, PerHost: 1, Concurrency: 4})
+	c := newChecker(t, gate.Config{Policy: local, Timeout: 5 * time.Second, PerHost: 1, Concurrency: 4})
 
 	budget := func(d time.Duration) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -299,7 +299,7 @@ func TestBudget(t *testing.T) {
 		t.Errorf("a 50ms budget took %s", took)
 	}
 	if results[0].Outcome != gate.Failed || !strings.Contains(results[0].Detail+results[1].Detail, "no answer within the budget") ||
-		!strings.Contains(results[0].Detail+results[1].Detail, "no check slot free within the budget") {
+		!strings.Contains(results[0].Detail+results[1].Detail, "no check slot free for 127.0.0.1:") {
 		t.Errorf("slow host within 50ms: %+v, %+v; want one without an answer and one without a slot", results[0], results[1])
 	}
 	if results[2].Outcome != gate.Ready {
@@ -322,6 +322,16 @@ func TestBudget(t *testing.T) {
 // local lets the tests' checks reach their servers on 127.0.0.1.
 var local = gate.Policy{AllowPrivate: true}
 
+// newChecker is gate.New of cfg, which the test needs to succeed.
+func newChecker(t testing.TB, cfg gate.Config) *gate.Checker {
+	t.Helper()
+	c, err := gate.New(cfg)
+	if err != nil {
+		t.Fatalf("gate.New: %v", err)
+	}
+	return c
+}
+
 // TestPolicy: without an allow list, loopback, private and link-local
 // addresses are refused, by name, by literal address, by the address a
 // name resolves to, and by redirect; with one, only what it lists is
@@ -335,7 +345,7 @@ func TestPolicy(t *testing.T) {
 	defer srv.Close()
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	check := func(p gate.Policy, raw string) gate.Result {
-		return gate.New(gate.Config{Policy: p, Timeout: 2 * time.Second, CacheTTL: -1}).Check(context.Background(), raw)
+		return newChecker(t, gate.Config{Policy: p, Timeout: 2 * time.Second, CacheTTL: -1}).Check(context.Background(), raw)
 	}
 	for _, raw := range []string{
 		srv.URL + "/log", "http://localhost:" + port + "/log", "http://[::1]:" + port + "/log", "http://10.1.2.3/log",

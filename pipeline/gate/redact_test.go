@@ -50,7 +50,7 @@ func TestNoUserInfoLeaves(t *testing.T) {
 	defer srv.Close()
 	withUser := strings.Replace(srv.URL, "http://", "http://user:"+secret+"@", 1)
 
-	c := gate.New(gate.Config{Policy: local, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: -1})
 	var shown []string
 	for _, path := range []string{"/missing", "/to-bad", "/to-ftp"} {
 		r := c.Check(context.Background(), withUser+path)

@@ -49,7 +49,7 @@ type readinessGate struct {
 
 // newReadinessGate makes the gate of pipeline p; checks says whether its
 // rules wait for artifacts, which the gate then checks.
-func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) *readinessGate {
+func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) (*readinessGate, error) {
 	g := &readinessGate{
 		pipeline:     p.Name,
 		cfg:          p.Wait,
@@ -57,15 +57,20 @@ func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) *re
 		holdExchange: pipeline.HoldExchange(client, p.Name),
 	}
 	if checks {
-		g.checker = gate.New(gate.Config{
-			Timeout:     p.Wait.Check.Timeout,
-			Concurrency: p.Wait.Check.Concurrency,
-			PerHost:     p.Wait.Check.PerHost,
-			CacheTTL:    p.Wait.Check.Cache,
-			Policy:      p.Wait.Check.Policy(),
+		var err error
+		g.checker, err = gate.New(gate.Config{
+			Timeout:              p.Wait.Check.Timeout,
+			Concurrency:          p.Wait.Check.Concurrency,
+			PerHost:              p.Wait.Check.PerHost,
+			CacheTTL:             p.Wait.Check.Cache,
+			Policy:               p.Wait.Check.Policy(),
+			ProxyFromEnvironment: p.Wait.Check.ProxyFromEnvironment,
 		})
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: wait.check.allow: %w", p.Name, err)
+		}
 	}
-	return g
+	return g, nil
 }
 
 // use makes the gate publish, count and log through f, and count a wait
@@ -212,7 +217,7 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 	defer cancel()
 	var missing []gate.Result
 	for _, r := range g.checker.CheckAll(ctx, urls) {
-		if r.Outcome == gate.Failed {
+		if r.Outcome == gate.Failed || r.Outcome == gate.Skipped {
 			host := "?"
 			if u, err := url.Parse(r.URL); err == nil {
 				host = u.Host

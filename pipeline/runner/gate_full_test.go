@@ -18,7 +18,10 @@ import (
 // one that cannot be counted is tried again.
 func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 	p := pipeline.PipelineConfig{Name: "build", Wait: pipeline.WaitConfig{Tiers: []time.Duration{time.Second}, MaxLength: 5}}
-	g := newReadinessGate("client", p, true)
+	g, err := newReadinessGate("client", p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	depth, depthErr := 0, error(nil)
 	var asked []string
 	run := &pipelineRun{topology: &broker.Topology{Wait: g.topology("client")}}

@@ -24,8 +24,11 @@ type Metrics struct {
 	// Waiting counts messages sent to a wait queue, by tier.
 	Waiting *prometheus.CounterVec
 	// GateChecks counts artifact checks, by outcome (ready, not_yet,
-	// failed).
+	// failed, forbidden, skipped).
 	GateChecks *prometheus.CounterVec
+	// GateHostsFailing is the number of artifact hosts not asked now,
+	// because they stopped answering (their breaker is open).
+	GateHostsFailing *prometheus.GaugeVec
 	// ConfirmSeconds observes how long publishes wait for the broker's
 	// confirms.
 	ConfirmSeconds *prometheus.HistogramVec
@@ -69,6 +72,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages ready in each queue of a pipeline, by queue (input, dead, wait/<tier>), read from the broker every 5s."}, []string{"pipeline", "queue"}),
 		QueueMaxLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "queue_max_length",
 			Help: "The cap (x-max-length) of each queue of a pipeline, by queue."}, []string{"pipeline", "queue"}),
+		GateHostsFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "gate_hosts_failing",
+			Help: "Artifact hosts not asked now because they stopped answering their checks (their circuit breaker is open)."}, []string{"pipeline"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "in_flight",
 			Help: "Messages being handled now (taken from the input queue, not yet acked)."}, []string{"pipeline"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "ready",
@@ -92,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // collectors are the metrics, to register or describe.
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries, m.OutputsRefused,
-		m.QueueMessages, m.QueueMaxLength, m.InFlight, m.Ready, m.BrokerBlocked}
+		m.QueueMessages, m.QueueMaxLength, m.GateHostsFailing, m.InFlight, m.Ready, m.BrokerBlocked}
 }
 
 // MetricNames lists the names of every metric NewMetrics registers, as

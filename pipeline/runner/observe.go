@@ -169,6 +169,9 @@ func (r *Runner) updateGauges() {
 	m.BrokerBlocked.Set(blocked)
 	for _, p := range r.pipelines {
 		m.InFlight.WithLabelValues(p.cfg.Name).Set(float64(p.stats.InFlight.Load()))
+		if p.gate.checker != nil {
+			m.GateHostsFailing.WithLabelValues(p.cfg.Name).Set(float64(p.gate.checker.FailingHosts()))
+		}
 		for _, q := range p.queues {
 			if n := q.messages.Load(); n >= 0 {
 				m.QueueMessages.WithLabelValues(p.cfg.Name, q.role).Set(float64(n))

@@ -129,7 +129,11 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 		// wait for artifacts: a message whose outputs a consumer's queue
 		// refuses waits in them too. The hold exchange's retry binding is
 		// also the route by which "dead replay" returns parked messages.
-		run.gate = newReadinessGate(cfg.ClientID, p, proc.Waits())
+		run.gate, err = newReadinessGate(cfg.ClientID, p, proc.Waits())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		run.topology.Wait = run.gate.topology(cfg.ClientID)
 		if p.Queue.Type == pipeline.QueueQuorum {
 			run.topology.Wait.OnOlderQueue = r.warnOlderWaitQueue(p.Name, run.gate.cfg.Tiers)

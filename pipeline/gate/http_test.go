@@ -55,7 +55,7 @@ func TestKeepAlive(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	c := gate.New(gate.Config{Policy: local, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: -1})
 	for i := range 50 {
 		if r := c.Check(context.Background(), srv.URL+"/log/"+string(rune('a'+i%26))); r.Outcome != gate.Ready {
 			t.Fatalf("check %d: %s %s", i, r.Outcome, r.Detail)
@@ -79,7 +79,7 @@ func TestHostClosesIdleConnection(t *testing.T) {
 		conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		time.Sleep(20 * time.Millisecond) // the answer is read and the connection kept before it closes
 	})
-	c := gate.New(gate.Config{Policy: local, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: -1})
 	for i := range 5 {
 		if r := c.Check(context.Background(), base+"/log"); r.Outcome != gate.Ready {
 			t.Fatalf("check %d: %s %s; want ready, sent again on a new connection", i, r.Outcome, r.Detail)
@@ -118,12 +118,12 @@ func TestAnswerHead(t *testing.T) {
 			}
 		}
 	})
-	c := gate.New(gate.Config{Policy: local, CacheTTL: -1, Timeout: 5 * time.Second})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: -1, Timeout: 5 * time.Second})
 	if r := c.Check(context.Background(), base+"/hints"); r.Outcome != gate.Ready {
 		t.Errorf("103 then 200: %s %s, want ready", r.Outcome, r.Detail)
 	}
 	began := time.Now()
-	if r := c.Check(context.Background(), base+"/endless"); r.Outcome != gate.Failed || !strings.Contains(r.Detail, "larger than 64 KiB") {
+	if r := c.Check(context.Background(), base+"/endless"); r.Outcome != gate.Failed || !strings.Contains(r.Detail, "exceeded 65536 bytes") {
 		t.Errorf("an endless head: %s %q, want failed at 64 KiB", r.Outcome, r.Detail)
 	}
 	if took := time.Since(began); took > 2*time.Second {
@@ -148,7 +148,7 @@ func TestRequestCannotBeSteered(t *testing.T) {
 			conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		}
 	})
-	c := gate.New(gate.Config{Policy: local, CacheTTL: -1})
+	c := newChecker(t, gate.Config{Policy: local, CacheTTL: -1})
 	for _, raw := range []string{
 		base + "/a%0d%0aX-Injected:%20yes",
 		base + "/a%0D%0A%0D%0AHEAD%20/second%20HTTP/1.1",
@@ -156,7 +156,7 @@ func TestRequestCannotBeSteered(t *testing.T) {
 	} {
 		r := c.Check(context.Background(), raw)
 		if strings.ContainsAny(raw, "\r\n") {
-			if r.Outcome != gate.Failed {
+			if r.Outcome != gate.Forbidden {
 				t.Errorf("%q: %s, want refused without a request", raw, r.Outcome)
 			}
 			continue
@@ -187,11 +187,11 @@ func TestHTTPS(t *testing.T) {
 	defer srv.Close()
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
-	trusting := gate.New(gate.Config{Policy: local, CacheTTL: -1, TLS: &tls.Config{RootCAs: roots}})
+	trusting := newChecker(t, gate.Config{Policy: local, CacheTTL: -1, TLS: &tls.Config{RootCAs: roots}})
 	if r := trusting.Check(context.Background(), srv.URL+"/log"); r.Outcome != gate.Ready {
 		t.Errorf("https with the server's root: %s %s", r.Outcome, r.Detail)
 	}
-	if r := gate.New(gate.Config{Policy: local, CacheTTL: -1}).Check(context.Background(), srv.URL+"/log"); r.Outcome != gate.Failed || !strings.Contains(r.Detail, "certificate") {
+	if r := newChecker(t, gate.Config{Policy: local, CacheTTL: -1}).Check(context.Background(), srv.URL+"/log"); r.Outcome != gate.Failed || !strings.Contains(r.Detail, "certificate") {
 		t.Errorf("https with the system's roots only: %s %q, want failed on the certificate", r.Outcome, r.Detail)
 	}
 }
@@ -206,7 +206,7 @@ func TestLateAnswerOnKeptConnection(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := gate.New(gate.Config{Policy: local, PerHost: 1})
+	c := newChecker(t, gate.Config{Policy: local, PerHost: 1})
 	if r := c.Check(context.Background(), srv.URL+"/warm"); r.Outcome != gate.Ready {
 		t.Fatalf("warm-up: %s %s", r.Outcome, r.Detail)
 	}
