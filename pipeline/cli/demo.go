@@ -89,8 +89,7 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(fmt.Errorf("--http %s: %w", *httpAddr, err))
 	}
-	srv := &http.Server{Handler: runner.HTTPHandler(rn, reg), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := runner.ServeHTTP(ln, runner.HTTPHandler(rn, reg))
 	defer srv.Close()
 
 	runCtx, stopRun := context.WithCancel(context.Background())

@@ -6,13 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -80,8 +78,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pulsetranslator run: --http %s: %v\n", *httpAddr, err)
 			return 1
 		}
-		srv := &http.Server{Handler: runner.HTTPHandler(rn, reg), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+		srv := runner.ServeHTTP(ln, runner.HTTPHandler(rn, reg))
 		defer srv.Close()
 		logger.Info("serving metrics and health", "address", ln.Addr().String())
 	}

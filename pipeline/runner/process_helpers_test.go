@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -61,6 +62,13 @@ type translatorProcess struct {
 // launchTranslator writes configText to a file and runs the command on
 // it, with extra flags, killed when the test ends.
 func (w *world) launchTranslator(configText string, flags ...string) *translatorProcess {
+	w.t.Helper()
+	return w.launchUnder(nil, configText, flags...)
+}
+
+// launchUnder is launchTranslator with the command run by wrapper (such
+// as prlimit and its options).
+func (w *world) launchUnder(wrapper []string, configText string, flags ...string) *translatorProcess {
 	t := w.t
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
@@ -68,7 +76,8 @@ func (w *world) launchTranslator(configText string, flags ...string) *translator
 		t.Fatal(err)
 	}
 	p := &translatorProcess{logs: &brokertest.Logs{}, done: make(chan struct{})}
-	p.cmd = exec.Command(buildTranslator(t), append([]string{"run", "--config", path}, flags...)...)
+	argv := append(append(slices.Clone(wrapper), buildTranslator(t), "run", "--config", path), flags...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
