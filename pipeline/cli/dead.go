@@ -152,8 +152,15 @@ func listParked(w io.Writer, parked []deadqueue.Parked) {
 // showParked writes one parked message whole, its upstream text made safe
 // for a terminal as in listParked.
 func showParked(w io.Writer, p deadqueue.Parked) {
+	when, source := "unknown", "unknown: no exchange the pipeline binds for this key"
+	if !p.ParkedAt.IsZero() {
+		when = p.ParkedAt.UTC().Format(time.RFC3339)
+	}
+	if p.SourceExchange != "" {
+		source = termtext.String(p.SourceExchange)
+	}
 	fmt.Fprintf(w, "position:    %d\nclass:       %s\nreason:      %s\nsource:      %s %s\nparked at:   %s\n",
-		p.Position, termtext.String(p.Class), termtext.String(p.Reason), termtext.String(p.SourceExchange), termtext.String(p.SourceRoutingKey), p.ParkedAt.UTC().Format(time.RFC3339))
+		p.Position, termtext.String(p.Class), termtext.String(p.Reason), source, termtext.String(p.SourceRoutingKey), when)
 	keys := make([]string, 0, len(p.Delivery.Headers))
 	for k := range p.Delivery.Headers {
 		keys = append(keys, k)

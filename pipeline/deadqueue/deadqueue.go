@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -38,6 +39,7 @@ type Reader struct {
 	AnswerWithin time.Duration
 
 	ch           *amqp.Channel
+	pipeline     pipeline.PipelineConfig
 	queue        string
 	holdExchange string
 	confirms     bool
@@ -55,18 +57,15 @@ const DefaultAnswerWithin = 30 * time.Second
 
 // Open opens the dead queue of the named pipeline of cfg.
 func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, error) {
-	found := false
-	for _, p := range cfg.Pipelines {
-		found = found || p.Name == name
-	}
-	if !found {
+	i := slices.IndexFunc(cfg.Pipelines, func(p pipeline.PipelineConfig) bool { return p.Name == name })
+	if i < 0 {
 		return nil, fmt.Errorf("no pipeline %q in %s", name, cfg.Source())
 	}
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{ch: ch, queue: pipeline.DeadQueue(cfg.ClientID, name), holdExchange: pipeline.HoldExchange(cfg.ClientID, name)}, nil
+	return &Reader{ch: ch, pipeline: cfg.Pipelines[i], queue: pipeline.DeadQueue(cfg.ClientID, name), holdExchange: pipeline.HoldExchange(cfg.ClientID, name)}, nil
 }
 
 // Read takes up to limit messages from the head of the queue. A read the
@@ -83,7 +82,7 @@ func (d *Reader) Read(limit int) ([]Parked, error) {
 		if !ok {
 			break
 		}
-		out = append(out, describeParked(len(out)+1, msg))
+		out = append(out, describeParked(d.pipeline, len(out)+1, msg))
 	}
 	return out, nil
 }
@@ -117,40 +116,51 @@ func (d *Reader) get() (amqp.Delivery, bool, error) {
 // describeParked reads what a parked copy's headers say about it. A copy
 // the translator parked carries its own headers (upstream headers of the
 // same names were renamed). A message the broker dead-lettered (the input
-// queue overflowed) carries the upstream headers as they came, so only
-// the broker's newest x-death entry says where it came from.
-func describeParked(position int, d amqp.Delivery) Parked {
+// queue overflowed) carries the upstream headers as they came, with the
+// broker's x-death entries merged into any x-death that upstream wrote:
+// its routing key is the broker's, but its exchange and time may be
+// upstream's. Either way, the origin is taken only when p binds it for
+// that routing key (see pipeline.PipelineConfig.BoundOrigin); a claimed
+// exchange it does not bind gives way to the one it binds for the key,
+// or, when there is none, to none at all, and the time of an x-death
+// entry that claimed another exchange is not shown.
+func describeParked(p pipeline.PipelineConfig, position int, d amqp.Delivery) Parked {
 	str := func(t amqp.Table, key string) string {
 		if v, ok := t[key].(string); ok {
 			return v
 		}
 		return ""
 	}
-	p := Parked{Position: position, Delivery: d, ParkedAt: d.Timestamp}
+	parked := Parked{Position: position, Delivery: d, ParkedAt: d.Timestamp}
 	deaths, _ := d.Headers["x-death"].([]interface{})
 	if len(deaths) == 0 {
-		p.Class, p.Reason = str(d.Headers, pipeline.HeaderClass), str(d.Headers, pipeline.HeaderReason)
-		p.SourceExchange, p.SourceRoutingKey = str(d.Headers, pipeline.HeaderOriginExchange), str(d.Headers, pipeline.HeaderOriginRoutingKey)
-		if p.SourceRoutingKey == "" {
-			p.SourceRoutingKey = d.RoutingKey
+		parked.Class, parked.Reason = str(d.Headers, pipeline.HeaderClass), str(d.Headers, pipeline.HeaderReason)
+		claimed, key := str(d.Headers, pipeline.HeaderOriginExchange), str(d.Headers, pipeline.HeaderOriginRoutingKey)
+		if key == "" {
+			key = d.RoutingKey
 		}
-		return p
+		parked.SourceRoutingKey = key
+		parked.SourceExchange, _ = p.BoundOrigin(claimed, key)
+		return parked
 	}
+	// Dead-lettered by the broker, which kept the routing key.
+	parked.SourceRoutingKey = d.RoutingKey
+	claimed := ""
 	if death, ok := deaths[0].(amqp.Table); ok {
-		p.Class = str(death, "reason")
-		p.Reason = brokerReason(p.Class)
+		parked.Class = str(death, "reason")
+		parked.Reason = brokerReason(parked.Class)
+		claimed = str(death, "exchange")
 		if t, ok := death["time"].(time.Time); ok {
-			p.ParkedAt = t
-		}
-		p.SourceExchange = str(death, "exchange")
-		if keys, ok := death["routing-keys"].([]interface{}); ok && len(keys) > 0 {
-			p.SourceRoutingKey, _ = keys[0].(string)
+			parked.ParkedAt = t
 		}
 	}
-	if p.SourceRoutingKey == "" {
-		p.SourceRoutingKey = d.RoutingKey
+	exchange, ok := p.BoundOrigin(claimed, parked.SourceRoutingKey)
+	if !ok || exchange != claimed {
+		// Upstream wrote this entry, or merged into it: its time is theirs.
+		parked.ParkedAt = time.Time{}
 	}
-	return p
+	parked.SourceExchange = exchange
+	return parked
 }
 
 // Replay publishes each parked message back into the pipeline's input
@@ -169,7 +179,7 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 	}
 	for i, p := range parked {
 		if p.SourceExchange == "" {
-			return i, fmt.Errorf("message %d says nothing of the exchange it came from; it cannot be replayed", p.Position)
+			return i, fmt.Errorf("message %d (routing key %q) came from no exchange the pipeline binds for that key (its x-death or headers name another, or none); it cannot be replayed into it", p.Position, p.SourceRoutingKey)
 		}
 		contentType := p.Delivery.ContentType
 		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.holdExchange, pipeline.RetryKey, true, false, amqp.Publishing{

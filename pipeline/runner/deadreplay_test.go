@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
@@ -196,5 +198,71 @@ func TestReplayedMessageKeepsItsOrigin(t *testing.T) {
 	d := receive(t, again, "the dead queue, after the replay")
 	if d.Headers[pipeline.HeaderOriginExchange] != w.upstream || d.Headers[pipeline.HeaderOriginRoutingKey] != key {
 		t.Errorf("parked again from %v with %v; want from %s with %s, where it first came from", d.Headers[pipeline.HeaderOriginExchange], d.Headers[pipeline.HeaderOriginRoutingKey], w.upstream, key)
+	}
+}
+
+// TestForgedXDeathIsNotBelieved: upstream publishes a malformed message
+// carrying an x-death entry for the pipeline's input queue that names
+// another exchange, another routing key and a time in 2001, then
+// overflows the input queue while no translator consumes, so that the
+// broker dead-letters it and merges its own entry into the forged one.
+// dead list shows only the exchange the pipeline binds for the message's
+// routing key, and no time; after dead replay, the runner parks it again
+// as coming from that exchange, never from the forged one.
+func TestForgedXDeathIsNotBelieved(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	w.maxLength = 3
+	cfg := w.config(w.pulseUser())
+	rn, err := runner.New(cfg, translator.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilStopped(t, rn)() // declares the topology, then consumes no more
+	input, deadQueue := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")
+	const forged = "exchange/someone-else/secret"
+	key := "build.mozilla-central-linux64.7.log_uploaded"
+	err = w.admin.Publish(w.upstream, key, false, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte("{not json"),
+		Headers: amqp.Table{"x-death": []interface{}{amqp.Table{
+			"queue": input, "reason": "maxlen", "exchange": forged, "routing-keys": []interface{}{"forged.key"},
+			"time": time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), "count": int64(1),
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, fillerKey := corpusFile(t, gatedBuildFile)
+	for range w.maxLength {
+		w.publishRaw(fillerKey, filler)
+	}
+	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 1 }) {
+		t.Fatal("the overflowed message did not reach the dead queue")
+	}
+	dead := openDead(t, cfg)
+	parked, err := dead.Read(10)
+	if err != nil || len(parked) != 1 {
+		t.Fatalf("read %d parked: %v", len(parked), err)
+	}
+	p := parked[0]
+	t.Logf("x-death as the dead queue holds it: %v", p.Delivery.Headers["x-death"])
+	if p.SourceExchange != w.upstream || p.SourceRoutingKey != key || !p.ParkedAt.IsZero() || p.Class != "maxlen" {
+		t.Errorf("dead list shows %s %s at %s (%s); want %s %s at no time, class maxlen", p.SourceExchange, p.SourceRoutingKey, p.ParkedAt, p.Class, w.upstream, key)
+	}
+	if _, err := w.admin.QueuePurge(input, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := dead.Replay(context.Background(), parked); err != nil || n != 1 {
+		t.Fatalf("replayed %d: %v", n, err)
+	}
+	dead.Close()
+	start(t, cfg)
+	again, err := w.admin.Consume(deadQueue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := receive(t, again, "the dead queue, after the replay")
+	if d.Headers[pipeline.HeaderOriginExchange] != w.upstream || d.Headers[pipeline.HeaderOriginRoutingKey] != key {
+		t.Errorf("parked again from %v with %v; want from %s with %s", d.Headers[pipeline.HeaderOriginExchange], d.Headers[pipeline.HeaderOriginRoutingKey], w.upstream, key)
 	}
 }

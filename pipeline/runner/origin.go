@@ -56,9 +56,16 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 // originOf reads where d came from, believing the wait headers of a
 // delivery only from the pipeline's own exchanges: the hold exchange
 // (returning waiters, replayed messages) and the wait exchange (waiters of
-// wait queues declared by earlier versions).
+// wait queues declared by earlier versions). Even then, the exchange a
+// returning message names must be one the pipeline binds for its routing
+// key (see pipeline.PipelineConfig.BoundOrigin): a replayed message's
+// origin may come from an x-death entry that upstream forged.
 func (p *pipelineRun) originOf(d *broker.Delivery, now time.Time) origin {
-	return originOf(d, now, p.topology.Wait.HoldExchange, p.topology.Wait.Exchange)
+	o := originOf(d, now, p.topology.Wait.HoldExchange, p.topology.Wait.Exchange)
+	if o.returning {
+		o.exchange, _ = p.cfg.BoundOrigin(o.exchange, o.routingKey)
+	}
+	return o
 }
 
 // carriedOnly drops from a returning message's headers the translator's
