@@ -142,6 +142,13 @@ type OutputConfig struct {
 // LimitsConfig bounds what one input message may cause. Past a limit
 // the message is parked, with its own class, before more is built.
 type LimitsConfig struct {
+	// MaxInputBytes is the largest body of an input that is read (class
+	// too_large, checked before anything else is done with it). Its
+	// parked copy keeps only the first 64 KiB of the body, with the
+	// original size and SHA-256 in its headers. Optional, default 4194304
+	// (4 MiB). What arrives at all is bounded by the broker's
+	// max_message_size.
+	MaxInputBytes int `yaml:"max_input_bytes"`
 	// MaxOutputs is the most outputs one input may give (class
 	// too_many_outputs). Optional, default 1000.
 	MaxOutputs int `yaml:"max_outputs"`
@@ -159,6 +166,10 @@ type QueueConfig struct {
 	MaxLength int `yaml:"max_length"`
 	// DeadMaxLength caps the dead queue. Optional, default 10000.
 	DeadMaxLength int `yaml:"dead_max_length"`
+	// DeadMaxBytes caps the bytes of the dead queue's message bodies
+	// (x-max-length-bytes); past it, as past dead_max_length, the oldest
+	// parked messages are dropped. Optional, default 268435456 (256 MiB).
+	DeadMaxBytes int64 `yaml:"dead_max_bytes"`
 	// Type is classic or quorum, for the input, dead and wait queues
 	// alike. Quorum queues are replicated over a cluster's nodes and
 	// survive the loss of a minority of them. Optional, default classic.
@@ -213,6 +224,10 @@ type WaitConfig struct {
 	// messages, and a message that should wait is parked in the dead queue
 	// with class wait_queue_full instead. Optional, default 100000.
 	MaxLength int `yaml:"max_length"`
+	// MaxBytes caps the bytes of each wait queue's message bodies
+	// (x-max-length-bytes), as max_length caps their count. Optional,
+	// default 1073741824 (1 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
 	// Check tunes the HTTP checks of the artifacts.
 	Check CheckConfig `yaml:"check"`
 }
@@ -294,6 +309,9 @@ const (
 	DefaultConsumers       = 1
 	DefaultMaxOutputs      = 1000
 	DefaultMaxOutputBytes  = 4 << 20
+	DefaultMaxInputBytes   = 4 << 20
+	DefaultDeadMaxBytes    = 256 << 20
+	DefaultWaitMaxBytes    = 1 << 30
 	DefaultCheckBudget     = 5 * time.Second
 	DefaultMaxLength       = 10000
 	DefaultWaitDeadline    = 10 * time.Minute
@@ -331,6 +349,15 @@ func (c *Config) setDefaults() {
 		}
 		if p.Limits.MaxOutputBytes == 0 {
 			p.Limits.MaxOutputBytes = DefaultMaxOutputBytes
+		}
+		if p.Limits.MaxInputBytes == 0 {
+			p.Limits.MaxInputBytes = DefaultMaxInputBytes
+		}
+		if p.Queue.DeadMaxBytes == 0 {
+			p.Queue.DeadMaxBytes = DefaultDeadMaxBytes
+		}
+		if p.Wait.MaxBytes == 0 {
+			p.Wait.MaxBytes = DefaultWaitMaxBytes
 		}
 		if p.Wait.Check.Budget == 0 {
 			p.Wait.Check.Budget = DefaultCheckBudget

@@ -212,11 +212,17 @@ func (c *Config) validate(root *yaml.Node) error {
 		if p.Limits.MaxOutputBytes < 0 {
 			fail(at+".limits.max_output_bytes", "must be positive, for example 4194304")
 		}
+		if p.Limits.MaxInputBytes < 0 || (p.Limits.MaxInputBytes > 0 && p.Limits.MaxInputBytes < 1024) {
+			fail(at+".limits.max_input_bytes", "%d: use at least 1024, for example 4194304", p.Limits.MaxInputBytes)
+		}
 		if p.Queue.MaxLength < 0 {
 			fail(at+".queue.max_length", "must be positive")
 		}
 		if p.Queue.DeadMaxLength < 0 {
 			fail(at+".queue.dead_max_length", "must be positive")
+		}
+		if p.Queue.DeadMaxBytes < 0 {
+			fail(at+".queue.dead_max_bytes", "must be positive, for example 268435456")
 		}
 		if p.Queue.Type != QueueClassic && p.Queue.Type != QueueQuorum {
 			fail(at+".queue.type", "%q: use classic or quorum", p.Queue.Type)
@@ -255,6 +261,9 @@ func validateWait(w WaitConfig, at string, fail func(path, format string, args .
 	}
 	if w.MaxLength < 0 {
 		fail(at+".max_length", "must be positive")
+	}
+	if w.MaxBytes < 0 {
+		fail(at+".max_bytes", "must be positive, for example 1073741824")
 	}
 	if w.Check.Timeout < 0 {
 		fail(at+".check.timeout", "must be positive, for example 10s")

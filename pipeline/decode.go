@@ -12,8 +12,9 @@ import (
 // Limits on raw bodies. Pulse messages should stay under 8 KiB; real
 // Buildbot messages reach a few hundred KiB with their build steps.
 const (
-	// MaxBodyBytes is the largest raw body decoded.
-	MaxBodyBytes = 4 << 20
+	// MaxBodyBytes is the largest raw body Decode reads; a pipeline's
+	// limits.max_input_bytes sets its own.
+	MaxBodyBytes = DefaultMaxInputBytes
 	// MaxJSONDepth is the deepest nesting of objects and arrays accepted.
 	MaxJSONDepth = translator.MaxDepth
 )
@@ -55,15 +56,29 @@ const (
 	ClassUnpublishable = "unpublishable"
 )
 
+// TooLarge is the refusal of a body of size bytes, over the limit
+// maxBytes; it is made before anything else is done with the body.
+func TooLarge(size, maxBytes int) error {
+	return translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d (limits.max_input_bytes); its parked copy keeps the first %d bytes", size, maxBytes, MaxParkedCutBytes)
+}
+
+// MaxParkedCutBytes is how much of a too_large body its parked copy keeps.
+const MaxParkedCutBytes = 64 << 10
+
 // Decode checks a raw body and makes the translator's Message of it
 // (translator.ReadMessage: the grammar check and the outline in one
 // pass), with the delivery's headers as data. It never looks at what the
 // JSON means. A body that is too large, not UTF-8, not JSON or nested too
 // deep is refused.
 func Decode(exchange, routingKey string, headers map[string]any, body []byte, received time.Time) (translator.Message, error) {
-	if len(body) > MaxBodyBytes {
+	return decode(exchange, routingKey, headers, body, received, MaxBodyBytes)
+}
+
+// decode is Decode of a body of at most maxBytes.
+func decode(exchange, routingKey string, headers map[string]any, body []byte, received time.Time, maxBytes int) (translator.Message, error) {
+	if len(body) > maxBytes {
 		msg := translator.Message{Exchange: exchange, RoutingKey: routingKey, Headers: headers, Body: body, Received: received}
-		return msg, translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d", len(body), MaxBodyBytes)
+		return msg, TooLarge(len(body), maxBytes)
 	}
 	msg, err := translator.ReadMessage(exchange, routingKey, headers, body, received)
 	be, ok := translator.AsBodyError(err)

@@ -16,6 +16,12 @@ const (
 	// HeaderCutHeaders names the upstream headers a copy does not carry
 	// for their size, with their sizes.
 	HeaderCutHeaders = "x-pulsetranslator-cut-headers"
+	// HeaderOriginalBytes is, on the parked copy of a body over
+	// limits.max_input_bytes (which keeps only its first
+	// MaxParkedCutBytes), the body's size; HeaderOriginalSHA256 its
+	// SHA-256, in hex. Such a copy cannot be replayed.
+	HeaderOriginalBytes  = "x-pulsetranslator-original-bytes"
+	HeaderOriginalSHA256 = "x-pulsetranslator-original-sha256"
 
 	// HeaderOriginExchange is the exchange a parked message was first
 	// published to.

@@ -103,6 +103,9 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, shipped *Shipped
 	if limits.MaxOutputBytes <= 0 {
 		limits.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if limits.MaxInputBytes <= 0 {
+		limits.MaxInputBytes = DefaultMaxInputBytes
+	}
 	tr, err := spec.New(translator.Params{Pipeline: cfg.Name, Tables: set.Tables(), MaxOutputs: limits.MaxOutputs})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Name, err)
@@ -132,11 +135,15 @@ func (p *Processor) Translator() translator.Translator { return p.translator }
 // Rules returns the pipeline's compiled rules.
 func (p *Processor) Rules() *rules.Set { return p.rules }
 
+// MaxInputBytes is the largest input body the pipeline reads
+// (limits.max_input_bytes).
+func (p *Processor) MaxInputBytes() int { return p.limits.MaxInputBytes }
+
 // ProcessBody decodes a raw body (see Decode) and processes the message:
 // what the runner does with each delivery. It returns the decoded message
 // too, for what comes after (the readiness gate).
 func (p *Processor) ProcessBody(exchange, routingKey string, headers map[string]any, body []byte, received time.Time) (translator.Message, Outcome, error) {
-	msg, err := Decode(exchange, routingKey, headers, body, received)
+	msg, err := decode(exchange, routingKey, headers, body, received, p.limits.MaxInputBytes)
 	if err != nil {
 		return msg, Outcome{}, err
 	}

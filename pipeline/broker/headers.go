@@ -65,7 +65,7 @@ func CarryHeaders(upstream amqp.Table) Carried {
 		if reserved(name) {
 			name = OriginalPrefix + name
 		}
-		headers = append(headers, header{name, value, fieldSize(name, value)})
+		headers = append(headers, header{name, value, 1 + len(name) + boundedSize(value, MaxCarriedHeader+1)})
 	}
 	// Smallest first: a huge header leaves room for many small ones.
 	sort.Slice(headers, func(i, j int) bool {
@@ -156,3 +156,47 @@ func valueSize(v any) int {
 
 // TableSize is the encoded size of a header table.
 func TableSize(t amqp.Table) int { return valueSize(t) }
+
+// MaxUpstreamEntries bounds the entries of a delivery's header table
+// that the translator reads at all: a table with more is handled as if it
+// were empty (BoundUpstream), so that a table of 10,000 small entries
+// (RabbitMQ bounds a table only by frame_max, 128 KiB by default) costs
+// no more than a normal message. Nested tables and arrays count by their
+// size: no header larger than MaxCarriedHeader is carried, and its size
+// is counted only up to there.
+const MaxUpstreamEntries = 128
+
+// BoundUpstream returns the headers of a delivery from upstream as the
+// translator reads them: h itself when it has at most MaxUpstreamEntries
+// entries, and otherwise none, with a note of why for the copies the
+// translator makes.
+func BoundUpstream(h amqp.Table) (amqp.Table, string) {
+	if len(h) <= MaxUpstreamEntries {
+		return h, ""
+	}
+	return nil, strconv.Itoa(len(h)) + " upstream headers, more than " + strconv.Itoa(MaxUpstreamEntries) + ": none were read or carried"
+}
+
+// boundedSize is valueSize of v, counted only up to limit: a header
+// larger than limit costs no more to size than one of limit bytes.
+func boundedSize(v any, limit int) int {
+	switch v := v.(type) {
+	case amqp.Table:
+		n := 5
+		for k, x := range v {
+			if n += 1 + len(k) + boundedSize(x, limit-n); n > limit {
+				return n
+			}
+		}
+		return n
+	case []interface{}:
+		n := 5
+		for _, x := range v {
+			if n += boundedSize(x, limit-n); n > limit {
+				return n
+			}
+		}
+		return n
+	}
+	return valueSize(v)
+}

@@ -3,8 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -35,8 +35,10 @@ type Topology struct {
 	Bindings []Binding
 	// OutputExchanges are declared as durable topic exchanges.
 	OutputExchanges []string
-	// MaxLength and DeadMaxLength cap the queues.
+	// MaxLength and DeadMaxLength cap the queues' messages; DeadMaxBytes
+	// the dead queue's bytes (0: no cap).
 	MaxLength, DeadMaxLength int
+	DeadMaxBytes             int64
 	// QueueType is "classic" or "quorum", for every queue of the topology.
 	QueueType string
 	// DeliveryLimit is, for quorum queues, how many times the input queue
@@ -48,6 +50,11 @@ type Topology struct {
 	DeclareUpstream bool
 	// Wait is the wait topology; every pipeline of the runner has one.
 	Wait *WaitTopology
+	// OnOlderQueue, when set, is called for each queue that an earlier
+	// version declared with other arguments, which RabbitMQ cannot
+	// change in place: the queue is used as it is, and what says what it
+	// lacks (for example "x-max-length-bytes") and what follows from it.
+	OnOlderQueue func(queue, what string)
 }
 
 // WaitTopology is a readiness gate's part of the topology: a private
@@ -72,15 +79,11 @@ type WaitTopology struct {
 	HoldExchange string
 	// Queues are the tiers' queues.
 	Queues []WaitQueue
-	// OnOlderQueue, when set, is called with the name of each wait queue
-	// that an earlier version declared, which dead-letters through
-	// Exchange: another client's queue bound there with RetryKey gets
-	// its waiters, and, refusing them, makes a quorum wait queue keep a
-	// copy of each (RabbitMQ's at-least-once dead-lettering).
-	OnOlderQueue func(queue string)
-	// MaxLength caps each wait queue; past it the queue refuses new
-	// messages (reject-publish), so that the publisher's confirm is a nack.
+	// MaxLength and MaxBytes cap each wait queue's messages and bytes (0:
+	// no byte cap); past either the queue refuses new messages
+	// (reject-publish), so that the publisher's confirm is a nack.
 	MaxLength int
+	MaxBytes  int64
 }
 
 // WaitQueue is one tier of a wait topology.
@@ -95,7 +98,7 @@ type WaitQueue struct {
 // channel of conn; a wait queue of an earlier version, which the broker
 // refuses to declare as this one does, closes it, and declare goes on on
 // a new one).
-func (w *WaitTopology) declare(conn *amqp.Connection, ch *channelOf, queueType, input string) error {
+func (w *WaitTopology) declare(conn *amqp.Connection, ch *channelOf, queueType, input string, onOlder func(queue, what string)) error {
 	for _, ex := range []string{w.Exchange, w.HoldExchange} {
 		if err := ch.ExchangeDeclare(ex, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 			return explain("declare exchange "+ex, err)
@@ -118,21 +121,24 @@ func (w *WaitTopology) declare(conn *amqp.Connection, ch *channelOf, queueType, 
 			// which wait queues use.
 			args["x-dead-letter-strategy"] = "at-least-once"
 		}
-		_, err := ch.QueueDeclare(q.Name, true, false, false, false, args)
-		if olderWaitQueue(err) {
-			// Declared by an earlier version, which dead-lettered through
-			// Exchange: RabbitMQ cannot change a queue's arguments, so it
-			// keeps doing so, and the input stays bound there.
-			if err = ch.reopen(conn); err != nil {
-				return err
+		// Earlier versions declared wait queues without a byte cap, and
+		// before that dead-lettering through Exchange, whose waiters
+		// another client's queue bound there with RetryKey can refuse:
+		// with quorum queues (at-least-once dead-lettering) the wait
+		// queue then keeps a copy of each.
+		throughExchange := maps.Clone(args)
+		throughExchange["x-dead-letter-exchange"] = w.Exchange
+		viaExchange := "it dead-letters its waiters through " + w.Exchange + ", to which other Pulse clients may bind queues that refuse them"
+		shapes := []queueShape{{args: throughExchange, lacks: viaExchange}}
+		if w.MaxBytes > 0 {
+			shapes = []queueShape{
+				{args: maps.Clone(args), lacks: noByteCap + " (wait.max_bytes)"},
+				{args: throughExchange, lacks: noByteCap + " (wait.max_bytes), and " + viaExchange},
 			}
-			args["x-dead-letter-exchange"] = w.Exchange
-			if _, err = ch.QueueDeclare(q.Name, true, false, false, false, args); err == nil && w.OnOlderQueue != nil {
-				w.OnOlderQueue(q.Name)
-			}
+			args["x-max-length-bytes"] = w.MaxBytes
 		}
-		if err != nil {
-			return explain("declare queue "+q.Name, err)
+		if err := declareQueue(conn, ch, q.Name, args, shapes, onOlder); err != nil {
+			return err
 		}
 		if err := ch.QueueBind(q.Name, q.Key, w.HoldExchange, false, nil); err != nil {
 			return explain("bind "+q.Name, err)
@@ -159,6 +165,48 @@ func (t *Topology) queueArgs(maxLength int) amqp.Table {
 	return args
 }
 
+// noByteCap says what a queue declared without x-max-length-bytes lacks.
+const noByteCap = "it has no x-max-length-bytes: its bytes are not capped"
+
+// queueShape is the arguments with which an earlier version declared a
+// queue, and what the queue lacks when it was declared so.
+type queueShape struct {
+	args  amqp.Table
+	lacks string
+}
+
+// declareQueue declares the durable queue name with args on ch. When the
+// broker refuses (PRECONDITION_FAILED: the queue exists with other
+// arguments, which RabbitMQ cannot change in place), it tries each shape
+// an earlier version declared it with, in turn, on a new channel (the
+// refusal closed the old one), and tells onOlder what the queue lacks.
+// When none fits, the first refusal is returned, explained.
+func declareQueue(conn *amqp.Connection, ch *channelOf, name string, args amqp.Table, older []queueShape, onOlder func(queue, what string)) error {
+	_, err := ch.QueueDeclare(name, true, false, false, false, args)
+	var ae *amqp.Error
+	if err == nil || !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		if err != nil {
+			return explain("declare queue "+name, err)
+		}
+		return nil
+	}
+	for _, shape := range older {
+		if rerr := ch.reopen(conn); rerr != nil {
+			return rerr
+		}
+		if _, oerr := ch.QueueDeclare(name, true, false, false, false, shape.args); oerr == nil {
+			if onOlder != nil {
+				onOlder(name, shape.lacks)
+			}
+			return nil
+		}
+	}
+	if rerr := ch.reopen(conn); rerr != nil {
+		return rerr
+	}
+	return explain("declare queue "+name, err)
+}
+
 func declareTopic(ch *amqp.Channel, exchange string) error {
 	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		return explain("declare exchange "+exchange, err)
@@ -181,13 +229,6 @@ func (c *channelOf) reopen(conn *amqp.Connection) error {
 	return nil
 }
 
-// olderWaitQueue reports the broker's refusal to declare a wait queue
-// that an earlier version declared with another dead-letter exchange.
-func olderWaitQueue(err error) bool {
-	var ae *amqp.Error
-	return errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed && strings.Contains(ae.Reason, "'x-dead-letter-exchange'")
-}
-
 // Declare declares the whole topology, on a channel of conn of its own.
 func (t *Topology) Declare(conn *amqp.Connection) error {
 	c, err := conn.Channel()
@@ -201,8 +242,15 @@ func (t *Topology) Declare(conn *amqp.Connection) error {
 			return err
 		}
 	}
-	if _, err := ch.QueueDeclare(t.DeadQueue, true, false, false, false, t.queueArgs(t.DeadMaxLength)); err != nil {
-		return explain("declare queue "+t.DeadQueue, err)
+	deadArgs := t.queueArgs(t.DeadMaxLength)
+	var deadOlder []queueShape
+	if t.DeadMaxBytes > 0 {
+		// Earlier versions declared the dead queue without a byte cap.
+		deadOlder = []queueShape{{args: maps.Clone(deadArgs), lacks: noByteCap + " (queue.dead_max_bytes)"}}
+		deadArgs["x-max-length-bytes"] = t.DeadMaxBytes
+	}
+	if err := declareQueue(conn, ch, t.DeadQueue, deadArgs, deadOlder, t.OnOlderQueue); err != nil {
+		return err
 	}
 	for _, ex := range []string{t.DeadExchange, t.ParkExchange} {
 		if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
@@ -229,7 +277,7 @@ func (t *Topology) Declare(conn *amqp.Connection) error {
 		return explain("declare queue "+t.InputQueue, err)
 	}
 	if t.Wait != nil {
-		if err := t.Wait.declare(conn, ch, t.QueueType, t.InputQueue); err != nil {
+		if err := t.Wait.declare(conn, ch, t.QueueType, t.InputQueue, t.OnOlderQueue); err != nil {
 			return err
 		}
 	}

@@ -178,6 +178,9 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 		d.confirms = true
 	}
 	for i, p := range parked {
+		if size, cut := p.Delivery.Headers[pipeline.HeaderOriginalBytes]; cut {
+			return i, fmt.Errorf("message %d keeps only the first %d bytes of a body of %v bytes (over limits.max_input_bytes); it cannot be replayed", p.Position, len(p.Delivery.Body), size)
+		}
 		if p.SourceExchange == "" {
 			return i, fmt.Errorf("message %d (routing key %q) came from no exchange the pipeline binds for that key (its x-death or headers name another, or none); it cannot be replayed into it", p.Position, p.SourceRoutingKey)
 		}

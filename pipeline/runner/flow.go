@@ -59,6 +59,10 @@ func (f *flow) handle(msg *message.Message) error {
 	if f.metrics != nil {
 		f.metrics.Consumed.WithLabelValues(f.p.cfg.Name).Inc()
 	}
+	if limit := f.p.proc.MaxInputBytes(); len(d.Body) > limit {
+		// Nothing more is done with it: its parked copy is cut.
+		return pipeline.TooLarge(len(d.Body), limit)
+	}
 	now := time.Now()
 	src := f.p.originOf(d, now)
 

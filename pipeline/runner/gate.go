@@ -83,11 +83,16 @@ func (g *readinessGate) use(f *flow, depth func(ctx context.Context, queue strin
 const countWithin = 5 * time.Second
 
 // full reports whether the wait queue of a tier (by its routing key)
-// holds its max_length, which is why it nacks: then the message is
-// parked at once. A queue below it nacked for another reason, such as a
-// quorum queue that lost its leader, and the publish is tried again;
-// so it is when the queue cannot be counted.
+// nacked because it holds its max_length or max_bytes: then the message
+// is parked at once. A classic queue nacks for nothing else. A quorum
+// queue also nacks while it has no leader: one below max_length is taken
+// for that, and the publish is tried again; so it is when the queue
+// cannot be counted. (A quorum wait queue at max_bytes but below
+// max_length looks the same, and is tried again until publish_attempts.)
 func (g *readinessGate) full(ctx context.Context, tier string) bool {
+	if g.f.p.cfg.Queue.Type != pipeline.QueueQuorum {
+		return true
+	}
 	for _, q := range g.f.p.topology.Wait.Queues {
 		if q.Key != tier {
 			continue
@@ -106,7 +111,7 @@ func (g *readinessGate) full(ctx context.Context, tier string) bool {
 
 // topology is the gate's part of the pipeline's topology.
 func (g *readinessGate) topology(client string) *broker.WaitTopology {
-	w := &broker.WaitTopology{Exchange: g.exchange, HoldExchange: g.holdExchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength}
+	w := &broker.WaitTopology{Exchange: g.exchange, HoldExchange: g.holdExchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength, MaxBytes: g.cfg.MaxBytes}
 	for _, tier := range g.cfg.Tiers {
 		w.Queues = append(w.Queues, broker.WaitQueue{Name: pipeline.WaitQueue(client, g.pipeline, tier), Key: pipeline.TierName(tier), TTL: tier})
 	}
@@ -258,8 +263,8 @@ func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin
 		g.f.log.Debug("waiting", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "for", waitingFor)
 		return nil
 	case errors.Is(err, broker.ErrNacked):
-		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages (raise wait.max_length, or find why so many messages wait: artifacts that do not appear, or a consumer's queue that refuses the outputs; their x-pulsetranslator-waiting-for says which)",
-			pipeline.TierName(tier), g.cfg.MaxLength)
+		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages or its max_bytes of %d bytes (raise wait.max_length or wait.max_bytes, or find why so many messages wait: artifacts that do not appear, or a consumer's queue that refuses the outputs; their x-pulsetranslator-waiting-for says which)",
+			pipeline.TierName(tier), g.cfg.MaxLength, g.cfg.MaxBytes)
 	}
 	return err
 }
@@ -274,8 +279,8 @@ func waitHeaders(src origin, waitingFor string) amqp.Table {
 	for k, v := range carried.Headers {
 		h[k] = v
 	}
-	if carried.Cut != "" {
-		h[pipeline.HeaderCutHeaders] = termtext.Truncate(carried.Cut, maxReason)
+	if cut := cutHeaders(src, carried); cut != "" {
+		h[pipeline.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
 	}
 	h[pipeline.HeaderSourceExchange] = src.exchange
 	h[pipeline.HeaderSourceRoutingKey] = src.routingKey

@@ -2,12 +2,15 @@ package runner_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -40,7 +43,8 @@ func peakRSS(t testing.TB, pid int) int64 {
 // command, run as a Pulse user: each one ends in the dead queue with a
 // class and a reason that names the problem, the process stays up, its
 // memory stays bounded, and the good message published after them all is
-// translated.
+// translated. A body over limits.max_input_bytes is parked cut, with its
+// size and SHA-256.
 func TestHostileInput(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
@@ -120,6 +124,13 @@ func TestHostileInput(t *testing.T) {
 			t.Errorf("%s: not in the dead queue", c.name)
 		case c.class != "" && class != c.class, !strings.Contains(reason, c.reason):
 			t.Errorf("%s: class %q reason %q; want %q naming %q", c.name, class, reason, c.class, c.reason)
+		case len(c.body) > pipeline.DefaultMaxInputBytes:
+			sum := sha256.Sum256([]byte(c.body))
+			if string(d.Body) != c.body[:pipeline.MaxParkedCutBytes] || d.Headers[pipeline.HeaderOriginalBytes] != strconv.Itoa(len(c.body)) ||
+				d.Headers[pipeline.HeaderOriginalSHA256] != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: parked %d bytes, original %v bytes, SHA-256 %v; want its first %d bytes, %d and %x", c.name, len(d.Body),
+					d.Headers[pipeline.HeaderOriginalBytes], d.Headers[pipeline.HeaderOriginalSHA256], pipeline.MaxParkedCutBytes, len(c.body), sum)
+			}
 		case string(d.Body) != c.body:
 			t.Errorf("%s: the parked body is not the original (%d bytes, want %d)", c.name, len(d.Body), len(c.body))
 		}
@@ -138,4 +149,19 @@ func TestHostileInput(t *testing.T) {
 	if rss > 128<<20 {
 		t.Errorf("peak RSS %.1f MiB; a 10 MiB message should cost at most a few times its size", float64(rss)/(1<<20))
 	}
+}
+
+// processCPU returns the CPU time (user and system) a process has used,
+// from /proc/<pid>/stat (in ticks of 10ms).
+func processCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

@@ -95,3 +95,62 @@ func TestWaitQueueFull(t *testing.T) {
 		t.Errorf("waited %d parked %d; want 2 waiting (the third refused) and 1 parked", s.Waited.Load(), s.Parked.Load())
 	}
 }
+
+// TestQueuesCapBytes: the dead and wait queues are declared with a byte
+// cap (queue.dead_max_bytes, wait.max_bytes), and the dead queue keeps no
+// more than its bytes: of ten bodies over limits.max_input_bytes, parked
+// cut to 64 KiB each, it keeps the newest that fit in 200 KB. A dead
+// queue an earlier version declared without a byte cap is used as it is,
+// and the log says what it lacks and how to declare it anew.
+func TestQueuesCapBytes(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	deadQueue := pipeline.DeadQueue(w.client, "build")
+	extra := "    limits: {max_input_bytes: 1024}\n    wait: {max_bytes: 5000000}\n"
+	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", extra), "dead_max_length: 1000}", "dead_max_length: 1000, dead_max_bytes: 200000}", 1)
+	rn := start(t, w.parse(text))
+	if args := queueArguments(t, deadQueue); !strings.Contains(args, `{"x-max-length-bytes",200000}`) {
+		t.Errorf("the dead queue's arguments: %s; want x-max-length-bytes 200000", args)
+	}
+	if args := queueArguments(t, pipeline.WaitQueue(w.client, "build", 15*time.Second)); !strings.Contains(args, `{"x-max-length-bytes",5000000}`) {
+		t.Errorf("the wait queue's arguments: %s; want x-max-length-bytes 5000000", args)
+	}
+	body := []byte(`{"payload": "` + strings.Repeat("x", 100<<10) + `"}`)
+	for range 10 {
+		w.publishRaw("build.x.1.log_uploaded", body)
+	}
+	for deadline := time.Now().Add(15 * time.Second); rn.Stats("build").Parked.Load() < 10; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 10 parked within 15s", rn.Stats("build").Parked.Load())
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the last confirm is counted as it comes
+	q, err := w.inspect(deadQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parked := q.Messages; parked != 200000/pipeline.MaxParkedCutBytes {
+		t.Errorf("the dead queue holds %d cut copies of %d bytes; want the %d that fit in 200000 bytes", parked, pipeline.MaxParkedCutBytes, 200000/pipeline.MaxParkedCutBytes)
+	}
+}
+
+// TestOlderDeadQueueKeepsWorking: a dead queue declared without a byte
+// cap, as earlier versions did, is used as it is, with a warning.
+func TestOlderDeadQueueKeepsWorking(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	deadQueue := pipeline.DeadQueue(w.client, "build")
+	if _, err := w.admin.QueueDeclare(deadQueue, true, false, false, false, amqp.Table{
+		"x-max-length": int64(w.deadMaxLength), "x-overflow": "drop-head", "x-queue-type": "classic",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, logs := startLogged(t, w.config(w.pulseUser()))
+	w.publishRaw("build.x.1.log_uploaded", []byte("{not json"))
+	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 1 }) {
+		t.Fatal("the malformed message was not parked in the older dead queue")
+	}
+	if l := logs.String(); !strings.Contains(l, "declared by an earlier version") || !strings.Contains(l, "x-max-length-bytes") || !strings.Contains(l, "rabbitmqctl delete_queue") {
+		t.Errorf("the log does not say that %s lacks its byte cap, and how to declare it anew:\n%s", deadQueue, l)
+	}
+}

@@ -22,8 +22,11 @@ type origin struct {
 	attempt   int
 	firstSeen time.Time
 	// upstream are the headers it brought from upstream: the delivery's,
-	// or, for a returning message, those its waiting copy carried.
-	upstream amqp.Table
+	// when within broker.BoundUpstream's bounds, or, for a returning
+	// message, those its waiting copy carried. headersCut says why a
+	// delivery's headers were left out.
+	upstream   amqp.Table
+	headersCut string
 }
 
 // maxAttempt bounds the attempt count read back from a waiting copy.
@@ -36,8 +39,9 @@ const maxAttempt = 1 << 20
 // message and has its wait headers believed. For any other delivery
 // every header is upstream data, whatever its name.
 func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
-	o := origin{exchange: d.Exchange, routingKey: d.RoutingKey, firstSeen: now, upstream: d.Headers}
+	o := origin{exchange: d.Exchange, routingKey: d.RoutingKey, firstSeen: now}
 	if d.Exchange == "" || !slices.Contains(own, d.Exchange) {
+		o.upstream, o.headersCut = broker.BoundUpstream(d.Headers)
 		return o
 	}
 	o.returning = true
@@ -50,7 +54,18 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 		o.firstSeen = t
 	}
 	o.upstream = carriedOnly(d.Headers)
+	o.headersCut = headerString(d.Headers, pipeline.HeaderCutHeaders)
 	return o
+}
+
+// cutHeaders says which upstream headers a copy of the message from src
+// does not carry, having carried what CarryHeaders kept: all of them when
+// the delivery's passed broker.BoundUpstream's bounds.
+func cutHeaders(src origin, carried broker.Carried) string {
+	if src.headersCut != "" {
+		return src.headersCut
+	}
+	return carried.Cut
 }
 
 // originOf reads where d came from, believing the wait headers of a

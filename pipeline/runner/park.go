@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,9 +110,12 @@ func ParkHeaders(pipelineName string, d *broker.Delivery, class, reason string) 
 }
 
 // parkedCopy is the copy of a delivery published to the dead queue: the
-// body and content type as they came, and the headers of parkHeaders.
+// body and content type as they came, and the headers of parkHeaders. A
+// body over limits.max_input_bytes keeps only its first
+// pipeline.MaxParkedCutBytes, and the headers give its size and SHA-256:
+// what one message may park stays bounded.
 func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, waitingFor string, minimal bool) broker.Outgoing {
-	return broker.Outgoing{
+	out := broker.Outgoing{
 		Exchange:    p.topology.ParkExchange,
 		RoutingKey:  src.routingKey,
 		ContentType: d.ContentType,
@@ -118,6 +123,13 @@ func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, w
 		Headers:     parkHeaders(p.cfg.Name, d, src, class, reason, waitingFor, minimal),
 		Body:        d.Body,
 	}
+	if len(d.Body) > p.proc.MaxInputBytes() {
+		sum := sha256.Sum256(d.Body)
+		out.Body = d.Body[:min(len(d.Body), pipeline.MaxParkedCutBytes)]
+		out.Headers[pipeline.HeaderOriginalBytes] = strconv.Itoa(len(d.Body))
+		out.Headers[pipeline.HeaderOriginalSHA256] = hex.EncodeToString(sum[:])
+	}
+	return out
 }
 
 // parkHeaders are a parked copy's headers. The translator's own are set
@@ -129,8 +141,8 @@ func parkHeaders(pipelineName string, d *broker.Delivery, src origin, class, rea
 		for k, v := range carried.Headers {
 			h[k] = v
 		}
-		if carried.Cut != "" {
-			h[pipeline.HeaderCutHeaders] = termtext.Truncate(carried.Cut, maxReason)
+		if cut := cutHeaders(src, carried); cut != "" {
+			h[pipeline.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
 		}
 		h[pipeline.HeaderOriginContentType] = termtext.Truncate(d.ContentType, 255)
 		h[pipeline.HeaderOriginMessageID] = termtext.Truncate(d.MessageID, 255)

@@ -135,9 +135,7 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 			continue
 		}
 		run.topology.Wait = run.gate.topology(cfg.ClientID)
-		if p.Queue.Type == pipeline.QueueQuorum {
-			run.topology.Wait.OnOlderQueue = r.warnOlderWaitQueue(p.Name, run.gate.cfg.Tiers)
-		}
+		run.topology.OnOlderQueue = r.warnOlderQueue(p.Name)
 		run.queues = queuesOf(run)
 		r.pipelines = append(r.pipelines, run)
 	}
@@ -171,6 +169,7 @@ func topologyOf(client string, p pipeline.PipelineConfig) *broker.Topology {
 		ParkExchange:  pipeline.ParkExchange(client, p.Name),
 		MaxLength:     p.Queue.MaxLength,
 		DeadMaxLength: p.Queue.DeadMaxLength,
+		DeadMaxBytes:  p.Queue.DeadMaxBytes,
 		QueueType:     p.Queue.Type,
 		DeliveryLimit: p.Queue.DeliveryLimit,
 	}
@@ -310,15 +309,15 @@ func (r *Runner) declare(conn *amqp.Connection) error {
 	return nil
 }
 
-// warnOlderWaitQueue returns what says (throttled, for each queue) that a
-// quorum wait queue of pipeline was declared by an earlier version and
-// dead-letters through the wait exchange, which other Pulse clients may
-// bind to, and how to declare it anew.
-func (r *Runner) warnOlderWaitQueue(pipeline string, tiers []time.Duration) func(queue string) {
-	return func(queue string) {
-		r.throttle.log(slog.LevelWarn, "older wait queue "+queue,
-			"this wait queue, declared by an earlier version, dead-letters its waiters through the wait exchange, which other Pulse clients may bind to: a queue of theirs there that refuses them makes RabbitMQ keep a copy of each waiter in this quorum queue. To declare it anew: stop every replica, wait until the wait queues are empty (their longest tier), delete them (rabbitmqctl delete_queue), and start again",
-			"pipeline", pipeline, "queue", queue, "longest_tier", tiers[len(tiers)-1].String())
+// warnOlderQueue returns what says (throttled, for each queue) that a
+// queue of pipeline was declared by an earlier version with other
+// arguments, which RabbitMQ cannot change in place, what it lacks, and
+// how to declare it anew.
+func (r *Runner) warnOlderQueue(pipeline string) func(queue, what string) {
+	return func(queue, what string) {
+		r.throttle.log(slog.LevelWarn, "older queue "+queue,
+			"this queue was declared by an earlier version and is used as it is: "+what+". To declare it anew: stop every replica, wait until it is empty (for a wait queue, its tier; for the dead queue, take what it holds with pulsetranslator dead list and replay), delete it (rabbitmqctl delete_queue), and start again",
+			"pipeline", pipeline, "queue", queue)
 	}
 }
 

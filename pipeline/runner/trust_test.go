@@ -139,3 +139,58 @@ func TestUpstreamCannotSteer(t *testing.T) {
 		t.Errorf("%d log lines for two messages:\n%s", lines, logs)
 	}
 }
+
+// TestThousandsOfHeadersAreNotRead publishes, upstream, 200 good messages
+// and one malformed message that each carry 8,000 small headers (about
+// 110 KB): the translator reads none of them (broker.MaxUpstreamEntries),
+// so the good ones are published as they would be without them and the
+// parked copy carries none, saying why. The CPU the process spent on the
+// 200 is logged beside that of 200 without headers.
+func TestThousandsOfHeadersAreNotRead(t *testing.T) {
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	proc := w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""))
+	everything := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "#")
+	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := amqp.Table{}
+	for i := range 8000 {
+		many[fmt.Sprintf("h%d", i)] = int32(i)
+	}
+	good, goodKey := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
+	cpu := func() time.Duration { return processCPU(t, proc.cmd.Process.Pid) }
+	run := func(headers amqp.Table) time.Duration {
+		began := cpu()
+		for range 200 {
+			dc, err := w.admin.PublishWithDeferredConfirm(w.upstream, goodKey, false, false, amqp.Publishing{
+				ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: good, Headers: headers})
+			if err != nil || !dc.Wait() {
+				t.Fatalf("publish upstream: %v", err)
+			}
+		}
+		// Each good message gives one output with three CC routes.
+		for range 200 {
+			out := receive(t, everything, "the output exchange")
+			if len(out.Headers) != 1 || out.RoutingKey != "build.mozilla-central.linux64.opt.mozilla-central-linux64" {
+				t.Fatalf("an output %q with headers %v", out.RoutingKey, out.Headers)
+			}
+		}
+		return cpu() - began
+	}
+	without := run(nil)
+	with := run(many)
+	t.Logf("CPU of the translator for 200 messages: %s without headers, %s with 8,000 headers each (%.2f ms and %.2f ms a message)",
+		without, with, float64(without.Microseconds())/200/1000, float64(with.Microseconds())/200/1000)
+
+	dc, err := w.admin.PublishWithDeferredConfirm(w.upstream, goodKey, false, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte(`{"payload": `), Headers: many})
+	if err != nil || !dc.Wait() {
+		t.Fatalf("publish upstream: %v", err)
+	}
+	parked := receive(t, dead, "the dead queue")
+	if len(parked.Headers) > 12 || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderCutHeaders]), "8000 upstream headers") {
+		t.Errorf("the parked copy has %d headers, cut %q; want the translator's own, saying the 8,000 were not read", len(parked.Headers), parked.Headers[pipeline.HeaderCutHeaders])
+	}
+}
