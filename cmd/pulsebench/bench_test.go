@@ -262,3 +262,26 @@ func TestCleanupDeletesWaitQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestHangingBenchmark runs the hanging-host benchmark briefly: every
+// steady message arrives, with a latency, in both runs, and none of the
+// messages whose log host hangs is published.
+func TestHangingBenchmark(t *testing.T) {
+	brokertest.Require(t)
+	o := testOptions(1)
+	o.translator = buildTranslator(t)
+	o.client = "pulsebench-hanging"
+	o.broker = brokertest.AdminURL()
+	o.mix = "mozilla-central/build.mozilla-central-linux64.105.log_uploaded"
+	o.hangingRate, o.steadyRate, o.duration = 20, 50, 2*time.Second
+	var out strings.Builder
+	if err := benchHanging(o, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"hanging   0/s: 100 steady sent", "hanging  20/s: 100 steady sent", "100 outputs, lost 0", "hanging sent 40, published 0", "median of 1 runs, with 20/s hanging"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the report lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -66,6 +66,11 @@ type options struct {
 	// the translator's (queue.type) and the baseline worker's.
 	queueType string
 	timeout   time.Duration
+	// hangingRate, when above 0, runs the hanging-host benchmark (see
+	// benchHanging): steadyRate messages a second for duration, beside
+	// hangingRate a second whose log host hangs.
+	hangingRate, steadyRate int
+	duration                time.Duration
 }
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
@@ -98,6 +103,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.serveBaseline, "serve-baseline", false, "be the bare baseline worker on the benchmark's queue until stopped (pulsebench starts it so)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "have each translator replica write a CPU profile to FILE.<run>.<replica>")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit of one run")
+	fs.IntVar(&o.hangingRate, "hanging-rate", 0, "run the hanging-host benchmark instead: -steady-rate messages a second whose logs answer at once, for -duration, without and then with this many a second whose log host accepts and never answers; it reports the steady messages' latency")
+	fs.IntVar(&o.steadyRate, "steady-rate", 300, "with -hanging-rate: the steady messages a second")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "with -hanging-rate: how long each run publishes")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -111,6 +119,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		err = serveLogs()
 	case o.serveBaseline:
 		err = serveBaseline(o)
+	case o.hangingRate > 0:
+		undoOnSignal(stderr)
+		err = benchHanging(o, stdout)
 	default:
 		undoOnSignal(stderr)
 		_, err = bench(o, stdout)
