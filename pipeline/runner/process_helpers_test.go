@@ -28,6 +28,9 @@ var translatorBinary struct {
 }
 
 func TestMain(m *testing.M) {
+	if addr, n := os.Getenv(holdEnvAddr), os.Getenv(holdEnvCount); addr != "" {
+		os.Exit(holdConnections(addr, n))
+	}
 	code := m.Run()
 	if translatorBinary.dir != "" {
 		os.RemoveAll(translatorBinary.dir)
