@@ -262,3 +262,48 @@ func TestUnsafeNumbersAreRefused(t *testing.T) {
 		t.Errorf("floats a double holds: %v", err)
 	}
 }
+
+// TestProcessBoundsRoutes: an output with at most 64 CC routes of 1 to
+// 255 bytes each is published; 65 routes, a route of 256 bytes, an empty
+// route or a routing key of 256 bytes refuse the message
+// (bad_routing_key), whether the translator or a rule added them, so that
+// no output's CC header can grow past what a frame holds.
+func TestProcessBoundsRoutes(t *testing.T) {
+	withCC := func(key string, cc ...string) translator.Func {
+		return func(translator.Message) ([]translator.Output, error) {
+			return []translator.Output{{RoutingKey: key, CC: cc, Payload: build(), Schema: "buildbot/build.json"}}, nil
+		}
+	}
+	routes := func(n, size int) []string {
+		out := make([]string, n)
+		for i := range out {
+			r := fmt.Sprintf("route.%d.", i)
+			out[i] = r + strings.Repeat("x", size-len(r))
+		}
+		return out
+	}
+	ok := []translator.Func{withCC("build.x", routes(64, 255)...), withCC(strings.Repeat("k", 255), "route.a")}
+	for i, fn := range ok {
+		out, err := processor(t, fn, "").Process(translator.Message{Body: []byte(`{}`)})
+		if err != nil || len(out.Published) != 1 {
+			t.Errorf("case %d within the bounds: %+v, %v", i, out, err)
+		}
+	}
+	for name, fn := range map[string]translator.Func{
+		"65 CC routes":         withCC("build.x", routes(65, 20)...),
+		"a CC route of 256":    withCC("build.x", routes(1, 256)...),
+		"an empty CC route":    withCC("build.x", ""),
+		"a routing key of 256": withCC(strings.Repeat("k", 256)),
+	} {
+		_, err := processor(t, fn, "").Process(translator.Message{Body: []byte(`{}`)})
+		if refusalClass(err) != pipeline.ClassBadRoute {
+			t.Errorf("%s: %v; want %s", name, err, pipeline.ClassBadRoute)
+		}
+	}
+	// A rule that adds the 65th route is refused as well.
+	rules := "rules:\n  - name: one-more\n    cc: ['\"route.extra\"']\n"
+	_, err := processor(t, withCC("build.x", routes(64, 20)...), rules).Process(translator.Message{Body: []byte(`{}`)})
+	if refusalClass(err) != pipeline.ClassBadRoute || !strings.Contains(err.Error(), "65 CC routes") {
+		t.Errorf("64 routes and a rule's one more: %v; want %s naming 65", err, pipeline.ClassBadRoute)
+	}
+}
