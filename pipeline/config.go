@@ -13,7 +13,7 @@ package pipeline
 import (
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
 )
 
 // Config is the whole configuration of one translator process.

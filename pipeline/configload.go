@@ -15,7 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 	"github.com/pulsetranslator/pulsetranslator/schemas"

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/bench"
 )
 
 const usage = `usage: pulsetranslator <command> [flags]
@@ -21,6 +23,10 @@ commands:
   dead      list|show|replay [--config FILE] [--pipeline NAME] ...
                                                      inspect the dead queue, and replay parked messages after a fix
   demo      [--http ADDR] [--exit]                   the whole flow on a local broker, with the live page
+  tail      [--config FILE] [--exchange EX] [--key PATTERN] [--count N] [--json]
+                                                     follow an exchange, routing keys split into their fields
+  bench     [-translator BINARY] [-n N] [-runs N] ...  measure a translator against a bare worker on a real broker
+                                                     (bench -h lists its flags)
 
 Without --config the embedded default config is used (see README.md).
 Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
@@ -48,6 +54,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return deadCommand(rest, stdout, stderr)
 	case "demo":
 		return demoCommand(rest, stdout, stderr)
+	case "tail":
+		return tailCommand(context.Background(), rest, stdout, stderr)
+	case bench.Command:
+		return bench.Main(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

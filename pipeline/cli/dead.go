@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/termtext"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 )
 
 const deadUsage = `usage: pulsetranslator dead <list|show|replay> [--config FILE] [--pipeline NAME] [--limit N] [--timeout D] ...

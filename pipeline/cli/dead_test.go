@@ -8,7 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 )
 
 // terminalControls are what a terminal would obey: ESC (window title,

@@ -21,7 +21,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 

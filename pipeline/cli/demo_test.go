@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 )
 
 // TestDemo runs the demo on the local broker, as a newcomer's first

@@ -9,7 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 )
 
 // replayWindow is how many confirms a replay keeps outstanding.

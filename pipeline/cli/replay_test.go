@@ -9,7 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 )
 
 // TestReplay publishes a folder of raw messages with "replay", as a Pulse

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/runner"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 

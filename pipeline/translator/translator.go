@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/rawjson"
 )
 
 // Message is one raw upstream message as a translator sees it.

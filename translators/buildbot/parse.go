@@ -7,7 +7,6 @@ import (
 
 	"github.com/valyala/fastjson"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/rawjson"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -38,7 +37,7 @@ func parseRawMessage(msg translator.Message) (rawMessage, error) {
 			RoutingKey string `json:"routing_key"`
 		}{}
 		if key, ok := find("_meta", "routing_key"); ok && key[0] != 'n' {
-			s, isText := rawjson.Unquote(key)
+			s, isText := translator.Unquote(key)
 			if !isText {
 				return raw, fmt.Errorf("_meta.routing_key is %s, not a string", kindOf(key))
 			}
@@ -57,14 +56,14 @@ func parseRawMessage(msg translator.Message) (rawMessage, error) {
 	}
 	raw.list = propertyLists.Get().(*[]property)
 	raw.Payload.Build.Properties = (*raw.list)[:0]
-	for item := range rawjson.Elements(props) {
+	for item := range translator.Elements(props) {
 		if item[0] != '[' {
 			return raw, fmt.Errorf("a build property is %s, not a [name, value, source] list", kindOf(item))
 		}
 		// The name and the value; the source is not read.
 		var nameValue [2][]byte
 		n := 0
-		for part := range rawjson.Elements(item) {
+		for part := range translator.Elements(item) {
 			nameValue[n] = part
 			if n++; n == len(nameValue) {
 				break
@@ -73,7 +72,7 @@ func parseRawMessage(msg translator.Message) (rawMessage, error) {
 		if n < len(nameValue) {
 			return raw, fmt.Errorf("a build property has %d elements, want [name, value, source]", n)
 		}
-		name, isText := rawjson.Unquote(nameValue[0])
+		name, isText := translator.Unquote(nameValue[0])
 		if !isText {
 			return raw, fmt.Errorf("a build property name is not a string: %.100s", nameValue[0])
 		}
@@ -106,7 +105,7 @@ func (raw *rawMessage) release() {
 func decode(raw []byte) any {
 	switch raw[0] {
 	case '"':
-		s, _ := rawjson.Unquote(raw)
+		s, _ := translator.Unquote(raw)
 		return string(s)
 	case 't':
 		return true

@@ -1,0 +1,206 @@
+package broker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/backoff"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+)
+
+// TestNodeOrderIsShuffledPerProcess: each Connection tries every node,
+// once per round, in an order of its own, so that replicas spread over a
+// cluster's nodes.
+func TestNodeOrderIsShuffledPerProcess(t *testing.T) {
+	addrs := []broker.Address{{URL: "amqp://a"}, {URL: "amqp://b"}, {URL: "amqp://c"}}
+	first := map[string]int{}
+	for range 300 {
+		order := broker.NewConnection(broker.ConnectionConfig{Addresses: addrs}).Order()
+		seen := map[string]bool{}
+		for _, a := range order {
+			seen[a.URL] = true
+		}
+		if len(order) != 3 || len(seen) != 3 {
+			t.Fatalf("order %v is not a permutation of the nodes", order)
+		}
+		first[order[0].URL]++
+	}
+	for _, a := range addrs {
+		if first[a.URL] < 50 { // 100 expected of 300; 50 is far out in the tail
+			t.Errorf("node %s came first %d times of 300: %v", a.URL, first[a.URL], first)
+		}
+	}
+}
+
+// proxy forwards TCP connections to target until closed, when it also
+// cuts every connection it forwards: a broker node that goes away.
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.cut()
+}
+
+// cut cuts every connection it forwards now, and goes on accepting new
+// ones: a connection lost to the network.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// runConnection runs conn until the test ends.
+func runConnection(t *testing.T, conn *broker.Connection) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- conn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// TestReconnectsToTheNextNode: of three nodes (two proxies in front of
+// the real broker and a port nobody listens on), the connection takes one
+// that answers; when that node goes away it moves to the next that
+// answers without a backoff per refused node, and no log line holds the
+// password.
+func TestReconnectsToTheNextNode(t *testing.T) {
+	brokertest.Require(t)
+	// A user whose password is not also its name, so that a leak shows.
+	admin, err := url.Parse(brokertest.PulseUser(t, "nodelist-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := admin.User.Password()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	proxies := map[string]*proxy{}
+	var addrs []broker.Address
+	for _, host := range []string{deadAddr, "", ""} {
+		if host == "" {
+			p := newProxy(t, admin.Host)
+			host = p.ln.Addr().String()
+			proxies[host] = p
+		}
+		u := *admin
+		u.Host = host
+		addrs = append(addrs, broker.Address{URL: u.String(), Display: pipeline.RedactURL(u.String())})
+	}
+	logs := &brokertest.Logs{}
+	conn := broker.NewConnection(broker.ConnectionConfig{
+		Addresses: addrs,
+		// A connection lost soon after it was made waits one backoff
+		// (0.5-1s) before reconnecting; a refused node must not add one.
+		Backoff: backoff.Policy{Initial: time.Second, Max: time.Second},
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	runConnection(t, conn)
+
+	session := func(not string) *broker.Session {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if s := conn.Current(); s != nil && s.Address.URL != not {
+				return s
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no connection to a node other than %s within 10s; logs:\n%s", not, logs)
+		return nil
+	}
+	first := session("")
+	host := hostOf(t, first.Address.URL)
+	if proxies[host] == nil {
+		t.Fatalf("connected to %s, which is not a live node", host)
+	}
+	start := time.Now()
+	proxies[host].close()
+	second := session(first.Address.URL)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("moving to the next node took %v", took)
+	}
+	if proxies[hostOf(t, second.Address.URL)] == nil || second.Address.URL == first.Address.URL {
+		t.Errorf("reconnected to %s after losing %s", second.Address.Display, first.Address.Display)
+	}
+	text := logs.String()
+	if n := strings.Count(text, "cannot connect to the broker; trying again"); n > 0 {
+		t.Errorf("%d rounds waited a backoff although a node answered:\n%s", n, text)
+	}
+	if !strings.Contains(text, "trying the next\" broker="+first.Address.Display) {
+		t.Errorf("no log line says the lost node %s refused and the next was tried:\n%s", first.Address.Display, text)
+	}
+	if strings.Contains(text, password) {
+		t.Errorf("a log line holds the password:\n%s", text)
+	}
+	if !strings.Contains(text, "connected to the broker") || !strings.Contains(text, hostOf(t, second.Address.URL)) {
+		t.Errorf("the logs do not say which node it is on:\n%s", text)
+	}
+	t.Logf("order %v; logs:\n%s", displays(conn.Order()), text)
+}
+
+func hostOf(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+func displays(addrs []broker.Address) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.Display)
+	}
+	return out
+}
