@@ -11,7 +11,7 @@ go vet ./...
 # timeout takes up to ten on its own.
 go test -count=1 -timeout 40m ./... "$@"
 # Every in-process benchmark once, so that none stops running unnoticed.
-go test -run '^$' -bench . -benchtime 1x ./pipeline ./pipeline/internal/rawjson ./translators/... ./schemas ./rules
+go test -run '^$' -bench . -benchtime 1x ./pipeline/internal/process ./pipeline/internal/rawjson ./translators/... ./schemas ./rules
 # Fuzz the envelope decoder, the outline and array elements of checked
 # bodies, upstream header tables (what a copy carries, and what the runner
 # makes of them), the buildbot translator and its build-key matcher, and
@@ -30,7 +30,7 @@ minimize="${FUZZMINIMIZE:-100x}"
 fuzz() { # target package count
 	go test -run '^$' -fuzz "^$1\$" -fuzztime "${FUZZTIME:-$3}" -fuzzminimizetime "$minimize" "$2"
 }
-fuzz FuzzDecode ./pipeline 100000x
+fuzz FuzzDecode ./pipeline/internal/process 100000x
 fuzz FuzzOutlineMatchesParse ./pipeline/internal/rawjson 450000x
 fuzz FuzzElementsMatchParse ./pipeline/internal/rawjson 550000x
 fuzz FuzzCarryHeaders ./pipeline/internal/broker 100000x

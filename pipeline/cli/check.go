@@ -5,12 +5,14 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // shipped is what the plugins of this binary ship.
-func shipped() (*pipeline.Shipped, error) { return pipeline.Ship(translator.Default) }
+func shipped() (*process.Shipped, error) { return process.Ship(translator.Default) }
 
 func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
@@ -18,7 +20,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 		return 1
@@ -33,14 +35,14 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "translators: %s\nschemas: %s\n", strings.Join(translator.Default.Names(), ", "), strings.Join(ship.Schemas.Names(), ", "))
 	failed := false
 	for _, p := range cfg.Pipelines {
-		proc, err := pipeline.NewProcessor(p, translator.Default, ship)
+		proc, err := process.NewProcessor(p, translator.Default, ship)
 		if err != nil {
 			fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 			failed = true
 			continue
 		}
 		fmt.Fprintf(stdout, "pipeline %s: translator %s\n", p.Name, p.Translator)
-		fmt.Fprintf(stdout, "  input queue %s (max %d, %s), dead queue %s\n", pipeline.InputQueue(cfg.ClientID, p.Name), p.Queue.MaxLength, p.Queue.Type, pipeline.DeadQueue(cfg.ClientID, p.Name))
+		fmt.Fprintf(stdout, "  input queue %s (max %d, %s), dead queue %s\n", pulse.InputQueue(cfg.ClientID, p.Name), p.Queue.MaxLength, p.Queue.Type, pulse.DeadQueue(cfg.ClientID, p.Name))
 		for _, b := range p.Bindings {
 			fmt.Fprintf(stdout, "  binding %s %s\n", b.Exchange, strings.Join(b.RoutingKeys, " "))
 		}
@@ -50,7 +52,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  rules: %d from %s: %s\n", proc.Rules().Len(), strings.Join(p.Rules, ", "), strings.Join(proc.Rules().Names(), ", "))
 		queues := make([]string, len(p.Wait.Tiers))
 		for i, tier := range p.Wait.Tiers {
-			queues[i] = pipeline.WaitQueue(cfg.ClientID, p.Name, tier)
+			queues[i] = pulse.WaitQueue(cfg.ClientID, p.Name, tier)
 		}
 		if proc.Waits() {
 			fmt.Fprintf(stdout, "  readiness gate: wait queues %s; deadline %s, then %s; outputs a queue refuses wait there too\n", strings.Join(queues, ", "), p.Wait.Deadline, p.Wait.OnDeadline)

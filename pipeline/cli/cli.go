@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/bench"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 const usage = `usage: pulsetranslator <command> [flags]
@@ -68,7 +68,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // pipelineName is the --pipeline flag's value, or the first pipeline's
 // name when it is empty.
-func pipelineName(cfg *pipeline.Config, flag string) string {
+func pipelineName(cfg *config.Config, flag string) string {
 	if flag == "" {
 		return cfg.Pipelines[0].Name
 	}

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 )
@@ -73,7 +73,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator dead: unknown action %q\n\n%s", action, deadUsage)
 		return 2
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}

@@ -17,12 +17,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // demoMessages are five raw Buildbot messages of the corpus: a build whose
@@ -52,7 +53,7 @@ pipelines:
 
 func demoCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", stderr)
-	connection := fs.String("connection", pipeline.DefaultConnection, "a local broker whose user may declare exchange/build/ (the default is the local RabbitMQ as guest)")
+	connection := fs.String("connection", config.DefaultConnection, "a local broker whose user may declare exchange/build/ (the default is the local RabbitMQ as guest)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "serve the live page, /metrics, /healthz and /readyz on this address")
 	late := fs.Duration("late", 5*time.Second, "how long one build's log answers 404 before it appears")
 	exit := fs.Bool("exit", false, "exit once every message is accounted for, instead of running until interrupted")
@@ -71,7 +72,7 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer logs.close()
-	cfg, err := pipeline.Parse("demo config", []byte(fmt.Sprintf(demoConfig, *connection)))
+	cfg, err := config.Parse("demo config", []byte(fmt.Sprintf(demoConfig, *connection)))
 	if err != nil {
 		return fail(err)
 	}
@@ -105,20 +106,20 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 	case err := <-done:
 		return fail(err)
 	case <-time.After(30 * time.Second):
-		return fail(fmt.Errorf("no broker answered at %s within 30s; start one with deploy/local/broker.sh", pipeline.RedactURL(*connection)))
+		return fail(fmt.Errorf("no broker answered at %s within 30s; start one with deploy/local/broker.sh", config.RedactURL(*connection)))
 	case <-ctx.Done():
 		return 130
 	}
 
-	output := pipeline.ExchangeName(cfg.ClientID, "build/normalized")
+	output := pulse.ExchangeName(cfg.ClientID, "build/normalized")
 	fmt.Fprintf(stdout, "pulsetranslator demo: the whole flow on this machine\n")
-	fmt.Fprintf(stdout, "  broker  %s: raw messages in on exchange/build/, normalized out on %s\n", pipeline.RedactURL(*connection), output)
+	fmt.Fprintf(stdout, "  broker  %s: raw messages in on exchange/build/, normalized out on %s\n", config.RedactURL(*connection), output)
 	fmt.Fprintf(stdout, "  logs    %s, a local server the readiness gate checks; one build's log appears only after %s\n", logs.url, *late)
 	fmt.Fprintf(stdout, "  live    http://%s/   (open it: queues, outputs and parked messages as they happen)\n\n", ln.Addr())
 
 	conn, err := amqp.Dial(*connection)
 	if err != nil {
-		return fail(fmt.Errorf("connect to %s: %w", pipeline.RedactURL(*connection), err))
+		return fail(fmt.Errorf("connect to %s: %w", config.RedactURL(*connection), err))
 	}
 	defer conn.Close()
 	outputs, err := demoProbe(conn, output)

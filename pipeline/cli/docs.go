@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -25,7 +26,7 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator docs: %v\n", err)
 		return 1
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -33,7 +34,7 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	ref, err := pipeline.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, ship)
+	ref, err := reference.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, ship)
 	if err != nil {
 		return fail(err)
 	}

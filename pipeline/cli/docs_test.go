@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/santhosh-tekuri/jsonschema/v5"
 )
 
 func docs(t *testing.T, args ...string) []byte {
@@ -49,12 +50,12 @@ func TestReferenceJSON(t *testing.T) {
 	if err := schema.Validate(doc); err != nil {
 		t.Fatalf("the reference breaks the exchanges-reference schema: %v", err)
 	}
-	var ref pipeline.Reference
+	var ref reference.Reference
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
 
-	cfg, err := pipeline.LoadDefault()
+	cfg, err := config.LoadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,10 @@ import (
 	"io"
 	"os"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // replayWindow is how many confirms a replay keeps outstanding.
@@ -37,7 +37,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}

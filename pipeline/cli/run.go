@@ -12,10 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -36,7 +36,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(stderr, lvl)
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1

@@ -23,12 +23,14 @@ import (
 	"strings"
 	"syscall"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // tailLine is one message as a JSON line.
@@ -57,7 +59,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "pulsetail: %v\n", err)
 		return 1
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -116,14 +118,14 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 // referenceEntries are the reference entries of the pipeline outputs on
 // exchange, or none when it is not one.
-func referenceEntries(cfg *pipeline.Config, exchange string) []pipeline.ReferenceEntry {
-	ship, err := pipeline.Ship(translator.Default)
+func referenceEntries(cfg *config.Config, exchange string) []reference.ReferenceEntry {
+	ship, err := process.Ship(translator.Default)
 	if err != nil {
 		return nil
 	}
-	var out []pipeline.ReferenceEntry
+	var out []reference.ReferenceEntry
 	for _, p := range cfg.Pipelines {
-		ref, err := pipeline.BuildReference(cfg, p.Name, translator.Default, ship)
+		ref, err := reference.BuildReference(cfg, p.Name, translator.Default, ship)
 		if err != nil {
 			continue
 		}
@@ -138,7 +140,7 @@ func referenceEntries(cfg *pipeline.Config, exchange string) []pipeline.Referenc
 
 // describe makes the line of a delivery, with its routing key parsed by
 // the first entry it fits.
-func describeDelivery(d amqp.Delivery, entries []pipeline.ReferenceEntry) tailLine {
+func describeDelivery(d amqp.Delivery, entries []reference.ReferenceEntry) tailLine {
 	l := tailLine{Exchange: d.Exchange, RoutingKey: d.RoutingKey, MessageID: d.MessageId, Body: d.Body}
 	if !json.Valid(d.Body) {
 		quoted, _ := json.Marshal(string(d.Body))

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -44,7 +45,7 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pulsetranslator translate: name at least one file or folder of raw pulse messages")
 		return 2
 	}
-	cfg, err := pipeline.LoadOrDefault(*configPath)
+	cfg, err := config.LoadOrDefault(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator translate: %v\n", err)
 		return 1
@@ -75,8 +76,8 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 
 // offlineProcessor builds the processor of the named (or first) pipeline
 // with this binary's plugins.
-func offlineProcessor(cfg *pipeline.Config, name string) (*pipeline.Processor, error) {
-	return pipeline.PipelineProcessor(cfg, name, translator.Default)
+func offlineProcessor(cfg *config.Config, name string) (*process.Processor, error) {
+	return process.PipelineProcessor(cfg, name, translator.Default)
 }
 
 // walkFiles calls fn for root, or for every regular file below it in
@@ -95,7 +96,7 @@ func walkFiles(root string, fn func(path string) error) error {
 
 // translateFile runs one raw message file through the processor, as the
 // runner would but for the readiness gate (see Processor.TranslateRaw).
-func translateFile(proc *pipeline.Processor, path string) []outcomeLine {
+func translateFile(proc *process.Processor, path string) []outcomeLine {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: "unreadable", Reason: err.Error()}}}

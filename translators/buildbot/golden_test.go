@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
@@ -80,7 +79,7 @@ func readRaw(t testing.TB, path string) translator.Message {
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	msg, err := pipeline.Decode(m.Meta.Exchange, m.Meta.RoutingKey, nil, body, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	msg, err := translator.ReadMessage(m.Meta.Exchange, m.Meta.RoutingKey, nil, body, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

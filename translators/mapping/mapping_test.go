@@ -7,9 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/plugintest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 	"github.com/pulsetranslator/pulsetranslator/translators/mapping"
@@ -30,18 +29,7 @@ pipelines:
 // every outcome with testdata/hgpushes.expected.json, checked by hand
 // against the raw messages.
 func TestHgPushesGolden(t *testing.T) {
-	cfg, err := pipeline.Parse("hg config", []byte(hgConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shipped, err := pipeline.Ship(translator.Default)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := plugintest.Parse(t, hgConfig, "", translator.Default)
 	data, err := os.ReadFile(filepath.Join("testdata", "hgpushes.expected.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,18 +50,14 @@ func TestHgPushesGolden(t *testing.T) {
 			} `json:"_meta"`
 		}
 		_ = json.Unmarshal(body, &meta)
-		msg, err := pipeline.Decode("exchange/hgpushes/v2", meta.Meta.RoutingKey, nil, body, time.Now())
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		outcome, err := proc.Process(msg)
-		if err != nil {
-			t.Errorf("%s: refused: %v", path, err)
+		outcome := p.Translate("exchange/hgpushes/v2", meta.Meta.RoutingKey, body)
+		if outcome.Refusal != nil {
+			t.Errorf("%s: refused: %v", path, outcome.Refusal)
 			continue
 		}
 		var got []map[string]any
-		for _, r := range outcome.Published {
-			got = append(got, map[string]any{"routing_key": r.RoutingKey, "cc": r.CC, "payload": r.Payload})
+		for _, o := range outcome.Outputs {
+			got = append(got, map[string]any{"routing_key": o.RoutingKey, "cc": o.CC, "payload": o.Payload})
 		}
 		for _, d := range outcome.Dropped {
 			got = append(got, map[string]any{"dropped": map[string]any{"reason": d.Reason}})

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // baseline is the bare worker the translator is measured against: the
@@ -161,7 +161,7 @@ func serveBaseline(o options) error {
 		return err
 	}
 	defer su.cleanup()
-	url := os.Getenv(pipeline.EnvConnection)
+	url := os.Getenv(config.EnvConnection)
 	if url == "" {
 		url = o.broker
 	}

@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // TestMain lets the test binary be the baseline worker and the log
@@ -246,8 +247,8 @@ func TestCleanupDeletesWaitQueues(t *testing.T) {
 	}
 	defer ch.Close()
 	var queues []string
-	for _, tier := range pipeline.DefaultWaitTiers {
-		q := pipeline.WaitQueue(nm.client, "build", tier)
+	for _, tier := range config.DefaultWaitTiers {
+		q := pulse.WaitQueue(nm.client, "build", tier)
 		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 // clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
@@ -151,7 +151,7 @@ func taskset(args ...string) error {
 // none is found, and is empty for a broker elsewhere.
 func brokerPIDs(brokers string) []int {
 	inodes := map[string]bool{}
-	for _, raw := range pipeline.ParseConnections(brokers) {
+	for _, raw := range config.ParseConnections(brokers) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			continue

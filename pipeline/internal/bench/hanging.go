@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The hanging-host benchmark (-hanging-rate): what a log host that
@@ -99,7 +99,7 @@ func benchHanging(o options, stdout io.Writer) error {
 		return err
 	}
 	defer su.cleanup()
-	cfg, err := pipeline.Load(su.configPath)
+	cfg, err := config.Load(su.configPath)
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Command is the command of the pulsetranslator binary that runs Main
@@ -87,7 +88,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.broker, "broker", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL of the broker, or the URLs of a cluster's nodes, comma-separated; the user declares the benchmark's exchanges and queues")
-	fs.StringVar(&o.queueType, "queue-type", pipeline.QueueClassic, "classic or quorum: the type of the translator's queues and of the baseline worker's")
+	fs.StringVar(&o.queueType, "queue-type", config.QueueClassic, "classic or quorum: the type of the translator's queues and of the baseline worker's")
 	fs.StringVar(&o.workerBroker, "worker-broker", "", "AMQP URL the translator replicas and the baseline worker connect with (default -broker); a user with only the Pulse permissions of -client measures them as they run in production")
 	fs.Var(&o.translatorEnv, "worker-env", "KEY=VALUE in the worker processes' environment only, for example GOMEMLIMIT=48MiB (repeatable)")
 	fs.StringVar(&o.translator, "translator", "pulsetranslator", "the pulsetranslator binary to run")
@@ -95,9 +96,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.mix, "mix", "*/*", "glob of corpus files (relative to -corpus) to cycle through, e.g. 'mozilla-central/*'")
 	fs.StringVar(&o.client, "client", "pulsebench", "Pulse client id of the benchmark's names")
 	fs.IntVar(&o.n, "n", 20000, "raw messages per run")
-	fs.IntVar(&o.prefetch, "prefetch", pipeline.DefaultPrefetch, "the translator's prefetch of each consumer")
-	fs.IntVar(&o.consumers, "consumers", pipeline.DefaultConsumers, "the translator's consumers per process")
-	fs.IntVar(&o.publishChannels, "publish-channels", pipeline.DefaultPublishChannels, "the translator's publish channels per process")
+	fs.IntVar(&o.prefetch, "prefetch", config.DefaultPrefetch, "the translator's prefetch of each consumer")
+	fs.IntVar(&o.consumers, "consumers", config.DefaultConsumers, "the translator's consumers per process")
+	fs.IntVar(&o.publishChannels, "publish-channels", config.DefaultPublishChannels, "the translator's publish channels per process")
 	fs.IntVar(&o.baselinePrefetch, "baseline-prefetch", 200, "the bare worker's prefetch of each channel")
 	fs.IntVar(&o.baselineChannels, "baseline-channels", 1, "the bare worker's channels (each consumes and publishes), per replica")
 	fs.BoolVar(&o.gate, "gate", true, "run the readiness gate: each input's log URL is distinct and answered by a local server, and the translator checks it before publishing (the bare worker does not)")
@@ -167,7 +168,7 @@ func (o options) workerEnv() []string {
 	if url == "" {
 		url = o.broker
 	}
-	env := []string{pipeline.EnvConnection + "=" + url}
+	env := []string{config.EnvConnection + "=" + url}
 	if !slices.ContainsFunc(o.translatorEnv, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
 		env = append(env, "GOMAXPROCS=1")
 	}
@@ -213,10 +214,10 @@ func namesOf(client string) names {
 	return names{
 		client:        client,
 		upstream:      "exchange/" + client + "-upstream/build/",
-		output:        pipeline.ExchangeName(client, "build/normalized"),
-		input:         pipeline.InputQueue(client, "build"),
+		output:        pulse.ExchangeName(client, "build/normalized"),
+		input:         pulse.InputQueue(client, "build"),
 		baselineQueue: "queue/" + client + "/baseline",
-		deadQueue:     pipeline.DeadQueue(client, "build"),
+		deadQueue:     pulse.DeadQueue(client, "build"),
 
 		baselineDeadExchange: "exchange/" + client + "/baseline-dead",
 		baselineDeadQueue:    "queue/" + client + "/baseline-dead",
@@ -260,7 +261,7 @@ publish_channels: %d
 		su.cleanup()
 		return nil, err
 	}
-	cfg, err := pipeline.Parse(su.configPath, []byte(configText))
+	cfg, err := config.Parse(su.configPath, []byte(configText))
 	if err != nil {
 		su.cleanup()
 		return nil, err
@@ -328,10 +329,10 @@ func bench(o options, stdout io.Writer) (measured, error) {
 	defer func() { forget(); cleanup(conn, nm) }()
 	workers := "as -broker"
 	if o.workerBroker != "" {
-		workers = "as " + pipeline.ParseConnections(o.workerBroker).Redacted()
+		workers = "as " + config.ParseConnections(o.workerBroker).Redacted()
 	}
 	fmt.Fprintf(stdout, "%d inputs give %d outputs, and %d are refused and parked; broker %s (%s queues), workers connect %s; translator: %d consumer(s) x prefetch %d, %d publish channel(s), gate %v; baseline: %d channel(s) x prefetch %d; %d replica(s); preload %v\n",
-		o.n, s.total, s.parked, pipeline.ParseConnections(o.broker).Redacted(), o.queueType, workers, o.consumers, o.prefetch, o.publishChannels, o.gate, o.baselineChannels, o.baselinePrefetch, o.replicas, o.preload)
+		o.n, s.total, s.parked, config.ParseConnections(o.broker).Redacted(), o.queueType, workers, o.consumers, o.prefetch, o.publishChannels, o.gate, o.baselineChannels, o.baselinePrefetch, o.replicas, o.preload)
 
 	m := measured{outputs: s.total, parked: s.parked}
 	// label names run 0 the warm-up, which is printed but not counted.
@@ -438,14 +439,14 @@ func cleanup(conn *amqp.Connection, nm names) {
 	queues := []string{nm.baselineQueue, nm.baselineDeadQueue, nm.input, nm.deadQueue}
 	// The translator's wait queues (the benchmark's pipeline keeps the
 	// default tiers) outlive it, as they must in production.
-	for _, tier := range pipeline.DefaultWaitTiers {
-		queues = append(queues, pipeline.WaitQueue(nm.client, "build", tier))
+	for _, tier := range config.DefaultWaitTiers {
+		queues = append(queues, pulse.WaitQueue(nm.client, "build", tier))
 	}
 	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pipeline.DeadExchange(nm.client, "build"), pipeline.WaitExchange(nm.client, "build"),
-		pipeline.ParkExchange(nm.client, "build"), pipeline.HoldExchange(nm.client, "build")} {
+	for _, ex := range []string{nm.upstream, nm.output, nm.baselineDeadExchange, pulse.DeadExchange(nm.client, "build"), pulse.WaitExchange(nm.client, "build"),
+		pulse.ParkExchange(nm.client, "build"), pulse.HoldExchange(nm.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }
@@ -764,12 +765,12 @@ func report(w io.Writer, base, ours []result) {
 // answers.
 func dialAny(brokers string) (*amqp.Connection, error) {
 	var errs []error
-	for _, raw := range pipeline.ParseConnections(brokers) {
+	for _, raw := range config.ParseConnections(brokers) {
 		conn, err := amqp.Dial(raw)
 		if err == nil {
 			return conn, nil
 		}
-		errs = append(errs, fmt.Errorf("connect to %s: %w", pipeline.RedactURL(raw), err))
+		errs = append(errs, fmt.Errorf("connect to %s: %w", config.RedactURL(raw), err))
 	}
 	if len(errs) == 0 {
 		return nil, errors.New("-broker: no AMQP URL")

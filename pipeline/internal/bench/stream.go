@@ -17,12 +17,13 @@ import (
 	"syscall"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // artifactHosts are the hosts of the corpus' artifact URLs.
@@ -163,7 +164,7 @@ type stream struct {
 // With a gateURL, every artifact URL of an input points under it, at a
 // path of its own (gateURL/c<i>/<host>/…), so that the readiness gate
 // checks each input's log.
-func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*stream, error) {
+func newStream(cfg *config.Config, dir, mix string, n int, gateURL string) (*stream, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, mix))
 	if err != nil {
 		return nil, fmt.Errorf("--mix %q: %w", mix, err)
@@ -178,12 +179,12 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*s
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no corpus files match %s", filepath.Join(dir, mix))
 	}
-	shipped, err := pipeline.Ship(translator.Default)
+	shipped, err := process.Ship(translator.Default)
 	if err != nil {
 		return nil, err
 	}
 	p := cfg.Pipelines[0]
-	proc, err := pipeline.NewProcessor(p, translator.Default, shipped)
+	proc, err := process.NewProcessor(p, translator.Default, shipped)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*s
 			return nil, err
 		}
 		for _, r := range outcome.Published {
-			b, err := pipeline.Body(r, now)
+			b, err := process.Body(r, now)
 			if err != nil {
 				return nil, err
 			}
@@ -243,7 +244,7 @@ func newStream(cfg *pipeline.Config, dir, mix string, n int, gateURL string) (*s
 
 // parkHeaders are the headers of an input's copy in the dead queue as the
 // translator writes them, for a delivery as pulsebench publishes it.
-func parkHeaders(p pipeline.PipelineConfig, index int, key string, refusal *translator.Refusal) amqp.Table {
+func parkHeaders(p config.PipelineConfig, index int, key string, refusal *translator.Refusal) amqp.Table {
 	d := &broker.Delivery{
 		Exchange: p.Bindings[0].Exchange, RoutingKey: key, ContentType: "application/json",
 		Headers: amqp.Table{headerIndex: strconv.Itoa(index)},

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // corpusDir is the buildbot corpus, seen from this package's folder.
@@ -65,7 +65,7 @@ func TestStreamCopiesAreDistinctAndKeepTheirOutputs(t *testing.T) {
 			if len(s.outputs[i]) != 0 {
 				t.Errorf("input %d is parked and has %d outputs", i, len(s.outputs[i]))
 			}
-			if s.parks[i][pipeline.HeaderClass] == "" || s.parks[i][pipeline.HeaderReason] == "" {
+			if s.parks[i][pulse.HeaderClass] == "" || s.parks[i][pulse.HeaderReason] == "" {
 				t.Errorf("input %d is parked without a class and reason: %v", i, s.parks[i])
 			}
 		}

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/backoff"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 // TestNodeOrderIsShuffledPerProcess: each Connection tries every node,
@@ -134,7 +134,7 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 		}
 		u := *admin
 		u.Host = host
-		addrs = append(addrs, broker.Address{URL: u.String(), Display: pipeline.RedactURL(u.String())})
+		addrs = append(addrs, broker.Address{URL: u.String(), Display: config.RedactURL(u.String())})
 	}
 	logs := &brokertest.Logs{}
 	conn := broker.NewConnection(broker.ConnectionConfig{

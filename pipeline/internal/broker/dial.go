@@ -4,15 +4,15 @@ import (
 	"errors"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // AMQPConfig is the amqp091-go config of cfg's connections, named name
 // for the broker's connection list: heartbeats, a 30s dial timeout, and
 // TLS with SNI for amqps:// URLs.
-func AMQPConfig(cfg *pipeline.Config, name string) (amqp.Config, error) {
+func AMQPConfig(cfg *config.Config, name string) (amqp.Config, error) {
 	c := amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
@@ -31,17 +31,17 @@ func AMQPConfig(cfg *pipeline.Config, name string) (amqp.Config, error) {
 
 // Addresses are cfg's broker addresses, in the config's order, each with
 // the name logs show.
-func Addresses(cfg *pipeline.Config) []Address {
+func Addresses(cfg *config.Config) []Address {
 	addrs := make([]Address, len(cfg.Connection))
 	for i, raw := range cfg.Connection {
-		addrs[i] = Address{URL: raw, Display: pipeline.RedactURL(raw)}
+		addrs[i] = Address{URL: raw, Display: config.RedactURL(raw)}
 	}
 	return addrs
 }
 
 // Dial connects once, for the commands that inspect queues, trying each
 // of cfg's addresses in turn. Errors never show the password.
-func Dial(cfg *pipeline.Config, name string) (*amqp.Connection, error) {
+func Dial(cfg *config.Config, name string) (*amqp.Connection, error) {
 	amqpCfg, err := AMQPConfig(cfg, name)
 	if err != nil {
 		return nil, err

@@ -9,10 +9,11 @@ import (
 	"slices"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Parked is one message in a pipeline's dead queue.
@@ -39,7 +40,7 @@ type Reader struct {
 	AnswerWithin time.Duration
 
 	ch           *amqp.Channel
-	pipeline     pipeline.PipelineConfig
+	pipeline     config.PipelineConfig
 	queue        string
 	holdExchange string
 	confirms     bool
@@ -56,8 +57,8 @@ type Reader struct {
 const DefaultAnswerWithin = 30 * time.Second
 
 // Open opens the dead queue of the named pipeline of cfg.
-func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, error) {
-	i := slices.IndexFunc(cfg.Pipelines, func(p pipeline.PipelineConfig) bool { return p.Name == name })
+func Open(conn *amqp.Connection, cfg *config.Config, name string) (*Reader, error) {
+	i := slices.IndexFunc(cfg.Pipelines, func(p config.PipelineConfig) bool { return p.Name == name })
 	if i < 0 {
 		return nil, fmt.Errorf("no pipeline %q in %s", name, cfg.Source())
 	}
@@ -65,7 +66,7 @@ func Open(conn *amqp.Connection, cfg *pipeline.Config, name string) (*Reader, er
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{ch: ch, pipeline: cfg.Pipelines[i], queue: pipeline.DeadQueue(cfg.ClientID, name), holdExchange: pipeline.HoldExchange(cfg.ClientID, name)}, nil
+	return &Reader{ch: ch, pipeline: cfg.Pipelines[i], queue: pulse.DeadQueue(cfg.ClientID, name), holdExchange: pulse.HoldExchange(cfg.ClientID, name)}, nil
 }
 
 // Read takes up to limit messages from the head of the queue. A read the
@@ -120,11 +121,11 @@ func (d *Reader) get() (amqp.Delivery, bool, error) {
 // broker's x-death entries merged into any x-death that upstream wrote:
 // its routing key is the broker's, but its exchange and time may be
 // upstream's. Either way, the origin is taken only when p binds it for
-// that routing key (see pipeline.PipelineConfig.BoundOrigin); a claimed
+// that routing key (see config.PipelineConfig.BoundOrigin); a claimed
 // exchange it does not bind gives way to the one it binds for the key,
 // or, when there is none, to none at all, and the time of an x-death
 // entry that claimed another exchange is not shown.
-func describeParked(p pipeline.PipelineConfig, position int, d amqp.Delivery) Parked {
+func describeParked(p config.PipelineConfig, position int, d amqp.Delivery) Parked {
 	str := func(t amqp.Table, key string) string {
 		if v, ok := t[key].(string); ok {
 			return v
@@ -134,8 +135,8 @@ func describeParked(p pipeline.PipelineConfig, position int, d amqp.Delivery) Pa
 	parked := Parked{Position: position, Delivery: d, ParkedAt: d.Timestamp}
 	deaths, _ := d.Headers["x-death"].([]interface{})
 	if len(deaths) == 0 {
-		parked.Class, parked.Reason = str(d.Headers, pipeline.HeaderClass), str(d.Headers, pipeline.HeaderReason)
-		claimed, key := str(d.Headers, pipeline.HeaderOriginExchange), str(d.Headers, pipeline.HeaderOriginRoutingKey)
+		parked.Class, parked.Reason = str(d.Headers, pulse.HeaderClass), str(d.Headers, pulse.HeaderReason)
+		claimed, key := str(d.Headers, pulse.HeaderOriginExchange), str(d.Headers, pulse.HeaderOriginRoutingKey)
 		if key == "" {
 			key = d.RoutingKey
 		}
@@ -178,16 +179,16 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 		d.confirms = true
 	}
 	for i, p := range parked {
-		if size, cut := p.Delivery.Headers[pipeline.HeaderOriginalBytes]; cut {
+		if size, cut := p.Delivery.Headers[pulse.HeaderOriginalBytes]; cut {
 			return i, fmt.Errorf("message %d keeps only the first %d bytes of a body of %v bytes (over limits.max_input_bytes); it cannot be replayed", p.Position, len(p.Delivery.Body), size)
 		}
 		if p.SourceExchange == "" {
 			return i, fmt.Errorf("message %d (routing key %q) came from no exchange the pipeline binds for that key (its x-death or headers name another, or none); it cannot be replayed into it", p.Position, p.SourceRoutingKey)
 		}
 		contentType := p.Delivery.ContentType
-		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.holdExchange, pipeline.RetryKey, true, false, amqp.Publishing{
+		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, d.holdExchange, pulse.RetryKey, true, false, amqp.Publishing{
 			ContentType: contentType, DeliveryMode: amqp.Persistent, Body: p.Delivery.Body, Timestamp: time.Now(),
-			Headers: amqp.Table{pipeline.HeaderSourceExchange: p.SourceExchange, pipeline.HeaderSourceRoutingKey: p.SourceRoutingKey},
+			Headers: amqp.Table{pulse.HeaderSourceExchange: p.SourceExchange, pulse.HeaderSourceRoutingKey: p.SourceRoutingKey},
 		})
 		if err != nil {
 			return i, fmt.Errorf("replay message %d: %w", p.Position, err)
@@ -210,7 +211,7 @@ func (d *Reader) Replay(ctx context.Context, parked []Parked) (int, error) {
 		// The broker returns a message it cannot route before it confirms it.
 		select {
 		case <-d.returns:
-			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.holdExchange, pipeline.RetryKey)
+			return i, fmt.Errorf("replay message %d: nothing is bound to %s with %q; run the pipeline once so that it declares its topology", p.Position, d.holdExchange, pulse.RetryKey)
 		default:
 		}
 		if err := p.Delivery.Ack(false); err != nil {

@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-	"go.yaml.in/yaml/v3"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/all"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.yaml.in/yaml/v3"
 )
 
 // manifest is the part of a Kubernetes object the test reads.
@@ -122,8 +122,8 @@ func TestKubernetesManifests(t *testing.T) {
 		c.LivenessProbe.HTTPGet.Port != c.Ports[0].Name || c.ReadinessProbe.HTTPGet.Port != c.Ports[0].Name {
 		t.Errorf("probes %+v %+v", c.LivenessProbe, c.ReadinessProbe)
 	}
-	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != secret.Metadata.Name || secret.StringData[pipeline.EnvConnection] == "" {
-		t.Errorf("the container must take %s from the Secret %q", pipeline.EnvConnection, secret.Metadata.Name)
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != secret.Metadata.Name || secret.StringData[config.EnvConnection] == "" {
+		t.Errorf("the container must take %s from the Secret %q", config.EnvConnection, secret.Metadata.Name)
 	}
 	if len(dep.Spec.Template.Spec.Volumes) != 1 || dep.Spec.Template.Spec.Volumes[0].ConfigMap.Name != cm.Metadata.Name {
 		t.Errorf("the config volume must be the ConfigMap %q", cm.Metadata.Name)
@@ -144,8 +144,8 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv(pipeline.EnvConnection, secret.StringData[pipeline.EnvConnection])
-	cfg, err := pipeline.Load(filepath.Join(dir, "config.yaml"))
+	t.Setenv(config.EnvConnection, secret.StringData[config.EnvConnection])
+	cfg, err := config.Load(filepath.Join(dir, "config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,28 +35,3 @@ func TestReadyCacheStaysWithinItsBytes(t *testing.T) {
 		t.Errorf("a URL larger than the cache was remembered (%d entries)", entries)
 	}
 }
-
-// TestNormalisedTarget: every spelling of a host and port is one target.
-func TestNormalisedTarget(t *testing.T) {
-	for raw, want := range map[string]string{
-		"HTTP://Logs.Example:80/x":      "logs.example:80",
-		"http://logs.example./x":        "logs.example:80",
-		"https://LOGS.example/x":        "logs.example:443",
-		"https://logs.example:8443/x":   "logs.example:8443",
-		"http://bücher.example/x":       "xn--bcher-kva.example:80",
-		"http://[2001:DB8:0:0::1]:81/x": "[2001:db8::1]:81",
-		"http://user:pw@logs.example/x": "logs.example:80",
-	} {
-		u, target, err := parseURL(raw)
-		if err != nil {
-			t.Errorf("%s: %v", raw, err)
-			continue
-		}
-		if got := target.hostPort(); got != want {
-			t.Errorf("%s: host %q, want %q", raw, got, want)
-		}
-		if u.User != nil || strings.Contains(u.String(), "pw") {
-			t.Errorf("%s: sent as %s, with its user info", raw, u)
-		}
-	}
-}

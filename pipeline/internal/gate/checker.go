@@ -6,7 +6,7 @@
 // own messages, and remembers ready answers for a short time.
 //
 // What one URL, one message or one host can cost is bounded: a URL's
-// length (MaxURLBytes), the bytes of the ready cache, the checks in flight
+// length (urlpolicy.MaxURLBytes), the bytes of the ready cache, the checks in flight
 // and waiting for each host, and the time of a check. The holding of
 // messages in RabbitMQ wait queues is the runner's; this package only asks.
 package gate
@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
 
 // Outcome is what a check found.
@@ -74,7 +76,7 @@ type Result struct {
 
 // RedactedURL is the result's URL as logs and reasons show it (see
 // RedactURL).
-func (r Result) RedactedURL() string { return RedactURL(r.URL) }
+func (r Result) RedactedURL() string { return urlpolicy.RedactURL(r.URL) }
 
 // Config tunes a Checker. Zero fields take the defaults.
 type Config struct {
@@ -101,7 +103,7 @@ type Config struct {
 	// bounded by PerHost. Default 500ms.
 	HostSlowAfter time.Duration
 	// Policy says where checks may go.
-	Policy Policy
+	Policy urlpolicy.Policy
 	// ProxyFromEnvironment sends checks through the proxy that
 	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY name. The policy still applies
 	// to every URL; the addresses its names resolve to are then the
@@ -131,7 +133,7 @@ type Counts struct {
 // Checker checks artifact URLs. It is safe for concurrent use.
 type Checker struct {
 	cfg    Config
-	policy *compiled
+	policy *urlpolicy.Rules
 	// transport sends the checks; the checks follow redirects themselves.
 	transport *http.Transport
 	all       chan struct{}
@@ -167,7 +169,7 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.HostSlowAfter <= 0 {
 		cfg.HostSlowAfter = DefaultHostSlowAfter
 	}
-	policy, err := cfg.Policy.compile()
+	policy, err := cfg.Policy.Compile()
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +236,9 @@ func (c *Checker) Check(ctx context.Context, raw string) Result {
 // so that a ready answer that comes late is remembered for the message's
 // next check.
 func (c *Checker) check(ctx context.Context, raw string) Result {
-	u, t, err := parseURL(raw)
+	u, t, err := urlpolicy.Parse(raw)
 	if err == nil {
-		err = c.policy.permit(t, raw)
+		err = c.policy.Permit(t, raw)
 	}
 	if err != nil {
 		return Result{Outcome: Forbidden, Detail: err.Error()}
@@ -250,7 +252,7 @@ func (c *Checker) check(ctx context.Context, raw string) Result {
 	if budget, ok := ctx.Deadline(); ok && budget.Before(a.budget) {
 		a.budget = budget
 	}
-	if r, ok := a.take(ctx, t.hostPort(), now); !ok {
+	if r, ok := a.take(ctx, t.HostPort(), now); !ok {
 		return r
 	}
 	a.deadline = time.Now().Add(c.cfg.Timeout)

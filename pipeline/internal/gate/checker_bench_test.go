@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
 
 // cannedServer answers every HTTP/1.1 request on its keep-alive
@@ -36,7 +37,7 @@ func cannedServer(b *testing.B) string {
 // before (so never cached), against a host that answers at once.
 func BenchmarkCheck(b *testing.B) {
 	base := cannedServer(b)
-	c := newChecker(b, gate.Config{Policy: gate.Policy{AllowPrivate: true}})
+	c := newChecker(b, gate.Config{Policy: urlpolicy.Policy{AllowPrivate: true}})
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
 
 func TestOutcomes(t *testing.T) {
@@ -80,7 +81,7 @@ func TestOutcomes(t *testing.T) {
 		if r := c.Check(context.Background(), bad); r.Outcome != gate.Forbidden {
 			t.Errorf("%s: %s, want forbidden without a request", bad, r.Outcome)
 		}
-		if gate.ValidURL(bad) == nil {
+		if urlpolicy.ValidURL(bad) == nil {
 			t.Errorf("ValidURL(%q) is nil", bad)
 		}
 	}
@@ -320,7 +321,7 @@ func TestBudget(t *testing.T) {
 }
 
 // local lets the tests' checks reach their servers on 127.0.0.1.
-var local = gate.Policy{AllowPrivate: true}
+var local = urlpolicy.Policy{AllowPrivate: true}
 
 // newChecker is gate.New of cfg, which the test needs to succeed.
 func newChecker(t testing.TB, cfg gate.Config) *gate.Checker {
@@ -344,7 +345,7 @@ func TestPolicy(t *testing.T) {
 	}))
 	defer srv.Close()
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
-	check := func(p gate.Policy, raw string) gate.Result {
+	check := func(p urlpolicy.Policy, raw string) gate.Result {
 		return newChecker(t, gate.Config{Policy: p, Timeout: 2 * time.Second, CacheTTL: -1}).Check(context.Background(), raw)
 	}
 	for _, raw := range []string{
@@ -352,7 +353,7 @@ func TestPolicy(t *testing.T) {
 		"http://192.168.0.1/log", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/log", "http://0.0.0.0:" + port + "/",
 		"http://100.64.0.1/", "http://[::ffff:127.0.0.1]:" + port + "/", "http://x.localhost/",
 	} {
-		if r := check(gate.Policy{}, raw); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "allow_private") {
+		if r := check(urlpolicy.Policy{}, raw); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "allow_private") {
 			t.Errorf("%s with no policy: %s (%s); want forbidden", raw, r.Outcome, r.Detail)
 		}
 	}
@@ -360,20 +361,20 @@ func TestPolicy(t *testing.T) {
 	// machine's own name) is refused when the check connects.
 	if name, err := os.Hostname(); err == nil {
 		if addrs, err := net.LookupHost(name); err == nil && len(addrs) > 0 && net.ParseIP(addrs[0]).IsLoopback() {
-			if r := check(gate.Policy{}, "http://"+name+":"+port+"/log"); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "resolves to") {
+			if r := check(urlpolicy.Policy{}, "http://"+name+":"+port+"/log"); r.Outcome != gate.Forbidden || !strings.Contains(r.Detail, "resolves to") {
 				t.Errorf("%s, which resolves to %s: %s (%s); want forbidden when it connects", name, addrs[0], r.Outcome, r.Detail)
 			}
 		} else {
 			t.Logf("%s does not resolve to loopback here (%v %v): the connect-time refusal is not exercised", name, addrs, err)
 		}
 	}
-	if r := check(gate.Policy{AllowPrivate: true}, srv.URL+"/log"); r.Outcome != gate.Ready {
+	if r := check(urlpolicy.Policy{AllowPrivate: true}, srv.URL+"/log"); r.Outcome != gate.Ready {
 		t.Errorf("allow_private: %s (%s)", r.Outcome, r.Detail)
 	}
-	if r := check(gate.Policy{AllowPrivate: true}, srv.URL+"/away"); r.Outcome != gate.Ready && r.Outcome != gate.Failed {
+	if r := check(urlpolicy.Policy{AllowPrivate: true}, srv.URL+"/away"); r.Outcome != gate.Ready && r.Outcome != gate.Failed {
 		t.Errorf("allow_private, redirected to the metadata service: %s (%s)", r.Outcome, r.Detail)
 	}
-	listed := gate.Policy{Allow: []string{"127.0.0.1:" + port}}
+	listed := urlpolicy.Policy{Allow: []string{"127.0.0.1:" + port}}
 	if r := check(listed, srv.URL+"/log"); r.Outcome != gate.Ready {
 		t.Errorf("a listed host and port: %s (%s)", r.Outcome, r.Detail)
 	}
@@ -388,7 +389,7 @@ func TestPolicy(t *testing.T) {
 		"archive.mozilla.org:80":           "http://archive.mozilla.org/x",
 		"[2001:db8::1]":                    "http://[2001:db8::1]/x",
 	} {
-		if err := (gate.Policy{Allow: []string{entry}}).Permit(raw); err != nil {
+		if err := (urlpolicy.Policy{Allow: []string{entry}}).Permit(raw); err != nil {
 			t.Errorf("allow %q, %s: %v", entry, raw, err)
 		}
 	}
@@ -398,12 +399,12 @@ func TestPolicy(t *testing.T) {
 		"https://archive.mozilla.org/pub/": "https://archive.mozilla.org/private/x",
 		"archive.mozilla.org:8080":         "http://archive.mozilla.org/x",
 	} {
-		if err := (gate.Policy{Allow: []string{entry}}).Permit(raw); err == nil {
+		if err := (urlpolicy.Policy{Allow: []string{entry}}).Permit(raw); err == nil {
 			t.Errorf("allow %q lets %s through", entry, raw)
 		}
 	}
 	for _, bad := range []string{"", "host/path", "ftp://host/", "*."} {
-		if gate.CheckAllow(bad) == nil {
+		if urlpolicy.CheckAllow(bad) == nil {
 			t.Errorf("allow entry %q accepted", bad)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
 
 // switchableHost is a log host that, while hang is set, accepts requests
@@ -191,7 +192,7 @@ func TestProxyFromEnvironment(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	t.Setenv("HTTP_PROXY", proxy.URL)
 	t.Setenv("NO_PROXY", "")
-	c := newChecker(t, gate.Config{Policy: gate.Policy{Allow: []string{"logs.example"}}, CacheTTL: -1, ProxyFromEnvironment: true})
+	c := newChecker(t, gate.Config{Policy: urlpolicy.Policy{Allow: []string{"logs.example"}}, CacheTTL: -1, ProxyFromEnvironment: true})
 	if r := c.Check(context.Background(), "http://logs.example/log.txt"); r.Outcome != gate.Ready || asked.Load() != "http://logs.example/log.txt" {
 		t.Errorf("through the proxy: %s %s, the proxy was asked for %v", r.Outcome, r.Detail, asked.Load())
 	}

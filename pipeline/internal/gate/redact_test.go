@@ -9,21 +9,8 @@ import (
 	"testing"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
-
-func TestRedactURL(t *testing.T) {
-	for raw, want := range map[string]string{
-		"https://user:s3cret@host/log.txt":        "https://xxxxx@host/log.txt",
-		"https://ghp_s3cret@host/log.txt":         "https://xxxxx@host/log.txt",
-		"https://host/path/with@sign/log.txt":     "https://host/path/with@sign/log.txt",
-		"https://host/log.txt":                    "https://host/log.txt",
-		"https://user:s3cret@host:bad%zz/log.txt": "(an unparseable URL with an @)",
-	} {
-		if got := gate.RedactURL(raw); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
-		}
-	}
-}
 
 // TestNoUserInfoLeaves checks artifact URLs with user info (a password, or
 // a token as the user): the check sends no credentials to the host, and no
@@ -66,13 +53,13 @@ func TestNoUserInfoLeaves(t *testing.T) {
 		t.Errorf("the host was sent credentials %d times", n)
 	}
 	for _, raw := range []string{"http://user:" + secret + "@localhost/x", "ftp://user:" + secret + "@host/x", "http://user:" + secret + "@host:bad%zz/x"} {
-		err := gate.Policy{}.Permit(raw)
+		err := urlpolicy.Policy{}.Permit(raw)
 		if err == nil {
 			t.Fatalf("Permit(%q) is nil, want a refusal", raw)
 		}
 		shown = append(shown, err.Error())
 	}
-	if err := (gate.Policy{Allow: []string{"archive.mozilla.org"}}).Permit("https://user:" + secret + "@other.example/x"); err != nil {
+	if err := (urlpolicy.Policy{Allow: []string{"archive.mozilla.org"}}).Permit("https://user:" + secret + "@other.example/x"); err != nil {
 		shown = append(shown, err.Error())
 	} else {
 		t.Error("a host outside wait.check.allow was permitted")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 	"golang.org/x/net/http/httpproxy"
 )
 
@@ -35,8 +36,8 @@ const idleTimeout = 30 * time.Second
 // quotes it whole, user info and all, in its error).
 func (c *Checker) newTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 30 * time.Second}
-	if c.policy.guardsAddresses() {
-		dialer.Control = c.policy.control
+	if c.policy.GuardsAddresses() {
+		dialer.Control = c.policy.Control
 	}
 	proxyDialer := &net.Dialer{Timeout: c.cfg.Timeout, KeepAlive: 30 * time.Second}
 	tlsConfig := c.cfg.TLS
@@ -48,7 +49,7 @@ func (c *Checker) newTransport() *http.Transport {
 			if _, ok := c.proxies.Load(address); ok {
 				return proxyDialer.DialContext(ctx, network, address)
 			}
-			if err := c.policy.permitDial(address); err != nil {
+			if err := c.policy.PermitDial(address); err != nil {
 				return nil, err
 			}
 			return dialer.DialContext(ctx, network, address)
@@ -112,20 +113,20 @@ func (a *asking) redirect(u *url.URL, location string, hops int) (*url.URL, *ans
 	}
 	next, err := u.Parse(location)
 	if err != nil {
-		return fail(Failed, "%.200q is not a URL", RedactURL(location))
+		return fail(Failed, "%.200q is not a URL", urlpolicy.RedactURL(location))
 	}
-	shown := RedactURL(next.String())
-	if len(shown) > MaxURLBytes {
-		return fail(Failed, "to a URL of %d bytes; the gate follows URLs of at most %d", len(shown), MaxURLBytes)
+	shown := urlpolicy.RedactURL(next.String())
+	if len(shown) > urlpolicy.MaxURLBytes {
+		return fail(Failed, "to a URL of %d bytes; the gate follows URLs of at most %d", len(shown), urlpolicy.MaxURLBytes)
 	}
-	t, err := targetOf(next)
+	t, err := urlpolicy.TargetOf(next)
 	if err != nil {
 		return fail(Failed, "%.200q %v", shown, err)
 	}
-	if err := a.c.policy.permit(t, shown); err != nil {
+	if err := a.c.policy.Permit(t, shown); err != nil {
 		return fail(Forbidden, "%v", err)
 	}
-	if r, ok := a.moveTo(t.hostPort()); !ok {
+	if r, ok := a.moveTo(t.HostPort()); !ok {
 		r.Detail = "redirect: " + r.Detail
 		return nil, &answer{Result: r}
 	}
@@ -150,7 +151,7 @@ func (a *asking) moveTo(host string) (Result, bool) {
 
 // failed is what a request that met err found.
 func (a *asking) failed(err error) answer {
-	if errors.Is(err, ErrForbidden) {
+	if errors.Is(err, urlpolicy.ErrForbidden) {
 		return answer{Result: Result{Outcome: Forbidden, Detail: describe(err, a.c.cfg.Timeout)}, health: neutral}
 	}
 	return answer{Result: Result{Outcome: Failed, Detail: describe(err, a.c.cfg.Timeout)}, health: unanswered}

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // cluster is a RabbitMQ cluster of its own that a test starts on this
@@ -208,7 +209,7 @@ func warnings(logs string, max int) string {
 }
 
 // expectedOutputs are the ids of the outputs the raw messages give.
-func expectedOutputs(t *testing.T, cfg *pipeline.Config, keys []string, bodies [][]byte) map[string]bool {
+func expectedOutputs(t *testing.T, cfg *config.Config, keys []string, bodies [][]byte) map[string]bool {
 	t.Helper()
 	proc := processorOf(t, cfg)
 	ids := map[string]bool{}
@@ -346,7 +347,7 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	sk := &soak{t: t, w: w, s: s}
 	began := time.Now()
-	input := pipeline.InputQueue(w.client, "build")
+	input := pulse.InputQueue(w.client, "build")
 	var stopped, killed int
 	for i := 0; i < n; {
 		switch i {
@@ -428,9 +429,9 @@ func TestClusterNodeLoss(t *testing.T) {
 	if !w.waitFor(probe, 8*time.Minute, allArrived) {
 		// Say where the missing ones are before counting what arrived.
 		depths := []string{}
-		queues := []string{probe, input, pipeline.DeadQueue(w.client, "build")}
+		queues := []string{probe, input, pulse.DeadQueue(w.client, "build")}
 		for _, tier := range w.tiers {
-			queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
+			queues = append(queues, pulse.WaitQueue(w.client, "build", tier))
 		}
 		for _, q := range queues {
 			if got, err := w.inspect(q); err == nil {
@@ -462,10 +463,10 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	// The stream's own refusals are parked; nothing may be parked because
 	// the cluster lost a node, nor dead-lettered by the broker.
-	dead := w.deadClasses(pipeline.DeadQueue(w.client, "build"))
+	dead := w.deadClasses(pulse.DeadQueue(w.client, "build"))
 	t.Logf("the dead queue held, by class: %v", dead)
 	for class, count := range dead {
-		if class == pipeline.ClassUnpublishable || class == pipeline.ClassInternal || strings.HasPrefix(class, "broker:") {
+		if class == pulse.ClassUnpublishable || class == pulse.ClassInternal || strings.HasPrefix(class, "broker:") {
 			t.Errorf("%d inputs were parked as %s: a node's loss cost them their outputs", count, class)
 		}
 	}

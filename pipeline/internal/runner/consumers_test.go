@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -104,22 +106,22 @@ func TestConsumersAsPulseUsersWriteThem(t *testing.T) {
 	cfg := w.config(w.pulseUser())
 	start(t, cfg)
 
-	ship, err := pipeline.Ship(translator.Default)
+	ship, err := process.Ship(translator.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := pipeline.BuildReference(cfg, "build", translator.Default, ship)
+	ref, err := reference.BuildReference(cfg, "build", translator.Default, ship)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(ref.Entries, func(e pipeline.ReferenceEntry) bool { return e.Name == "build" })
+	i := slices.IndexFunc(ref.Entries, func(e reference.ReferenceEntry) bool { return e.Name == "build" })
 	if i < 0 {
 		t.Fatalf("the reference has no build entry: %+v", ref.Entries)
 	}
 	entry := ref.Entries[i]
 	exchange := ref.ExchangePrefix + entry.Exchange
-	if exchange != pipeline.ExchangeName(w.client, "build/normalized") {
-		t.Fatalf("the reference names the exchange %s; the pipeline publishes to %s", exchange, pipeline.ExchangeName(w.client, "build/normalized"))
+	if exchange != pulse.ExchangeName(w.client, "build/normalized") {
+		t.Fatalf("the reference names the exchange %s; the pipeline publishes to %s", exchange, pulse.ExchangeName(w.client, "build/normalized"))
 	}
 
 	consumer := w.client + "-consumer"

@@ -10,22 +10,23 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/cli"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/cli"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // openDead opens the pipeline's dead queue as cfg's user, as
 // "pulsetranslator dead" does; the reader and its connection close when
 // the test ends, unless closed before.
-func openDead(t *testing.T, cfg *pipeline.Config) *deadqueue.Reader {
+func openDead(t *testing.T, cfg *config.Config) *deadqueue.Reader {
 	t.Helper()
 	conn, err := broker.Dial(cfg, "test")
 	if err != nil {
@@ -65,7 +66,7 @@ func TestDeadReplay(t *testing.T) {
 	}
 	stop := runUntilStopped(t, first)
 	w.publishRaw(key, body)
-	if !w.waitFor(pipeline.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m == 1 }) {
+	if !w.waitFor(pulse.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m == 1 }) {
 		t.Fatal("the plan9 message was not parked")
 	}
 	stop()
@@ -82,7 +83,7 @@ func TestDeadReplay(t *testing.T) {
 
 	// A replay before this version's pipeline ran (its hold exchange, the
 	// way in, missing) says what to do, and leaves the message parked.
-	if err := w.admin.ExchangeDelete(pipeline.HoldExchange(w.client, "build"), false, false); err != nil {
+	if err := w.admin.ExchangeDelete(pulse.HoldExchange(w.client, "build"), false, false); err != nil {
 		t.Fatal(err)
 	}
 	earlyDead := openDead(t, cfg)
@@ -94,7 +95,7 @@ func TestDeadReplay(t *testing.T) {
 	earlyDead.Close()
 
 	start(t, cfg)
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	dead := openDead(t, cfg)
 	parked, err := dead.Read(10)
@@ -114,7 +115,7 @@ func TestDeadReplay(t *testing.T) {
 	if d := receive(t, main, "the output exchange after the replay"); !strings.HasPrefix(d.RoutingKey, "build.mozilla-central.plan9.") {
 		t.Errorf("routing key %q", d.RoutingKey)
 	}
-	if q, err := w.inspect(pipeline.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
+	if q, err := w.inspect(pulse.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
 		t.Errorf("the dead queue holds %d after the replay (%v), want 0", q.Messages, err)
 	}
 }
@@ -129,7 +130,7 @@ func TestDeadListOfAQueueThatDoesNotAnswer(t *testing.T) {
 	w := newWorld(t, conn)
 	text := w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "")
 	start(t, w.parse(text))
-	deadQueue := pipeline.DeadQueue(w.client, "build")
+	deadQueue := pulse.DeadQueue(w.client, "build")
 	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 0 }) {
 		t.Fatal("the pipeline did not declare its dead queue")
 	}
@@ -176,7 +177,7 @@ func TestReplayedMessageKeepsItsOrigin(t *testing.T) {
 	w := newWorld(t, conn)
 	cfg := w.config(w.pulseUser())
 	start(t, cfg)
-	deadQueue := pipeline.DeadQueue(w.client, "build")
+	deadQueue := pulse.DeadQueue(w.client, "build")
 	key := "build.mozilla-central-linux64.7.log_uploaded"
 	w.publishRaw(key, []byte("{not json"))
 	if !w.waitFor(deadQueue, 15*time.Second, func(m int) bool { return m == 1 }) {
@@ -196,8 +197,8 @@ func TestReplayedMessageKeepsItsOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := receive(t, again, "the dead queue, after the replay")
-	if d.Headers[pipeline.HeaderOriginExchange] != w.upstream || d.Headers[pipeline.HeaderOriginRoutingKey] != key {
-		t.Errorf("parked again from %v with %v; want from %s with %s, where it first came from", d.Headers[pipeline.HeaderOriginExchange], d.Headers[pipeline.HeaderOriginRoutingKey], w.upstream, key)
+	if d.Headers[pulse.HeaderOriginExchange] != w.upstream || d.Headers[pulse.HeaderOriginRoutingKey] != key {
+		t.Errorf("parked again from %v with %v; want from %s with %s, where it first came from", d.Headers[pulse.HeaderOriginExchange], d.Headers[pulse.HeaderOriginRoutingKey], w.upstream, key)
 	}
 }
 
@@ -219,7 +220,7 @@ func TestForgedXDeathIsNotBelieved(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUntilStopped(t, rn)() // declares the topology, then consumes no more
-	input, deadQueue := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")
+	input, deadQueue := pulse.InputQueue(w.client, "build"), pulse.DeadQueue(w.client, "build")
 	const forged = "exchange/someone-else/secret"
 	key := "build.mozilla-central-linux64.7.log_uploaded"
 	err = w.admin.Publish(w.upstream, key, false, false, amqp.Publishing{
@@ -262,7 +263,7 @@ func TestForgedXDeathIsNotBelieved(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := receive(t, again, "the dead queue, after the replay")
-	if d.Headers[pipeline.HeaderOriginExchange] != w.upstream || d.Headers[pipeline.HeaderOriginRoutingKey] != key {
-		t.Errorf("parked again from %v with %v; want from %s with %s", d.Headers[pipeline.HeaderOriginExchange], d.Headers[pipeline.HeaderOriginRoutingKey], w.upstream, key)
+	if d.Headers[pulse.HeaderOriginExchange] != w.upstream || d.Headers[pulse.HeaderOriginRoutingKey] != key {
+		t.Errorf("parked again from %v with %v; want from %s with %s", d.Headers[pulse.HeaderOriginExchange], d.Headers[pulse.HeaderOriginRoutingKey], w.upstream, key)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -85,7 +85,7 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	runUntilStopped(t, first)()
 	const inputs = 30
 	w.publishGated(store, "a", inputs)
-	outputs := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "#")
+	outputs := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "#")
 
 	clearAlarm := raiseMemoryAlarm(t)
 	rn, logs, srv := startServed(t, w.parse(text))
@@ -135,7 +135,7 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	if _, text := get(t, srv.URL+"/metrics"); !strings.Contains(text, "pulsetranslator_broker_blocked 0") {
 		t.Errorf("/metrics after the alarm lacks pulsetranslator_broker_blocked 0")
 	}
-	if q, err := w.inspect(pipeline.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
+	if q, err := w.inspect(pulse.DeadQueue(w.client, "build")); err != nil || q.Messages != 0 {
 		t.Errorf("the dead queue holds %d (%v); want 0", q.Messages, err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The fault tests put a real stream through the real command and break
@@ -43,7 +45,7 @@ type stream struct {
 	outputs []int
 }
 
-func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
+func newStream(t *testing.T, cfg *config.Config, n int) *stream {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
 	if err != nil || len(paths) == 0 {
@@ -55,7 +57,7 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 		rel, _ := filepath.Rel(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
 		body, key := corpusFile(t, rel)
 		body = append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)
-		msg, err := pipeline.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
+		msg, err := process.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", rel, err)
 		}
@@ -75,13 +77,13 @@ func newStream(t *testing.T, cfg *pipeline.Config, n int) *stream {
 
 // processorOf is the processor of cfg's first pipeline, with the
 // registered plugins: what says which outputs the inputs must give.
-func processorOf(t *testing.T, cfg *pipeline.Config) *pipeline.Processor {
+func processorOf(t *testing.T, cfg *config.Config) *process.Processor {
 	t.Helper()
-	shipped, err := pipeline.Ship(translator.Default)
+	shipped, err := process.Ship(translator.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
+	proc, err := process.NewProcessor(cfg.Pipelines[0], translator.Default, shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func delivered(expected map[string]bool, arrived map[string]int, skip map[string
 }
 
 // outputIDs are the ids of the outputs of one raw message.
-func outputIDs(t *testing.T, cfg *pipeline.Config, key string, body []byte) map[string]bool {
+func outputIDs(t *testing.T, cfg *config.Config, key string, body []byte) map[string]bool {
 	t.Helper()
 	_, outcome, err := processorOf(t, cfg).ProcessBody(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())
 	if err != nil {
@@ -144,7 +146,7 @@ func (w *world) durableProbe() string {
 	if _, err := w.admin.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": queueType}); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := w.admin.QueueBind(name, "build.#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
+	if err := w.admin.QueueBind(name, "build.#", pulse.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() {
@@ -246,7 +248,7 @@ func (w *world) deadClasses(queue string) map[string]int {
 	w.t.Helper()
 	classes := map[string]int{}
 	w.consumeAll(queue, func(d amqp.Delivery) {
-		if class, ok := d.Headers[pipeline.HeaderClass].(string); ok {
+		if class, ok := d.Headers[pulse.HeaderClass].(string); ok {
 			classes[class]++
 		} else {
 			classes[fmt.Sprintf("broker:%v", d.Headers["x-first-death-reason"])]++
@@ -282,7 +284,7 @@ func faultRun(t *testing.T, name string, fault func(w *world, proc *translatorPr
 	}
 	fault(w, proc, text)
 
-	input := pipeline.InputQueue(w.client, "build")
+	input := pulse.InputQueue(w.client, "build")
 	if !w.waitFor(input, 10*time.Minute, func(m int) bool { return m == 0 }) {
 		t.Fatal("the input queue was not drained within 10 minutes of the fault")
 	}

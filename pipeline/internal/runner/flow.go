@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 )
 
@@ -61,12 +61,12 @@ func (f *flow) handle(msg *message.Message) error {
 	}
 	if limit := f.p.proc.MaxInputBytes(); len(d.Body) > limit {
 		// Nothing more is done with it: its parked copy is cut.
-		return pipeline.TooLarge(len(d.Body), limit)
+		return process.TooLarge(len(d.Body), limit)
 	}
 	now := time.Now()
 	src := f.p.originOf(d, now)
 
-	if err := pipeline.CheckContentType(d.ContentType); err != nil {
+	if err := process.CheckContentType(d.ContentType); err != nil {
 		return err
 	}
 	_, outcome, err := f.p.proc.ProcessBody(src.exchange, src.routingKey, src.upstream, d.Body, now)
@@ -96,7 +96,7 @@ func (f *flow) handle(msg *message.Message) error {
 }
 
 // outgoing makes the publishings of a message's outputs.
-func outgoing(routed []pipeline.Routed, bodies [][]byte) []broker.Outgoing {
+func outgoing(routed []process.Routed, bodies [][]byte) []broker.Outgoing {
 	outs := make([]broker.Outgoing, len(routed))
 	for i, r := range routed {
 		outs[i] = broker.Outgoing{
@@ -113,7 +113,7 @@ func outgoing(routed []pipeline.Routed, bodies [][]byte) []broker.Outgoing {
 
 // dropped counts and logs (at debug) what the translator or the rules
 // dropped on purpose.
-func (f *flow) dropped(src origin, drops []pipeline.Drop) {
+func (f *flow) dropped(src origin, drops []process.Drop) {
 	for _, d := range drops {
 		f.p.stats.Dropped.Add(1)
 		if f.metrics != nil {

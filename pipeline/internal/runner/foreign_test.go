@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // foreignUser connects as another Pulse client, with its own Pulse
@@ -72,24 +72,24 @@ func TestForeignQueuesCannotStallWaitingOrParking(t *testing.T) {
 
 	other, foreign := w.foreignUser()
 	ch := channel(t, foreign)
-	wait := pipeline.WaitExchange(w.client, "build")
-	refuseEverything(t, ch, "queue/"+other+"/on-wait", wait, "20s", "40s", pipeline.RetryKey)
-	refuseEverything(t, ch, "queue/"+other+"/on-dead", pipeline.DeadExchange(w.client, "build"), "")
+	wait := pulse.WaitExchange(w.client, "build")
+	refuseEverything(t, ch, "queue/"+other+"/on-wait", wait, "20s", "40s", pulse.RetryKey)
+	refuseEverything(t, ch, "queue/"+other+"/on-dead", pulse.DeadExchange(w.client, "build"), "")
 
 	store := newArtifactStore(t)
 	w.publishGated(store, "f", 20)
 	w.publishRaw("build.mozilla-central-linux64.1.log_uploaded", []byte("{not json"))
-	firstTier := pipeline.WaitQueue(w.client, "build", 20*time.Second)
+	firstTier := pulse.WaitQueue(w.client, "build", 20*time.Second)
 	if !w.waitFor(firstTier, 15*time.Second, func(m int) bool { return m >= 20 }) {
 		t.Fatalf("the 20 builds did not all reach %s within 15s: a foreign queue on the wait exchange held them up", firstTier)
 	}
-	if !w.waitFor(pipeline.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m >= 1 }) {
+	if !w.waitFor(pulse.DeadQueue(w.client, "build"), 15*time.Second, func(m int) bool { return m >= 1 }) {
 		t.Fatal("the malformed message was not parked within 15s: a foreign queue on the dead exchange held it up")
 	}
 	time.Sleep(time.Second) // for copies that would follow
 	stats := rn.Stats("build")
 	waiting, _ := w.inspect(firstTier)
-	parked, _ := w.inspect(pipeline.DeadQueue(w.client, "build"))
+	parked, _ := w.inspect(pulse.DeadQueue(w.client, "build"))
 	if waiting.Messages != 20 || parked.Messages != 1 || stats.Retried.Load() != 0 {
 		t.Errorf("%d copies wait in %s, %d in the dead queue, %d publishes tried again; want 20, 1 and none: a foreign queue must not make the translator retry or copy its own publishes",
 			waiting.Messages, firstTier, parked.Messages, stats.Retried.Load())
@@ -97,7 +97,7 @@ func TestForeignQueuesCannotStallWaitingOrParking(t *testing.T) {
 
 	// The exchanges the translator publishes its copies through are not
 	// the foreign client's to read.
-	for _, private := range []string{pipeline.HoldExchange(w.client, "build"), pipeline.ParkExchange(w.client, "build")} {
+	for _, private := range []string{pulse.HoldExchange(w.client, "build"), pulse.ParkExchange(w.client, "build")} {
 		err := channel(t, foreign).QueueBind("queue/"+other+"/on-wait", "20s", private, false, nil)
 		var ae *amqp.Error
 		if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused || !strings.Contains(ae.Reason, private) {
@@ -134,8 +134,8 @@ func TestForeignQueueKeepsNoQuorumWaiters(t *testing.T) {
 	const tier = 300 * time.Millisecond
 	rn := start(t, w.parse(w.quorumGateConfig(tier, "")))
 	other, foreign := w.foreignUser()
-	refuseEverything(t, channel(t, foreign), "queue/"+other+"/on-retry", pipeline.WaitExchange(w.client, "build"), pipeline.RetryKey, pipeline.TierName(tier))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	refuseEverything(t, channel(t, foreign), "queue/"+other+"/on-retry", pulse.WaitExchange(w.client, "build"), pulse.RetryKey, pulse.TierName(tier))
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	builds := make([]gatedBuild, 5)
 	for i := range builds {
@@ -149,7 +149,7 @@ func TestForeignQueueKeepsNoQuorumWaiters(t *testing.T) {
 	for range builds {
 		receive(t, main, "the output of a build that waited")
 	}
-	wait := pipeline.WaitQueue(w.client, "build", tier)
+	wait := pulse.WaitQueue(w.client, "build", tier)
 	if kept := deadLetterBacklog(t, wait); kept != "0" {
 		t.Errorf("%s keeps %s dead-lettered waiters to send again; want none: another client's queue on the wait exchange must not make the broker keep them", wait, kept)
 	}

@@ -11,13 +11,15 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // maxWaitingFor bounds HeaderWaitingFor and the reason of an expired
@@ -34,7 +36,7 @@ const maxWaitingFor = 2048
 // pipeline whose rules wait for artifacts checks them.
 type readinessGate struct {
 	pipeline string
-	cfg      pipeline.WaitConfig
+	cfg      config.WaitConfig
 	// exchange is the wait queues' way back to the input (their
 	// dead-letter exchange); holdExchange, private to the client, the way
 	// into them.
@@ -49,12 +51,12 @@ type readinessGate struct {
 
 // newReadinessGate makes the gate of pipeline p; checks says whether its
 // rules wait for artifacts, which the gate then checks.
-func newReadinessGate(client string, p pipeline.PipelineConfig, checks bool) (*readinessGate, error) {
+func newReadinessGate(client string, p config.PipelineConfig, checks bool) (*readinessGate, error) {
 	g := &readinessGate{
 		pipeline:     p.Name,
 		cfg:          p.Wait,
-		exchange:     pipeline.WaitExchange(client, p.Name),
-		holdExchange: pipeline.HoldExchange(client, p.Name),
+		exchange:     pulse.WaitExchange(client, p.Name),
+		holdExchange: pulse.HoldExchange(client, p.Name),
 	}
 	if checks {
 		var err error
@@ -90,7 +92,7 @@ const countWithin = 5 * time.Second
 // cannot be counted. (A quorum wait queue at max_bytes but below
 // max_length looks the same, and is tried again until publish_attempts.)
 func (g *readinessGate) full(ctx context.Context, tier string) bool {
-	if g.f.p.cfg.Queue.Type != pipeline.QueueQuorum {
+	if g.f.p.cfg.Queue.Type != config.QueueQuorum {
 		return true
 	}
 	for _, q := range g.f.p.topology.Wait.Queues {
@@ -111,9 +113,9 @@ func (g *readinessGate) full(ctx context.Context, tier string) bool {
 
 // topology is the gate's part of the pipeline's topology.
 func (g *readinessGate) topology(client string) *broker.WaitTopology {
-	w := &broker.WaitTopology{Exchange: g.exchange, HoldExchange: g.holdExchange, RetryKey: pipeline.RetryKey, MaxLength: g.cfg.MaxLength, MaxBytes: g.cfg.MaxBytes}
+	w := &broker.WaitTopology{Exchange: g.exchange, HoldExchange: g.holdExchange, RetryKey: pulse.RetryKey, MaxLength: g.cfg.MaxLength, MaxBytes: g.cfg.MaxBytes}
 	for _, tier := range g.cfg.Tiers {
-		w.Queues = append(w.Queues, broker.WaitQueue{Name: pipeline.WaitQueue(client, g.pipeline, tier), Key: pipeline.TierName(tier), TTL: tier})
+		w.Queues = append(w.Queues, broker.WaitQueue{Name: pulse.WaitQueue(client, g.pipeline, tier), Key: pulse.TierName(tier), TTL: tier})
 	}
 	return w
 }
@@ -124,7 +126,7 @@ func (g *readinessGate) topology(client string) *broker.WaitTopology {
 // queue and it returns true. Some missing past the deadline: a refusal of
 // class artifacts_missing or, with on_deadline publish, false with the
 // outputs marked unconfirmed.
-func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origin, routed []pipeline.Routed, now time.Time) (held bool, err error) {
+func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origin, routed []process.Routed, now time.Time) (held bool, err error) {
 	if g.checker == nil {
 		return false, nil
 	}
@@ -138,13 +140,13 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 	}
 	for _, r := range missing {
 		if r.Outcome == gate.Forbidden {
-			return false, translator.Refuse(pipeline.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", termtext.Truncate(r.RedactedURL(), 300), r.Detail)
+			return false, translator.Refuse(pulse.ClassBadArtifactURL, "the artifact check of %s may not go where it leads: %s", termtext.Truncate(r.RedactedURL(), 300), r.Detail)
 		}
 	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {
 		g.f.p.stats.Expired.Add(1)
-		if g.cfg.OnDeadline == pipeline.OnDeadlinePublish {
+		if g.cfg.OnDeadline == config.OnDeadlinePublish {
 			var unconfirmed []string
 			for _, r := range missing {
 				unconfirmed = append(unconfirmed, r.URL)
@@ -153,7 +155,7 @@ func (g *readinessGate) admit(ctx context.Context, d *broker.Delivery, src origi
 			return false, nil
 		}
 		return false, &missingArtifacts{
-			Refusal: &translator.Refusal{Class: pipeline.ClassArtifactsMissing, Reason: fmt.Sprintf(
+			Refusal: &translator.Refusal{Class: pulse.ClassArtifactsMissing, Reason: fmt.Sprintf(
 				"artifacts still missing %s after the message was first seen (deadline %s, %d checks): %s",
 				elapsed.Round(time.Millisecond), g.cfg.Deadline, src.attempt+1, describeMissing(missing))},
 			waitingFor: describeMissing(missing),
@@ -194,7 +196,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 	}
 	elapsed := now.Sub(src.firstSeen)
 	if elapsed >= g.cfg.Deadline {
-		return translator.Refuse(pipeline.ClassUnpublishable, "%s, at pass %d, %s after the message was first seen (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
+		return translator.Refuse(pulse.ClassUnpublishable, "%s, at pass %d, %s after the message was first seen (deadline %s); the consumers whose queues took them have them. Likely %s; then: pulsetranslator dead replay",
 			cause, src.attempt+1, elapsed.Round(time.Millisecond), g.cfg.Deadline, hint)
 	}
 	tier := g.nextTier(src, elapsed)
@@ -203,7 +205,7 @@ func (g *readinessGate) refused(ctx context.Context, d *broker.Delivery, src ori
 		g.f.metrics.Retries.WithLabelValues(g.pipeline, string(toOutput)).Inc()
 	}
 	g.f.throttle.log(slog.LevelWarn, "refused outputs "+cause, cause+"; the consumers whose queues took them have them, and the message waits to publish them again",
-		"pipeline", g.pipeline, "routing_key", termtext.Truncate(src.routingKey, 255), "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "likely", hint)
+		"pipeline", g.pipeline, "routing_key", termtext.Truncate(src.routingKey, 255), "tier", pulse.TierName(tier), "attempt", src.attempt+1, "likely", hint)
 	return g.hold(ctx, d, src, tier, waitingFor)
 }
 
@@ -251,20 +253,20 @@ func (g *readinessGate) check(ctx context.Context, urls []string) []gate.Result 
 // neither dropped nor tried again in a loop.
 func (g *readinessGate) hold(ctx context.Context, d *broker.Delivery, src origin, tier time.Duration, waitingFor string) error {
 	err := g.f.publish(ctx, toWait, broker.Outgoing{
-		Exchange: g.holdExchange, RoutingKey: pipeline.TierName(tier),
+		Exchange: g.holdExchange, RoutingKey: pulse.TierName(tier),
 		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, waitingFor), Body: d.Body,
 	})
 	switch {
 	case err == nil:
 		g.f.p.stats.Waited.Add(1)
 		if g.f.metrics != nil {
-			g.f.metrics.Waiting.WithLabelValues(g.pipeline, pipeline.TierName(tier)).Inc()
+			g.f.metrics.Waiting.WithLabelValues(g.pipeline, pulse.TierName(tier)).Inc()
 		}
-		g.f.log.Debug("waiting", "routing_key", src.routingKey, "tier", pipeline.TierName(tier), "attempt", src.attempt+1, "for", waitingFor)
+		g.f.log.Debug("waiting", "routing_key", src.routingKey, "tier", pulse.TierName(tier), "attempt", src.attempt+1, "for", waitingFor)
 		return nil
 	case errors.Is(err, broker.ErrNacked):
-		return translator.Refuse(pipeline.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages or its max_bytes of %d bytes (raise wait.max_length or wait.max_bytes, or find why so many messages wait: artifacts that do not appear, or a consumer's queue that refuses the outputs; their x-pulsetranslator-waiting-for says which)",
-			pipeline.TierName(tier), g.cfg.MaxLength, g.cfg.MaxBytes)
+		return translator.Refuse(pulse.ClassWaitQueueFull, "the wait queue of tier %s refused the message: it holds its max_length of %d messages or its max_bytes of %d bytes (raise wait.max_length or wait.max_bytes, or find why so many messages wait: artifacts that do not appear, or a consumer's queue that refuses the outputs; their x-pulsetranslator-waiting-for says which)",
+			pulse.TierName(tier), g.cfg.MaxLength, g.cfg.MaxBytes)
 	}
 	return err
 }
@@ -280,13 +282,13 @@ func waitHeaders(src origin, waitingFor string) amqp.Table {
 		h[k] = v
 	}
 	if cut := cutHeaders(src, carried); cut != "" {
-		h[pipeline.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
+		h[pulse.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
 	}
-	h[pipeline.HeaderSourceExchange] = src.exchange
-	h[pipeline.HeaderSourceRoutingKey] = src.routingKey
-	h[pipeline.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
-	h[pipeline.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
-	h[pipeline.HeaderWaitingFor] = waitingFor
+	h[pulse.HeaderSourceExchange] = src.exchange
+	h[pulse.HeaderSourceRoutingKey] = src.routingKey
+	h[pulse.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
+	h[pulse.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
+	h[pulse.HeaderWaitingFor] = waitingFor
 	return h
 }
 
@@ -309,7 +311,7 @@ func describeMissing(missing []gate.Result) string {
 }
 
 // waitURLs gathers the distinct artifact URLs of a message's outputs.
-func waitURLs(routed []pipeline.Routed) []string {
+func waitURLs(routed []process.Routed) []string {
 	var urls []string
 	for _, r := range routed {
 		for _, u := range r.WaitFor {
@@ -323,7 +325,7 @@ func waitURLs(routed []pipeline.Routed) []string {
 
 // markUnconfirmed adds UnconfirmedField to each output that waited for one
 // of the unconfirmed URLs.
-func markUnconfirmed(routed []pipeline.Routed, unconfirmed []string) {
+func markUnconfirmed(routed []process.Routed, unconfirmed []string) {
 	for _, r := range routed {
 		var mine []any
 		for _, u := range r.WaitFor {
@@ -332,7 +334,7 @@ func markUnconfirmed(routed []pipeline.Routed, unconfirmed []string) {
 			}
 		}
 		if len(mine) > 0 {
-			r.Payload[pipeline.UnconfirmedField] = mine
+			r.Payload[pulse.UnconfirmedField] = mine
 		}
 	}
 }

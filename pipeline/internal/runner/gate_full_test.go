@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // TestWaitNackIsFullOnlyAtMaxLength: a quorum wait queue's nack parks
@@ -18,7 +19,7 @@ import (
 // one that cannot be counted is tried again. A classic wait queue nacks
 // only at its caps (max_length or max_bytes): its nack is always full.
 func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
-	p := pipeline.PipelineConfig{Name: "build", Queue: pipeline.QueueConfig{Type: pipeline.QueueQuorum}, Wait: pipeline.WaitConfig{Tiers: []time.Duration{time.Second}, MaxLength: 5}}
+	p := config.PipelineConfig{Name: "build", Queue: config.QueueConfig{Type: config.QueueQuorum}, Wait: config.WaitConfig{Tiers: []time.Duration{time.Second}, MaxLength: 5}}
 	g, err := newReadinessGate("client", p, true)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,7 @@ func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 		return depth, depthErr
 	})
 	ctx := context.Background()
-	tier := pipeline.TierName(time.Second)
+	tier := pulse.TierName(time.Second)
 	for _, c := range []struct {
 		depth int
 		err   error
@@ -42,10 +43,10 @@ func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 			t.Errorf("a wait queue of max_length 5 holding %d (count error %v): full %v, want %v", c.depth, c.err, got, c.full)
 		}
 	}
-	if want := pipeline.WaitQueue("client", "build", time.Second); len(asked) == 0 || asked[0] != want {
+	if want := pulse.WaitQueue("client", "build", time.Second); len(asked) == 0 || asked[0] != want {
 		t.Errorf("counted %v, want %s", asked, want)
 	}
-	run.cfg.Queue.Type = pipeline.QueueClassic
+	run.cfg.Queue.Type = config.QueueClassic
 	depth, depthErr, asked = 0, nil, nil
 	if !g.full(ctx, tier) || len(asked) != 0 {
 		t.Errorf("a classic wait queue's nack: full %v after counting %v; want full, uncounted", g.full(ctx, tier), asked)

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // peakRSS reads the peak resident set size of a process, in bytes.
@@ -49,8 +51,8 @@ func TestHostileInput(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	proc := w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +76,13 @@ func TestHostileInput(t *testing.T) {
 		name, body, contentType, class, reason string
 	}{
 		{"a release repack of 10,000 locales", regexp.MustCompile(`"locales", "[^"]*"`).ReplaceAllString(string(repack), `"locales", "`+strings.Join(manyLocales, ",")+`"`),
-			"", pipeline.ClassTooManyOutputs, "10000 or more locales"},
+			"", pulse.ClassTooManyOutputs, "10000 or more locales"},
 		{"a nightly repack of 160,000 locales", regexp.MustCompile(`"locales", "\{[^}]*\}"`).ReplaceAllString(string(nightly), `"locales", "{`+strings.Join(manyStatuses, ", ")+`}"`),
-			"", pipeline.ClassTooManyOutputs, "1001 or more locales"},
-		{"a build number beyond 2^53", strings.Replace(string(good), `"buildnumber", 105,`, `"buildnumber", 9007199254740993,`, 1), "", pipeline.ClassUnsafeNumber, "9007199254740993"},
-		{"empty body", "", "", pipeline.ClassMalformed, "not well-formed JSON"},
-		{"malformed JSON", `{"payload": {"build": `, "", pipeline.ClassMalformed, "not well-formed JSON"},
-		{"invalid UTF-8", "{\"payload\": \"\xff\xfe\"}", "", pipeline.ClassNotUTF8, "not valid UTF-8"},
+			"", pulse.ClassTooManyOutputs, "1001 or more locales"},
+		{"a build number beyond 2^53", strings.Replace(string(good), `"buildnumber", 105,`, `"buildnumber", 9007199254740993,`, 1), "", pulse.ClassUnsafeNumber, "9007199254740993"},
+		{"empty body", "", "", pulse.ClassMalformed, "not well-formed JSON"},
+		{"malformed JSON", `{"payload": {"build": `, "", pulse.ClassMalformed, "not well-formed JSON"},
+		{"invalid UTF-8", "{\"payload\": \"\xff\xfe\"}", "", pulse.ClassNotUTF8, "not valid UTF-8"},
 		{"a JSON array", `[1, 2, 3]`, "", "malformed", "a JSON array"},
 		{"a JSON string", `"build finished"`, "", "malformed", "a JSON string"},
 		{"no payload", `{` + meta + `}`, "", "malformed", "no payload.build.properties"},
@@ -88,9 +90,9 @@ func TestHostileInput(t *testing.T) {
 		{"a number for a string", strings.Replace(props("linux64"), `"mozilla-central", "x"`, `42, "x"`, 1), "", "bad_property", `"branch" property is a number`},
 		{"nulls everywhere", `{"payload": {"build": {"properties": [["branch", null, null], ["platform", null, null]], "results": null}}, "_meta": {"exchange": null, "routing_key": null}}`, "", "no_branch", "no 'branch' property"},
 		{"unknown platform", props("plan9"), "", "unknown_message_type", `platform "plan9"`},
-		{"a 10 MiB body", `{"payload": "` + strings.Repeat("x", 10<<20) + `"}`, "", pipeline.ClassTooLarge, "limit is 4194304"},
-		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pipeline.ClassTooDeep, "more than 64 levels"},
-		{"wrong content type", string(good), "application/x-msgpack", pipeline.ClassContentType, "application/x-msgpack"},
+		{"a 10 MiB body", `{"payload": "` + strings.Repeat("x", 10<<20) + `"}`, "", pulse.ClassTooLarge, "limit is 4194304"},
+		{"nested 100,000 deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", pulse.ClassTooDeep, "more than 64 levels"},
+		{"wrong content type", string(good), "application/x-msgpack", pulse.ClassContentType, "application/x-msgpack"},
 	}
 	for marker, c := range map[string]int{"l9998,l9999": 0, `\"l159999\"`: 1, "9007199254740993": 2} {
 		if !strings.Contains(cases[c].body, marker) {
@@ -118,18 +120,18 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		d, ok := parked[c.name]
-		class, reason := fmt.Sprint(d.Headers[pipeline.HeaderClass]), fmt.Sprint(d.Headers[pipeline.HeaderReason])
+		class, reason := fmt.Sprint(d.Headers[pulse.HeaderClass]), fmt.Sprint(d.Headers[pulse.HeaderReason])
 		switch {
 		case !ok:
 			t.Errorf("%s: not in the dead queue", c.name)
 		case c.class != "" && class != c.class, !strings.Contains(reason, c.reason):
 			t.Errorf("%s: class %q reason %q; want %q naming %q", c.name, class, reason, c.class, c.reason)
-		case len(c.body) > pipeline.DefaultMaxInputBytes:
+		case len(c.body) > config.DefaultMaxInputBytes:
 			sum := sha256.Sum256([]byte(c.body))
-			if string(d.Body) != c.body[:pipeline.MaxParkedCutBytes] || d.Headers[pipeline.HeaderOriginalBytes] != strconv.Itoa(len(c.body)) ||
-				d.Headers[pipeline.HeaderOriginalSHA256] != hex.EncodeToString(sum[:]) {
+			if string(d.Body) != c.body[:process.MaxParkedCutBytes] || d.Headers[pulse.HeaderOriginalBytes] != strconv.Itoa(len(c.body)) ||
+				d.Headers[pulse.HeaderOriginalSHA256] != hex.EncodeToString(sum[:]) {
 				t.Errorf("%s: parked %d bytes, original %v bytes, SHA-256 %v; want its first %d bytes, %d and %x", c.name, len(d.Body),
-					d.Headers[pipeline.HeaderOriginalBytes], d.Headers[pipeline.HeaderOriginalSHA256], pipeline.MaxParkedCutBytes, len(c.body), sum)
+					d.Headers[pulse.HeaderOriginalBytes], d.Headers[pulse.HeaderOriginalSHA256], process.MaxParkedCutBytes, len(c.body), sum)
 			}
 		case string(d.Body) != c.body:
 			t.Errorf("%s: the parked body is not the original (%d bytes, want %d)", c.name, len(d.Body), len(c.body))

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // TestIdleHTTPClientsStarveNothing runs the command with --http under a
@@ -76,7 +76,7 @@ func TestIdleHTTPClientsStarveNothing(t *testing.T) {
 	if len(fds) > 256 {
 		t.Errorf("the translator holds %d file descriptors; the HTTP server may hold %d connections", len(fds), 128)
 	}
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	builds := make([]gatedBuild, 40)
 	for i := range builds {
 		builds[i] = newGatedBuild(t, store, fmt.Sprintf("idle-http-%d", i))

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // awaitOutputs counts the distinct outputs (by message id) arriving on
@@ -43,7 +43,7 @@ func TestSlowHostCostsOnlyItsTime(t *testing.T) {
 	t.Cleanup(slow.Close)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	start(t, w.parse(text))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	builds := make([]gatedBuild, 64)
 	for i := range builds {
 		builds[i] = gatedBuildAt(t, slow.URL, fmt.Sprintf("slow-%d", i))
@@ -72,7 +72,7 @@ func TestHangingHostHoldsUpOnlyItsOwn(t *testing.T) {
 	store.all.Store(true)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	rn, logs := startLogged(t, w.parse(text))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	var builds []gatedBuild
 	for i := range 24 {
 		builds = append(builds, gatedBuildAt(t, "http://"+hanging, fmt.Sprintf("hang-%d", i)))

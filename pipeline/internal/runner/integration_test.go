@@ -13,14 +13,15 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	_ "github.com/pulsetranslator/pulsetranslator/translators/buildbot"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The integration tests talk to a real RabbitMQ: PULSE_TEST_CONNECTION, or
@@ -114,24 +115,24 @@ func (w *world) deleteTopology() error {
 	if err != nil {
 		return err
 	}
-	queues := []string{pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")}
+	queues := []string{pulse.InputQueue(w.client, "build"), pulse.DeadQueue(w.client, "build")}
 	// Every pipeline has wait queues: the default tiers' when its config
 	// names none.
-	for _, tier := range append(slices.Clone(pipeline.DefaultWaitTiers), w.tiers...) {
-		queues = append(queues, pipeline.WaitQueue(w.client, "build", tier))
+	for _, tier := range append(slices.Clone(config.DefaultWaitTiers), w.tiers...) {
+		queues = append(queues, pulse.WaitQueue(w.client, "build", tier))
 	}
 	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{w.upstream, pipeline.ExchangeName(w.client, "build/normalized"), pipeline.DeadExchange(w.client, "build"), pipeline.WaitExchange(w.client, "build"),
-		pipeline.ParkExchange(w.client, "build"), pipeline.HoldExchange(w.client, "build")} {
+	for _, ex := range []string{w.upstream, pulse.ExchangeName(w.client, "build/normalized"), pulse.DeadExchange(w.client, "build"), pulse.WaitExchange(w.client, "build"),
+		pulse.ParkExchange(w.client, "build"), pulse.HoldExchange(w.client, "build")} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 	return nil
 }
 
 // config is a one-pipeline config on the world's names.
-func (w *world) config(connection string) *pipeline.Config {
+func (w *world) config(connection string) *config.Config {
 	w.t.Helper()
 	return w.parse(w.configText(connection, "[builtin:buildbot.yaml]", ""))
 }
@@ -157,9 +158,9 @@ pipelines:
 %s`, w.client, connection, w.upstream, rules, w.maxLength, w.deadMaxLength, extra)
 }
 
-func (w *world) parse(text string) *pipeline.Config {
+func (w *world) parse(text string) *config.Config {
 	w.t.Helper()
-	cfg, err := pipeline.Parse("test config", []byte(text))
+	cfg, err := config.Parse("test config", []byte(text))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -167,13 +168,13 @@ func (w *world) parse(text string) *pipeline.Config {
 }
 
 // start runs cfg with the registered translators until the test ends.
-func start(t testing.TB, cfg *pipeline.Config) *runner.Runner {
+func start(t testing.TB, cfg *config.Config) *runner.Runner {
 	t.Helper()
 	return startWith(t, cfg, translator.Default)
 }
 
 // startWith runs cfg with the translators of reg until the test ends.
-func startWith(t testing.TB, cfg *pipeline.Config, reg *translator.Registry) *runner.Runner {
+func startWith(t testing.TB, cfg *config.Config, reg *translator.Registry) *runner.Runner {
 	t.Helper()
 	rn, err := runner.New(cfg, reg, nil)
 	if err != nil {
@@ -285,11 +286,11 @@ func receive(t testing.TB, deliveries <-chan amqp.Delivery, what string) amqp.De
 // flow publishes good and bad raw messages upstream and checks what
 // arrives on the output exchange, on a CC-only queue and in the dead queue.
 func flow(t *testing.T, w *world, rn *runner.Runner) {
-	output := pipeline.ExchangeName(w.client, "build/normalized")
+	output := pulse.ExchangeName(w.client, "build/normalized")
 	main := w.probe(output, "build.#")
 	const revision = "cd5fab20f6bd128847ef8131c9aeed63cde019fc"
 	ccOnly := w.probe(output, "route.revision."+revision)
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func flow(t *testing.T, w *world, rn *runner.Runner) {
 	// A malformed message is parked with its reason; the next good one flows.
 	w.publishRaw("build.mozilla-central-linux64.7.log_uploaded", []byte(`{"payload": {"build": `))
 	parked := receive(t, dead, "the dead queue")
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassMalformed || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "JSON") {
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassMalformed || !strings.Contains(fmt.Sprint(parked.Headers[pulse.HeaderReason]), "JSON") {
 		t.Errorf("parked headers %v", parked.Headers)
 	}
 	if parked.RoutingKey != "build.mozilla-central-linux64.7.log_uploaded" || string(parked.Body) != `{"payload": {"build": ` {
@@ -386,7 +387,7 @@ func TestPulsePermissions(t *testing.T) {
 		t.Fatalf("connect as the Pulse user: %v", err)
 	}
 	defer userConn.Close()
-	otherQueue, otherOutput := pipeline.InputQueue(other.client, "build"), pipeline.ExchangeName(other.client, "build/normalized")
+	otherQueue, otherOutput := pulse.InputQueue(other.client, "build"), pulse.ExchangeName(other.client, "build/normalized")
 	attempts := map[string]func(ch *amqp.Channel) error{
 		"declare an exchange outside the namespace": func(ch *amqp.Channel) error {
 			return ch.ExchangeDeclare("exchange/someone-else/x", "topic", true, false, false, false, nil)

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // queueBytes returns the bytes of the message bodies a queue holds, as
@@ -77,8 +78,8 @@ func TestLargeInputsStayBounded(t *testing.T) {
 			t.Fatalf("publish a body of %d MB: %v", bigSize>>20, err)
 		}
 	}
-	deadQueue := pipeline.DeadQueue(w.client, "build")
-	input := pipeline.InputQueue(w.client, "build")
+	deadQueue := pulse.DeadQueue(w.client, "build")
+	input := pulse.InputQueue(w.client, "build")
 	// Everything is parked once the input queue is empty and stays so.
 	if !w.waitFor(input, 2*time.Minute, func(m int) bool { return m == 0 }) {
 		t.Fatal("the input queue did not empty")
@@ -107,11 +108,11 @@ func TestLargeInputsStayBounded(t *testing.T) {
 	classes := map[string]int{}
 	for _, p := range parked {
 		classes[p.Class]++
-		if p.Class == pipeline.ClassTooLarge && len(p.Delivery.Body) != pipeline.MaxParkedCutBytes {
-			t.Errorf("a too_large input parked with %d bytes of its body; want %d", len(p.Delivery.Body), pipeline.MaxParkedCutBytes)
+		if p.Class == pulse.ClassTooLarge && len(p.Delivery.Body) != process.MaxParkedCutBytes {
+			t.Errorf("a too_large input parked with %d bytes of its body; want %d", len(p.Delivery.Body), process.MaxParkedCutBytes)
 		}
 	}
-	if classes[pipeline.ClassTooLarge] != bigs || classes[pipeline.ClassBadArtifactURL] == 0 || len(classes) != 2 {
+	if classes[pulse.ClassTooLarge] != bigs || classes[pulse.ClassBadArtifactURL] == 0 || len(classes) != 2 {
 		t.Errorf("parked by class: %v; want %d too_large and bad_artifact_url (the oldest of which the byte cap dropped)", classes, bigs)
 	}
 	if n := store.checks.Load(); n != 0 {

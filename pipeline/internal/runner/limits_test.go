@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // TestQueueLimits fills the input and dead queues past their caps while no
@@ -30,7 +31,7 @@ func TestQueueLimits(t *testing.T) {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
-	input, err := w.inspect(pipeline.InputQueue(w.client, "build"))
+	input, err := w.inspect(pulse.InputQueue(w.client, "build"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestQueueLimits(t *testing.T) {
 	// 3 overflowed into the dead queue, which keeps the newest 2.
 	var parked []string
 	for {
-		d, ok, err := w.admin.Get(pipeline.DeadQueue(w.client, "build"), true)
+		d, ok, err := w.admin.Get(pulse.DeadQueue(w.client, "build"), true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +58,7 @@ func TestQueueLimits(t *testing.T) {
 	if got := strings.Join(parked, ", "); got != `{"n": 1} maxlen, {"n": 2} maxlen` {
 		t.Errorf("the dead queue holds %q; want the 2 newest overflowed messages, x-death reason maxlen", got)
 	}
-	first, _, _ := w.admin.Get(pipeline.InputQueue(w.client, "build"), true)
+	first, _, _ := w.admin.Get(pulse.InputQueue(w.client, "build"), true)
 	if string(first.Body) != `{"n": 3}` {
 		t.Errorf("the input queue's head is %s; want the oldest it kept, n 3", first.Body)
 	}
@@ -72,7 +73,7 @@ func TestWaitQueueFull(t *testing.T) {
 	store := newArtifactStore(t)
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	rn := start(t, w.parse(strings.Replace(text, "on_deadline: dead,", "on_deadline: dead, max_length: 2,", 1)))
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +82,13 @@ func TestWaitQueueFull(t *testing.T) {
 		w.publishRaw(b.key, b.body)
 	}
 	parked := receive(t, dead, "the dead queue")
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassWaitQueueFull || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "max_length of 2") {
-		t.Errorf("parked with %v: %v", parked.Headers[pipeline.HeaderClass], parked.Headers[pipeline.HeaderReason])
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassWaitQueueFull || !strings.Contains(fmt.Sprint(parked.Headers[pulse.HeaderReason]), "max_length of 2") {
+		t.Errorf("parked with %v: %v", parked.Headers[pulse.HeaderClass], parked.Headers[pulse.HeaderReason])
 	}
 	if !strings.Contains(string(parked.Body), "/full-") {
 		t.Errorf("the parked body is not one of the messages published")
 	}
-	q, err := w.inspect(pipeline.WaitQueue(w.client, "build", time.Minute))
+	q, err := w.inspect(pulse.WaitQueue(w.client, "build", time.Minute))
 	if err != nil || q.Messages != 2 {
 		t.Errorf("the wait queue holds %d (%v), want its cap of 2", q.Messages, err)
 	}
@@ -105,14 +106,14 @@ func TestWaitQueueFull(t *testing.T) {
 func TestQueuesCapBytes(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	deadQueue := pipeline.DeadQueue(w.client, "build")
+	deadQueue := pulse.DeadQueue(w.client, "build")
 	extra := "    limits: {max_input_bytes: 1024}\n    wait: {max_bytes: 5000000}\n"
 	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", extra), "dead_max_length: 1000}", "dead_max_length: 1000, dead_max_bytes: 200000}", 1)
 	rn := start(t, w.parse(text))
 	if args := queueArguments(t, deadQueue); !strings.Contains(args, `{"x-max-length-bytes",200000}`) {
 		t.Errorf("the dead queue's arguments: %s; want x-max-length-bytes 200000", args)
 	}
-	if args := queueArguments(t, pipeline.WaitQueue(w.client, "build", 15*time.Second)); !strings.Contains(args, `{"x-max-length-bytes",5000000}`) {
+	if args := queueArguments(t, pulse.WaitQueue(w.client, "build", 15*time.Second)); !strings.Contains(args, `{"x-max-length-bytes",5000000}`) {
 		t.Errorf("the wait queue's arguments: %s; want x-max-length-bytes 5000000", args)
 	}
 	body := []byte(`{"payload": "` + strings.Repeat("x", 100<<10) + `"}`)
@@ -129,8 +130,8 @@ func TestQueuesCapBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parked := q.Messages; parked != 200000/pipeline.MaxParkedCutBytes {
-		t.Errorf("the dead queue holds %d cut copies of %d bytes; want the %d that fit in 200000 bytes", parked, pipeline.MaxParkedCutBytes, 200000/pipeline.MaxParkedCutBytes)
+	if parked := q.Messages; parked != 200000/process.MaxParkedCutBytes {
+		t.Errorf("the dead queue holds %d cut copies of %d bytes; want the %d that fit in 200000 bytes", parked, process.MaxParkedCutBytes, 200000/process.MaxParkedCutBytes)
 	}
 }
 
@@ -139,7 +140,7 @@ func TestQueuesCapBytes(t *testing.T) {
 func TestOlderDeadQueueKeepsWorking(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
-	deadQueue := pipeline.DeadQueue(w.client, "build")
+	deadQueue := pulse.DeadQueue(w.client, "build")
 	if _, err := w.admin.QueueDeclare(deadQueue, true, false, false, false, amqp.Table{
 		"x-max-length": int64(w.deadMaxLength), "x-overflow": "drop-head", "x-queue-type": "classic",
 	}); err != nil {

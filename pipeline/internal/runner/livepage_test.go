@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // chromium finds Debian's chromium. With CI=true a missing one is
@@ -52,15 +52,15 @@ func TestLivePage(t *testing.T) {
 	w.publishRaw("build.mozilla-central-linux64.7.log_uploaded", []byte(`{"payload": `))
 	stats := rn.Stats("build")
 	deadline := time.Now().Add(20 * time.Second)
-	for (stats.Published.Load() < 1 || stats.Parked.Load() < 1 || !strings.Contains(statusOf(t, srv.URL), `"role":"dead","name":"`+pipeline.DeadQueue(w.client, "build")+`","messages":1`)) && time.Now().Before(deadline) {
+	for (stats.Published.Load() < 1 || stats.Parked.Load() < 1 || !strings.Contains(statusOf(t, srv.URL), `"role":"dead","name":"`+pulse.DeadQueue(w.client, "build")+`","messages":1`)) && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
 	dom := string(headless(t, browser, srv.URL+"/", 3*time.Second, "--dump-dom"))
 	for _, want := range []string{
 		"pipeline build · translator buildbot",
-		pipeline.InputQueue(w.client, "build"),
-		pipeline.DeadQueue(w.client, "build"),
+		pulse.InputQueue(w.client, "build"),
+		pulse.DeadQueue(w.client, "build"),
 		`<td class="num depth">1</td>`, // the dead queue's depth
 		"build.mozilla-central.linux64.opt.mozilla-central-linux64",
 		"route.tree.mozilla-central",

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -50,7 +50,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("/readyz while running: %d, want 200", code)
 	}
 
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	good, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	w.publishRaw(key, good)
 	receive(t, main, "the output exchange")
@@ -167,7 +167,7 @@ func TestQueueDepths(t *testing.T) {
 		t.Fatal(err)
 	}
 	risen := gauge("input", func(v float64) bool { return v >= 250 }, "a backlog of 250 or more")
-	if _, status := get(t, srv.URL+"/api/status"); !strings.Contains(status, `"name":"`+pipeline.InputQueue(w.client, "build")+`","messages":`) {
+	if _, status := get(t, srv.URL+"/api/status"); !strings.Contains(status, `"name":"`+pulse.InputQueue(w.client, "build")+`","messages":`) {
 		t.Errorf("/api/status does not name the input queue with its depth: %.300s", status)
 	}
 	close(release)

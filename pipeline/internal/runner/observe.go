@@ -7,11 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // queueWatchInterval is how often the depth of every queue is read.
@@ -290,7 +290,7 @@ type QueueStatus struct {
 func (r *Runner) Status() Status {
 	st := Status{ClientID: r.cfg.ClientID, Ready: r.Ready(), Blocked: r.conn.Blocked()}
 	if s := r.conn.Current(); s != nil {
-		st.Node = pipeline.HostOf(s.Address.URL)
+		st.Node = config.HostOf(s.Address.URL)
 	}
 	for _, p := range r.pipelines {
 		ps := PipelineStatus{

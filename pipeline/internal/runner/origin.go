@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // origin is where a delivery first came from, and its waits so far.
@@ -45,16 +45,16 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 		return o
 	}
 	o.returning = true
-	o.exchange = headerString(d.Headers, pipeline.HeaderSourceExchange)
-	o.routingKey = headerString(d.Headers, pipeline.HeaderSourceRoutingKey)
-	if n, err := strconv.Atoi(headerString(d.Headers, pipeline.HeaderAttempt)); err == nil && n > 0 {
+	o.exchange = headerString(d.Headers, pulse.HeaderSourceExchange)
+	o.routingKey = headerString(d.Headers, pulse.HeaderSourceRoutingKey)
+	if n, err := strconv.Atoi(headerString(d.Headers, pulse.HeaderAttempt)); err == nil && n > 0 {
 		o.attempt = min(n, maxAttempt)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pipeline.HeaderFirstSeen)); err == nil && !t.After(now) {
+	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderFirstSeen)); err == nil && !t.After(now) {
 		o.firstSeen = t
 	}
 	o.upstream = carriedOnly(d.Headers)
-	o.headersCut = headerString(d.Headers, pipeline.HeaderCutHeaders)
+	o.headersCut = headerString(d.Headers, pulse.HeaderCutHeaders)
 	return o
 }
 
@@ -73,7 +73,7 @@ func cutHeaders(src origin, carried broker.Carried) string {
 // (returning waiters, replayed messages) and the wait exchange (waiters of
 // wait queues declared by earlier versions). Even then, the exchange a
 // returning message names must be one the pipeline binds for its routing
-// key (see pipeline.PipelineConfig.BoundOrigin): a replayed message's
+// key (see config.PipelineConfig.BoundOrigin): a replayed message's
 // origin may come from an x-death entry that upstream forged.
 func (p *pipelineRun) originOf(d *broker.Delivery, now time.Time) origin {
 	o := originOf(d, now, p.topology.Wait.HoldExchange, p.topology.Wait.Exchange)

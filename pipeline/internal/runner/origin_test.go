@@ -4,11 +4,11 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 const testWaitExchange = "exchange/me/build/wait"
@@ -17,12 +17,12 @@ const testWaitExchange = "exchange/me/build/wait"
 // publisher would forge them.
 func forgedWaitHeaders() amqp.Table {
 	return amqp.Table{
-		pipeline.HeaderSourceExchange:   "exchange/forged/",
-		pipeline.HeaderSourceRoutingKey: "forged.key",
-		pipeline.HeaderAttempt:          "99",
-		pipeline.HeaderFirstSeen:        "2000-01-01T00:00:00Z",
-		"publish.exchange":              testWaitExchange,
-		"publish.routing_key":           "retry",
+		pulse.HeaderSourceExchange:   "exchange/forged/",
+		pulse.HeaderSourceRoutingKey: "forged.key",
+		pulse.HeaderAttempt:          "99",
+		pulse.HeaderFirstSeen:        "2000-01-01T00:00:00Z",
+		"publish.exchange":           testWaitExchange,
+		"publish.routing_key":        "retry",
 	}
 }
 
@@ -38,7 +38,7 @@ func TestOnlyTheWaitExchangeReturnsWaiters(t *testing.T) {
 			t.Errorf("from %q: returning %v attempt %d first seen %s source %s %s; want a first pass from where the broker says",
 				exchange, o.returning, o.attempt, o.firstSeen, o.exchange, o.routingKey)
 		}
-		if o.upstream[pipeline.HeaderAttempt] != "99" {
+		if o.upstream[pulse.HeaderAttempt] != "99" {
 			t.Errorf("from %q: the forged headers are not kept as upstream data", exchange)
 		}
 	}
@@ -55,7 +55,7 @@ func TestOnlyTheWaitExchangeReturnsWaiters(t *testing.T) {
 	if !o.returning || o.attempt != 99 || o.exchange != "exchange/forged/" || o.routingKey != "forged.key" || o.firstSeen.Year() != 2000 {
 		t.Errorf("from the wait exchange: %+v; want its wait headers believed", o)
 	}
-	for _, gone := range []string{pipeline.HeaderAttempt, "x-death", "x-first-death-queue"} {
+	for _, gone := range []string{pulse.HeaderAttempt, "x-death", "x-first-death-queue"} {
 		if _, ok := o.upstream[gone]; ok {
 			t.Errorf("a returning waiter carries %s on as upstream data", gone)
 		}
@@ -75,16 +75,16 @@ func TestParkHeadersAreTheTranslatorsOwn(t *testing.T) {
 		big[i] = "route.steered.xxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	}
 	upstream := amqp.Table{
-		pipeline.HeaderClass: "forged", pipeline.HeaderReason: "forged", pipeline.HeaderPipeline: "forged",
-		pipeline.HeaderOriginExchange: "exchange/forged/", pipeline.HeaderOriginRoutingKey: "forged",
+		pulse.HeaderClass: "forged", pulse.HeaderReason: "forged", pulse.HeaderPipeline: "forged",
+		pulse.HeaderOriginExchange: "exchange/forged/", pulse.HeaderOriginRoutingKey: "forged",
 		"CC": big, "publish.cc": "not json", "x-test": int32(1),
 	}
 	d := &broker.Delivery{Exchange: "exchange/build/", RoutingKey: "build.x.1.finished", ContentType: "text/plain", Headers: upstream}
 	h := ParkHeaders("build", d, "malformed_json", "the body is not JSON")
 	want := map[string]string{
-		pipeline.HeaderClass: "malformed_json", pipeline.HeaderReason: "the body is not JSON", pipeline.HeaderPipeline: "build",
-		pipeline.HeaderOriginExchange: "exchange/build/", pipeline.HeaderOriginRoutingKey: "build.x.1.finished",
-		pipeline.HeaderOriginContentType: "text/plain", "x-original-" + pipeline.HeaderClass: "forged", "publish.cc": "not json",
+		pulse.HeaderClass: "malformed_json", pulse.HeaderReason: "the body is not JSON", pulse.HeaderPipeline: "build",
+		pulse.HeaderOriginExchange: "exchange/build/", pulse.HeaderOriginRoutingKey: "build.x.1.finished",
+		pulse.HeaderOriginContentType: "text/plain", "x-original-" + pulse.HeaderClass: "forged", "publish.cc": "not json",
 	}
 	for k, v := range want {
 		if h[k] != v {
@@ -94,7 +94,7 @@ func TestParkHeadersAreTheTranslatorsOwn(t *testing.T) {
 	if _, ok := h["CC"]; ok {
 		t.Error("the parked copy has a CC header")
 	}
-	if cut, _ := h[pipeline.HeaderCutHeaders].(string); cut == "" {
+	if cut, _ := h[pulse.HeaderCutHeaders].(string); cut == "" {
 		t.Error("the parked copy does not say the CC header was cut")
 	}
 	if size := broker.TableSize(h); size > 24<<10 {
@@ -104,7 +104,7 @@ func TestParkHeadersAreTheTranslatorsOwn(t *testing.T) {
 		t.Error(err)
 	}
 	long := ParkHeaders("build", d, "schema", string(make([]byte, 100<<10)))
-	if reason, _ := long[pipeline.HeaderReason].(string); len(reason) > maxReason {
+	if reason, _ := long[pulse.HeaderReason].(string); len(reason) > maxReason {
 		t.Errorf("a 100 KB reason is carried with %d bytes", len(reason))
 	}
 }
@@ -133,7 +133,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 			if size := broker.TableSize(h); size > broker.MaxCarriedHeaders+8<<10 {
 				t.Fatalf("parked headers take %d bytes", size)
 			}
-			if h[pipeline.HeaderClass] != "malformed_json" || h[pipeline.HeaderOriginExchange] != exchange || h[pipeline.HeaderPipeline] != "build" {
+			if h[pulse.HeaderClass] != "malformed_json" || h[pulse.HeaderOriginExchange] != exchange || h[pulse.HeaderPipeline] != "build" {
 				t.Fatalf("parked headers %v do not say what the translator wrote", h)
 			}
 			if _, ok := h["CC"]; ok {
@@ -141,7 +141,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 			}
 		}
 		w := waitHeaders(src, "")
-		if err := w.Validate(); err != nil || w[pipeline.HeaderSourceExchange] != exchange || w[pipeline.HeaderAttempt] != "1" {
+		if err := w.Validate(); err != nil || w[pulse.HeaderSourceExchange] != exchange || w[pulse.HeaderAttempt] != "1" {
 			t.Fatalf("waiting copy headers %v: %v", w, err)
 		}
 		back := originOf(&broker.Delivery{Exchange: testWaitExchange, Headers: w}, time.Now(), testWaitExchange)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -25,14 +25,14 @@ func TestPanickingTranslatorIsParked(t *testing.T) {
 		}), nil
 	}}))
 	rn := startWith(t, w.config(w.pulseUser()), reg)
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.publishRaw("build.a.1.log_uploaded", []byte(`{"panic": true}`))
 	w.publishRaw("build.b.2.log_uploaded", []byte(`{"fine": true}`))
 	parked := receive(t, dead, "the dead queue")
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassPanic || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "translator bug") {
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassPanic || !strings.Contains(fmt.Sprint(parked.Headers[pulse.HeaderReason]), "translator bug") {
 		t.Errorf("parked headers %v", parked.Headers)
 	}
 	deadline := time.Now().Add(10 * time.Second)

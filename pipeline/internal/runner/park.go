@@ -10,14 +10,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // maxReason bounds the reason header of a parked copy.
@@ -67,11 +68,11 @@ func classify(err error) (class, reason string) {
 	case errors.As(err, &refusal):
 		return refusal.Class, refusal.Reason
 	case errors.As(err, &panicked):
-		return pipeline.ClassPanic, fmt.Sprintf("the handler panicked: %v", panicked.V)
+		return pulse.ClassPanic, fmt.Sprintf("the handler panicked: %v", panicked.V)
 	case errors.As(err, &unpublishable):
-		return pipeline.ClassUnpublishable, unpublishable.Error()
+		return pulse.ClassUnpublishable, unpublishable.Error()
 	}
-	return pipeline.ClassInternal, err.Error()
+	return pulse.ClassInternal, err.Error()
 }
 
 // park publishes a copy of the delivery to the dead queue, with why, and
@@ -112,7 +113,7 @@ func ParkHeaders(pipelineName string, d *broker.Delivery, class, reason string) 
 // parkedCopy is the copy of a delivery published to the dead queue: the
 // body and content type as they came, and the headers of parkHeaders. A
 // body over limits.max_input_bytes keeps only its first
-// pipeline.MaxParkedCutBytes, and the headers give its size and SHA-256:
+// process.MaxParkedCutBytes, and the headers give its size and SHA-256:
 // what one message may park stays bounded.
 func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, waitingFor string, minimal bool) broker.Outgoing {
 	out := broker.Outgoing{
@@ -125,9 +126,9 @@ func parkedCopy(p *pipelineRun, d *broker.Delivery, src origin, class, reason, w
 	}
 	if len(d.Body) > p.proc.MaxInputBytes() {
 		sum := sha256.Sum256(d.Body)
-		out.Body = d.Body[:min(len(d.Body), pipeline.MaxParkedCutBytes)]
-		out.Headers[pipeline.HeaderOriginalBytes] = strconv.Itoa(len(d.Body))
-		out.Headers[pipeline.HeaderOriginalSHA256] = hex.EncodeToString(sum[:])
+		out.Body = d.Body[:min(len(d.Body), process.MaxParkedCutBytes)]
+		out.Headers[pulse.HeaderOriginalBytes] = strconv.Itoa(len(d.Body))
+		out.Headers[pulse.HeaderOriginalSHA256] = hex.EncodeToString(sum[:])
 	}
 	return out
 }
@@ -142,19 +143,19 @@ func parkHeaders(pipelineName string, d *broker.Delivery, src origin, class, rea
 			h[k] = v
 		}
 		if cut := cutHeaders(src, carried); cut != "" {
-			h[pipeline.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
+			h[pulse.HeaderCutHeaders] = termtext.Truncate(cut, maxReason)
 		}
-		h[pipeline.HeaderOriginContentType] = termtext.Truncate(d.ContentType, 255)
-		h[pipeline.HeaderOriginMessageID] = termtext.Truncate(d.MessageID, 255)
-		h[pipeline.HeaderOriginRedelivered] = strconv.FormatBool(d.Redelivered)
+		h[pulse.HeaderOriginContentType] = termtext.Truncate(d.ContentType, 255)
+		h[pulse.HeaderOriginMessageID] = termtext.Truncate(d.MessageID, 255)
+		h[pulse.HeaderOriginRedelivered] = strconv.FormatBool(d.Redelivered)
 		if waitingFor != "" {
-			h[pipeline.HeaderWaitingFor] = waitingFor
+			h[pulse.HeaderWaitingFor] = waitingFor
 		}
 	}
-	h[pipeline.HeaderClass] = class
-	h[pipeline.HeaderReason] = termtext.Truncate(reason, maxReason)
-	h[pipeline.HeaderPipeline] = pipelineName
-	h[pipeline.HeaderOriginExchange] = src.exchange
-	h[pipeline.HeaderOriginRoutingKey] = src.routingKey
+	h[pulse.HeaderClass] = class
+	h[pulse.HeaderReason] = termtext.Truncate(reason, maxReason)
+	h[pulse.HeaderPipeline] = pipelineName
+	h[pulse.HeaderOriginExchange] = src.exchange
+	h[pulse.HeaderOriginRoutingKey] = src.routingKey
 	return h
 }

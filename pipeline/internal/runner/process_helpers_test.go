@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The crash tests run the real command in a child process, so that they
@@ -125,7 +125,7 @@ func (p *translatorProcess) kill() {
 
 // consumers is the number of consumers on a pipeline's input queue.
 func (w *world) consumers(pipelineName string) int {
-	q, err := w.inspect(pipeline.InputQueue(w.client, pipelineName))
+	q, err := w.inspect(pulse.InputQueue(w.client, pipelineName))
 	if err != nil {
 		return 0
 	}

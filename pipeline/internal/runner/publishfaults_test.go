@@ -11,15 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 // startLogged runs cfg in process, its log written to the returned
 // buffer, until the test ends.
-func startLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs) {
+func startLogged(t *testing.T, cfg *config.Config) (*runner.Runner, *brokertest.Logs) {
 	t.Helper()
 	rn, logs := newLogged(t, cfg)
 	runWith(t, rn)
@@ -28,7 +29,7 @@ func startLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertes
 
 // startServed runs cfg as startLogged does, its HTTP handler (/metrics,
 // /api/status, the live page) served from before it starts.
-func startServed(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs, *httptest.Server) {
+func startServed(t *testing.T, cfg *config.Config) (*runner.Runner, *brokertest.Logs, *httptest.Server) {
 	t.Helper()
 	rn, logs := newLogged(t, cfg)
 	srv := serveHTTP(t, rn)
@@ -38,7 +39,7 @@ func startServed(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertes
 
 // newLogged makes a runner of cfg whose log is written to the returned
 // buffer, and shown when the test fails.
-func newLogged(t *testing.T, cfg *pipeline.Config) (*runner.Runner, *brokertest.Logs) {
+func newLogged(t *testing.T, cfg *config.Config) (*runner.Runner, *brokertest.Logs) {
 	t.Helper()
 	logs := &brokertest.Logs{}
 	rn, err := runner.New(cfg, translator.Default, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
@@ -63,7 +64,7 @@ func TestOutputExchangeDeleted(t *testing.T) {
 	w := newWorld(t, conn)
 	rn, logs := startLogged(t, w.config(w.pulseUser()))
 	stats := rn.Stats("build")
-	output := pipeline.ExchangeName(w.client, "build/normalized")
+	output := pulse.ExchangeName(w.client, "build/normalized")
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	distinct := func(i int) []byte { return append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...) }
 
@@ -158,7 +159,7 @@ func TestStartsBeforeTheBroker(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("%d attempts logged while the port was closed; ready %s after it opened", attempts, time.Since(opened).Round(time.Millisecond))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	w.publishRaw(key, body)
 	receive(t, main, "the output exchange")

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // queueArguments lists a queue's type and arguments as the broker holds
@@ -64,7 +65,7 @@ func TestQuorumQueues(t *testing.T) {
 	cfg := w.parse(w.quorumGateConfig(tier, ", delivery_limit: 2"))
 	rn := start(t, cfg)
 
-	input, dead, wait := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build"), pipeline.WaitQueue(w.client, "build", tier)
+	input, dead, wait := pulse.InputQueue(w.client, "build"), pulse.DeadQueue(w.client, "build"), pulse.WaitQueue(w.client, "build", tier)
 	for queue, want := range map[string][]string{
 		input: {"x-delivery-limit", "2", "x-overflow", "drop-head", "x-dead-letter-exchange"},
 		dead:  {"x-overflow", "drop-head"},
@@ -90,7 +91,7 @@ func TestQuorumQueues(t *testing.T) {
 func (w *world) waitsTwiceThenPublished(rn *runner.Runner, store *artifactStore, tag, where string) {
 	t := w.t
 	t.Helper()
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	late := newGatedBuild(t, store, tag)
 	w.publishRaw(late.key, late.body)
 	waitedAtLeast(t, rn, 2, 15*time.Second)
@@ -112,7 +113,7 @@ func TestDeliveryLimitParks(t *testing.T) {
 	// The real command declares the topology; killed, it consumes nothing.
 	w.startTranslator(text).kill()
 	w.publishRaw("build.poison.1.log_uploaded", []byte(`{"poison": true}`))
-	input, dead := pipeline.InputQueue(w.client, "build"), pipeline.DeadQueue(w.client, "build")
+	input, dead := pulse.InputQueue(w.client, "build"), pulse.DeadQueue(w.client, "build")
 	// A quorum queue takes back a message from a closed channel
 	// asynchronously, so an empty get does not mean the message is gone:
 	// it is gone when the dead queue holds it.
@@ -180,7 +181,7 @@ func TestQueueTypeChangeIsRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run started on classic queues configured as quorum")
 	}
-	for _, want := range []string{"exists as a classic queue", "asks for a quorum queue", "queue.type: classic", "delete_queue", pipeline.DeadQueue(w.client, "build")} {
+	for _, want := range []string{"exists as a classic queue", "asks for a quorum queue", "queue.type: classic", "delete_queue", pulse.DeadQueue(w.client, "build")} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q:\n%v", want, err)
 		}
@@ -200,17 +201,17 @@ func TestOlderWaitQueueKeepsWorking(t *testing.T) {
 	w := newWorld(t, conn)
 	store := newArtifactStore(t)
 	const tier = 300 * time.Millisecond
-	wait := pipeline.WaitQueue(w.client, "build", tier)
+	wait := pulse.WaitQueue(w.client, "build", tier)
 	if _, err := w.admin.QueueDeclare(wait, true, false, false, false, amqp.Table{
-		"x-max-length": int64(pipeline.DefaultWaitMaxLength), "x-overflow": "reject-publish", "x-queue-type": "quorum",
-		"x-message-ttl": tier.Milliseconds(), "x-dead-letter-exchange": pipeline.WaitExchange(w.client, "build"),
-		"x-dead-letter-routing-key": pipeline.RetryKey, "x-dead-letter-strategy": "at-least-once",
+		"x-max-length": int64(config.DefaultWaitMaxLength), "x-overflow": "reject-publish", "x-queue-type": "quorum",
+		"x-message-ttl": tier.Milliseconds(), "x-dead-letter-exchange": pulse.WaitExchange(w.client, "build"),
+		"x-dead-letter-routing-key": pulse.RetryKey, "x-dead-letter-strategy": "at-least-once",
 	}); err != nil {
 		t.Fatal(err)
 	}
 	rn, logs := startLogged(t, w.parse(w.quorumGateConfig(tier, "")))
 	w.waitsTwiceThenPublished(rn, store, "older", "an older wait queue")
-	if args := queueArguments(t, wait); !strings.Contains(args, pipeline.WaitExchange(w.client, "build")) {
+	if args := queueArguments(t, wait); !strings.Contains(args, pulse.WaitExchange(w.client, "build")) {
 		t.Errorf("%s has arguments %s; want its own dead-letter exchange kept", wait, args)
 	}
 	if !strings.Contains(logs.String(), "declared by an earlier version") || !strings.Contains(logs.String(), wait) || !strings.Contains(logs.String(), "rabbitmqctl delete_queue") {

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // refusingQueue binds to the output exchange a queue that holds at most
@@ -21,7 +22,7 @@ func (w *world) refusingQueue(maxLength int64) string {
 	if _, err := w.admin.QueueDeclare(name, false, true, false, false, amqp.Table{"x-max-length": maxLength, "x-overflow": "reject-publish"}); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := w.admin.QueueBind(name, "#", pipeline.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
+	if err := w.admin.QueueBind(name, "#", pulse.ExchangeName(w.client, "build/normalized"), false, nil); err != nil {
 		w.t.Fatal(err)
 	}
 	return name
@@ -96,7 +97,7 @@ func TestFullConsumerQueueHoldsNothingUp(t *testing.T) {
 	text = strings.Replace(text, "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
 	rn, logs := startLogged(t, w.parse(text))
 	full := w.refusingQueue(10)
-	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	others := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	const inputs = 60
 	began := w.publishGated(store, "b", inputs)
@@ -147,13 +148,13 @@ func TestRefusedWithoutWaitRulesHoldsNothingUp(t *testing.T) {
 	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""), "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
 	rn, logs := startLogged(t, w.parse(text))
 	full := w.refusingQueue(10)
-	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	others := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 
 	const inputs = 60
 	store := newArtifactStore(t)
 	began := w.publishGated(store, "p", inputs)
 	collectAll(t, others, inputs, 20*time.Second, began, "another consumer", "a pipeline without wait rules must not retry refused outputs in hand either")
-	firstTier := pipeline.WaitQueue(w.client, "build", pipeline.DefaultWaitTiers[0])
+	firstTier := pulse.WaitQueue(w.client, "build", config.DefaultWaitTiers[0])
 	var waiting int
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		q, err := w.inspect(firstTier)
@@ -203,22 +204,22 @@ func TestRefusedUntilDeadlineIsParked(t *testing.T) {
 	store.all.Store(true)
 	rn, _, srv := startServed(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, 2*time.Second, "dead")))
 	w.refusingQueue(0)
-	others := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	others := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := newGatedBuild(t, store, "refused")
 	w.publishRaw(b.key, b.body)
 	parked := receive(t, dead, "the dead queue")
-	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+	reason := fmt.Sprint(parked.Headers[pulse.HeaderReason])
 	for _, want := range []string{"refused the outputs (nack)", "reject-publish", "deadline 2s", "rabbitmqctl list_queues", "dead replay"} {
 		if !strings.Contains(reason, want) {
 			t.Errorf("parked reason %q lacks %q", reason, want)
 		}
 	}
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || parked.RoutingKey != b.key || string(parked.Body) != string(b.body) {
-		t.Errorf("parked with class %v, key %q; want %s, the original key and body", parked.Headers[pipeline.HeaderClass], parked.RoutingKey, pipeline.ClassUnpublishable)
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassUnpublishable || parked.RoutingKey != b.key || string(parked.Body) != string(b.body) {
+		t.Errorf("parked with class %v, key %q; want %s, the original key and body", parked.Headers[pulse.HeaderClass], parked.RoutingKey, pulse.ClassUnpublishable)
 	}
 	copies := map[string]int{}
 	collect(others, copies, 2, 500*time.Millisecond)

@@ -24,14 +24,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Runner runs the pipelines of a Config on RabbitMQ.
@@ -44,7 +46,7 @@ import (
 //     topology, consumes until its context ends, and drains the messages
 //     in flight before it returns.
 type Runner struct {
-	cfg       *pipeline.Config
+	cfg       *config.Config
 	log       *slog.Logger
 	throttle  *throttle
 	amqp      amqp.Config
@@ -61,8 +63,8 @@ type Runner struct {
 // pipelineRun is one pipeline: its processor, topology, gate, counters
 // and, while running, its subscriber.
 type pipelineRun struct {
-	cfg      pipeline.PipelineConfig
-	proc     *pipeline.Processor
+	cfg      config.PipelineConfig
+	proc     *process.Processor
 	topology *broker.Topology
 	// gate holds the messages that wait: for their artifacts, or for
 	// the output exchange to take their outputs.
@@ -104,11 +106,11 @@ type Stats struct {
 
 // New prepares the pipelines of cfg with translators from reg. logger
 // may be nil.
-func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*Runner, error) {
+func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Runner, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	shipped, err := pipeline.Ship(reg)
+	shipped, err := process.Ship(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +120,7 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 		errs = append(errs, err)
 	}
 	for _, p := range cfg.Pipelines {
-		proc, err := pipeline.NewProcessor(p, reg, shipped)
+		proc, err := process.NewProcessor(p, reg, shipped)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -161,12 +163,12 @@ func New(cfg *pipeline.Config, reg *translator.Registry, logger *slog.Logger) (*
 	return r, nil
 }
 
-func topologyOf(client string, p pipeline.PipelineConfig) *broker.Topology {
+func topologyOf(client string, p config.PipelineConfig) *broker.Topology {
 	t := &broker.Topology{
-		InputQueue:    pipeline.InputQueue(client, p.Name),
-		DeadQueue:     pipeline.DeadQueue(client, p.Name),
-		DeadExchange:  pipeline.DeadExchange(client, p.Name),
-		ParkExchange:  pipeline.ParkExchange(client, p.Name),
+		InputQueue:    pulse.InputQueue(client, p.Name),
+		DeadQueue:     pulse.DeadQueue(client, p.Name),
+		DeadExchange:  pulse.DeadExchange(client, p.Name),
+		ParkExchange:  pulse.ParkExchange(client, p.Name),
 		MaxLength:     p.Queue.MaxLength,
 		DeadMaxLength: p.Queue.DeadMaxLength,
 		DeadMaxBytes:  p.Queue.DeadMaxBytes,

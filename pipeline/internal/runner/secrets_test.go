@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -123,17 +123,17 @@ func TestArtifactURLUserInfoStaysHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	runWith(t, rn)
-	waiting := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.TierName(tiers[0]), pipeline.TierName(tiers[1]))
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	waiting := w.probe(pulse.HoldExchange(w.client, "build"), pulse.TierName(tiers[0]), pulse.TierName(tiers[1]))
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.publishRaw(build.key, build.body)
 	parked := receive(t, dead, "the dead queue")
-	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
+	reason := fmt.Sprint(parked.Headers[pulse.HeaderReason])
 	redactedURL := strings.Replace(build.logURL, "reader:"+secret, "xxxxx", 1)
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassArtifactsMissing || !strings.Contains(reason, redactedURL) {
-		t.Errorf("parked with class %v, reason %q; want %s naming %s", parked.Headers[pipeline.HeaderClass], reason, pipeline.ClassArtifactsMissing, redactedURL)
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassArtifactsMissing || !strings.Contains(reason, redactedURL) {
+		t.Errorf("parked with class %v, reason %q; want %s naming %s", parked.Headers[pulse.HeaderClass], reason, pulse.ClassArtifactsMissing, redactedURL)
 	}
 	shown := []string{reason, logs.String()}
 	for drained := false; !drained; {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // A fault the soak test causes, and how.
@@ -72,7 +72,7 @@ func TestFaultSoak(t *testing.T) {
 	n := faultMessages(t)
 	w.maxLength = 2 * n
 	text := w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "")
-	s := &soak{t: t, w: w, s: newStream(t, w.parse(text), n), output: pipeline.ExchangeName(w.client, "build/normalized")}
+	s := &soak{t: t, w: w, s: newStream(t, w.parse(text), n), output: pulse.ExchangeName(w.client, "build/normalized")}
 	s.outputsBefore = make([]int, n+1)
 	for i := range n {
 		s.outputsBefore[i+1] = s.outputsBefore[i] + s.s.outputs[i]
@@ -184,7 +184,7 @@ func (s *soak) publishOnce(from, to int) error {
 // quiesce waits until the outputs of the first published inputs have all
 // arrived and the input queue is empty.
 func (s *soak) quiesce(published int) {
-	input := pipeline.InputQueue(s.w.client, "build")
+	input := pulse.InputQueue(s.w.client, "build")
 	if !s.w.waitFor(s.probe, 5*time.Minute, func(m int) bool { return m >= s.outputsBefore[published]+s.canaries }) ||
 		!s.w.waitFor(input, time.Minute, func(m int) bool { return m == 0 }) {
 		s.t.Fatalf("the translator did not catch up with %d inputs", published)
@@ -251,7 +251,7 @@ func (s *soak) probeCount() int {
 // translator's consumer, and the translator declares the queue (with its
 // bindings) again and consumes it.
 func (s *soak) deleteInputQueue() {
-	input := pipeline.InputQueue(s.w.client, "build")
+	input := pulse.InputQueue(s.w.client, "build")
 	if _, err := s.w.admin.QueueDelete(input, false, false, false); err != nil {
 		s.t.Fatal(err)
 	}

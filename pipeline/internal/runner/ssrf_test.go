@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // awaitParked waits until the pipeline's dead queue holds n messages and
 // returns how many it holds of each class.
-func awaitParked(t *testing.T, cfg *pipeline.Config, n int, within time.Duration) map[string]int {
+func awaitParked(t *testing.T, cfg *config.Config, n int, within time.Duration) map[string]int {
 	t.Helper()
 	var classes map[string]int
 	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
@@ -66,7 +67,7 @@ func TestArtifactURLPolicyParks(t *testing.T) {
 		text = strings.Replace(text, "check: {timeout: 2s, allow_private: true}", fmt.Sprintf("check: {timeout: 2s, allow: ['http://logs.example/', 'http://%s/']}", good), 1)
 		cfg := w.parse(text)
 		start(t, cfg)
-		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+		main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 		builds := []gatedBuild{
 			gatedBuildAt(t, "http://logs.example@"+evil, "userinfo-named"),
 			gatedBuildAt(t, "http://"+good+"@"+evil, "userinfo-allowed"),
@@ -80,7 +81,7 @@ func TestArtifactURLPolicyParks(t *testing.T) {
 		if n, _ := awaitOutputs(main, 1, 20*time.Second); n != 1 {
 			t.Errorf("the message whose log is on the allowed host: %d outputs; want 1", n)
 		}
-		if classes := awaitParked(t, cfg, 4, 20*time.Second); classes[pipeline.ClassBadArtifactURL] != 4 {
+		if classes := awaitParked(t, cfg, 4, 20*time.Second); classes[pulse.ClassBadArtifactURL] != 4 {
 			t.Errorf("parked %v; want 4 bad_artifact_url", classes)
 		}
 		if n := unlistedHits.Load(); n != 0 {
@@ -103,7 +104,7 @@ func TestArtifactURLPolicyParks(t *testing.T) {
 			t.Fatal(err)
 		}
 		classes := awaitParked(t, cfg, 1, 20*time.Second)
-		if classes[pipeline.ClassBadArtifactURL] != 1 {
+		if classes[pulse.ClassBadArtifactURL] != 1 {
 			t.Errorf("a log on %s, which resolves to this machine: parked %v; want bad_artifact_url", name, classes)
 		}
 	})

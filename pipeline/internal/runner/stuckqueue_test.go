@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // answerWithin is how long a queue of the local broker may take to answer
@@ -38,7 +38,7 @@ func (w *world) rescueStuckQueue() {
 	if len(w.nodes) > 0 || w.rescues >= maxRescues {
 		return
 	}
-	input := pipeline.InputQueue(w.client, "build")
+	input := pulse.InputQueue(w.client, "build")
 	if _, err := w.inspectWithin(input, answerWithin); !errors.Is(err, broker.ErrNoAnswer) {
 		return
 	}

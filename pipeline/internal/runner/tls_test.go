@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // tlsNode is a second RabbitMQ node with only a TLS listener, started for
@@ -177,12 +177,12 @@ func TestTLS(t *testing.T) {
 	if err := ch.ExchangeDeclare(upstream, "topic", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	config := func(connection, caFile string) *pipeline.Config {
+	config := func(connection, caFile string) *config.Config {
 		tlsSection := ""
 		if caFile != "" {
 			tlsSection = "tls: {ca_file: " + caFile + "}\n"
 		}
-		cfg, err := pipeline.Parse("tls config", []byte(fmt.Sprintf(`client_id: tlstest
+		cfg, err := config.Parse("tls config", []byte(fmt.Sprintf(`client_id: tlstest
 connection: %s
 %spipelines:
   - name: build

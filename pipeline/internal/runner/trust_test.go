@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // hostileHeaders are the headers an upstream publisher could use to
@@ -19,20 +19,20 @@ func hostileHeaders(w *world) amqp.Table {
 	for len(routes) < cap(routes) {
 		routes = append(routes, fmt.Sprintf("route.steered.%036d", len(routes)))
 	}
-	wait := pipeline.WaitExchange(w.client, "build")
+	wait := pulse.WaitExchange(w.client, "build")
 	return amqp.Table{
-		"publish.exchange":                   pipeline.ExchangeName(w.client, "build/normalized"),
+		"publish.exchange":                   pulse.ExchangeName(w.client, "build/normalized"),
 		"publish.routing_key":                "STEERED",
 		"publish.cc":                         `["route.steered"]`,
 		"publish.content_type":               "text/plain",
-		pipeline.HeaderOriginExchange:        wait,
-		pipeline.HeaderOriginRoutingKey:      pipeline.RetryKey,
-		pipeline.HeaderSourceExchange:        "exchange/forged/",
-		pipeline.HeaderSourceRoutingKey:      "STEERED",
-		pipeline.HeaderAttempt:               "99",
-		pipeline.HeaderFirstSeen:             "2000-01-01T00:00:00Z",
-		pipeline.HeaderClass:                 "forged",
-		pipeline.HeaderReason:                "forged",
+		pulse.HeaderOriginExchange:           wait,
+		pulse.HeaderOriginRoutingKey:         pulse.RetryKey,
+		pulse.HeaderSourceExchange:           "exchange/forged/",
+		pulse.HeaderSourceRoutingKey:         "STEERED",
+		pulse.HeaderAttempt:                  "99",
+		pulse.HeaderFirstSeen:                "2000-01-01T00:00:00Z",
+		pulse.HeaderClass:                    "forged",
+		pulse.HeaderReason:                   "forged",
 		"x-death":                            []interface{}{amqp.Table{"reason": "expired", "queue": "forged", "count": int64(1)}},
 		"CC":                                 routes,
 		"BCC":                                []interface{}{"route.hidden"},
@@ -68,11 +68,11 @@ func TestUpstreamCannotSteer(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	proc := w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""))
-	output := pipeline.ExchangeName(w.client, "build/normalized")
+	output := pulse.ExchangeName(w.client, "build/normalized")
 	everything := w.probe(output, "#")
-	waiting := w.probe(pipeline.WaitExchange(w.client, "build"), pipeline.RetryKey, "15s", "1m", "5m", "STEERED")
-	holding := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.RetryKey, "15s", "1m", "5m", "STEERED")
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	waiting := w.probe(pulse.WaitExchange(w.client, "build"), pulse.RetryKey, "15s", "1m", "5m", "STEERED")
+	holding := w.probe(pulse.HoldExchange(w.client, "build"), pulse.RetryKey, "15s", "1m", "5m", "STEERED")
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +90,11 @@ func TestUpstreamCannotSteer(t *testing.T) {
 	publish(goodKey, good)
 
 	parked := receive(t, dead, "the dead queue")
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassMalformed || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderReason]), "not well-formed JSON") {
-		t.Errorf("parked with class %v reason %v; want the translator's own malformed_json", parked.Headers[pipeline.HeaderClass], parked.Headers[pipeline.HeaderReason])
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassMalformed || !strings.Contains(fmt.Sprint(parked.Headers[pulse.HeaderReason]), "not well-formed JSON") {
+		t.Errorf("parked with class %v reason %v; want the translator's own malformed_json", parked.Headers[pulse.HeaderClass], parked.Headers[pulse.HeaderReason])
 	}
-	if parked.Headers[pipeline.HeaderOriginExchange] != w.upstream || parked.Headers[pipeline.HeaderOriginRoutingKey] != badKey || parked.RoutingKey != badKey {
-		t.Errorf("the parked copy says it came from %v %v (key %s); want %s %s", parked.Headers[pipeline.HeaderOriginExchange], parked.Headers[pipeline.HeaderOriginRoutingKey], parked.RoutingKey, w.upstream, badKey)
+	if parked.Headers[pulse.HeaderOriginExchange] != w.upstream || parked.Headers[pulse.HeaderOriginRoutingKey] != badKey || parked.RoutingKey != badKey {
+		t.Errorf("the parked copy says it came from %v %v (key %s); want %s %s", parked.Headers[pulse.HeaderOriginExchange], parked.Headers[pulse.HeaderOriginRoutingKey], parked.RoutingKey, w.upstream, badKey)
 	}
 	if parked.ContentType != "application/json" || string(parked.Body) != `{"payload": {"build": ` {
 		t.Errorf("the parked copy is %q %q; want the input's own content type and body", parked.ContentType, parked.Body)
@@ -102,10 +102,10 @@ func TestUpstreamCannotSteer(t *testing.T) {
 	if _, ok := parked.Headers["CC"]; ok {
 		t.Error("the parked copy carries a CC header")
 	}
-	if cut := fmt.Sprint(parked.Headers[pipeline.HeaderCutHeaders]); !strings.Contains(cut, "x-original-CC") {
+	if cut := fmt.Sprint(parked.Headers[pulse.HeaderCutHeaders]); !strings.Contains(cut, "x-original-CC") {
 		t.Errorf("the parked copy does not say the 100 KB CC header was cut: %q", cut)
 	}
-	for _, kept := range []string{"publish.exchange", "x-original-" + pipeline.HeaderClass, "int8", "decimal", "table", "bytes"} {
+	for _, kept := range []string{"publish.exchange", "x-original-" + pulse.HeaderClass, "int8", "decimal", "table", "bytes"} {
 		if _, ok := parked.Headers[kept]; !ok {
 			t.Errorf("the parked copy lost the upstream header %s", kept)
 		}
@@ -128,7 +128,7 @@ func TestUpstreamCannotSteer(t *testing.T) {
 	case d := <-holding:
 		t.Errorf("a message in the hold exchange: key %q", d.RoutingKey)
 	case d := <-dead:
-		t.Errorf("a second parked copy: class %v", d.Headers[pipeline.HeaderClass])
+		t.Errorf("a second parked copy: class %v", d.Headers[pulse.HeaderClass])
 	case <-time.After(3 * time.Second):
 	}
 	logs := proc.logs.String()
@@ -150,8 +150,8 @@ func TestThousandsOfHeadersAreNotRead(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	proc := w.startTranslator(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", ""))
-	everything := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "#")
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	everything := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "#")
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestThousandsOfHeadersAreNotRead(t *testing.T) {
 		t.Fatalf("publish upstream: %v", err)
 	}
 	parked := receive(t, dead, "the dead queue")
-	if len(parked.Headers) > 12 || !strings.Contains(fmt.Sprint(parked.Headers[pipeline.HeaderCutHeaders]), "8000 upstream headers") {
-		t.Errorf("the parked copy has %d headers, cut %q; want the translator's own, saying the 8,000 were not read", len(parked.Headers), parked.Headers[pipeline.HeaderCutHeaders])
+	if len(parked.Headers) > 12 || !strings.Contains(fmt.Sprint(parked.Headers[pulse.HeaderCutHeaders]), "8000 upstream headers") {
+		t.Errorf("the parked copy has %d headers, cut %q; want the translator's own, saying the 8,000 were not read", len(parked.Headers), parked.Headers[pulse.HeaderCutHeaders])
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // TestQueueThatDoesNotAnswer: a queue whose process does not answer (here
@@ -27,7 +27,7 @@ func TestQueueThatDoesNotAnswer(t *testing.T) {
 	text := w.gateConfig(w.pulseUser(), []time.Duration{time.Minute}, time.Hour, "dead")
 	text = strings.Replace(text, "check: {timeout: 2s,", "check: {timeout: 40s, budget: 30s,", 1)
 	_, logs, srv := startServed(t, w.parse(text))
-	dead := pipeline.DeadQueue(w.client, "build")
+	dead := pulse.DeadQueue(w.client, "build")
 	brokertest.SuspendQueue(t, dead, 40*time.Second)
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -77,10 +77,10 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 	w.tiers = []time.Duration{500 * time.Millisecond}
 	text := strings.Replace(w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "    wait: {tiers: [500ms], deadline: 2s}\n"), "publish_timeout: 10s", "publish_timeout: 1s", 1)
 	rn, _ := startLogged(t, w.parse(text))
-	output := pipeline.ExchangeName(w.client, "build/normalized")
+	output := pulse.ExchangeName(w.client, "build/normalized")
 	answering := w.probe(output, "#")
 	resume := w.unansweringQueue(conn, output)
-	dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+	dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +88,10 @@ func TestConsumersQueueThatDoesNotAnswer(t *testing.T) {
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 	w.publishRaw(key, body)
 	parked := receive(t, dead, "the dead queue")
-	reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
-	if parked.Headers[pipeline.HeaderClass] != pipeline.ClassUnpublishable || !strings.Contains(reason, "no confirm of the outputs came within the publish timeout") ||
+	reason := fmt.Sprint(parked.Headers[pulse.HeaderReason])
+	if parked.Headers[pulse.HeaderClass] != pulse.ClassUnpublishable || !strings.Contains(reason, "no confirm of the outputs came within the publish timeout") ||
 		!strings.Contains(reason, "deadline 2s") || !strings.Contains(reason, "rabbitmqctl list_unresponsive_queues") {
-		t.Errorf("parked with class %v, reason %q; want unpublishable at the deadline, without a confirm, naming the command that finds a queue that does not answer", parked.Headers[pipeline.HeaderClass], reason)
+		t.Errorf("parked with class %v, reason %q; want unpublishable at the deadline, without a confirm, naming the command that finds a queue that does not answer", parked.Headers[pulse.HeaderClass], reason)
 	}
 	passes := int(rn.Stats("build").Waited.Load()) + 1
 	if passes < 2 {
@@ -141,7 +141,7 @@ func TestUnansweringConsumerQueueHoldsNothingUp(t *testing.T) {
 	text = strings.Replace(text, "publish_timeout: 10s", "publish_timeout: 1s", 1)
 	text = strings.Replace(text, "consumers: 2", "consumers: 2\n    prefetch: 4", 1)
 	rn, logs := startLogged(t, w.parse(text))
-	output := pipeline.ExchangeName(w.client, "build/normalized")
+	output := pulse.ExchangeName(w.client, "build/normalized")
 	answering := w.probe(output, "#")
 	resume := w.unansweringQueue(conn, output)
 

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // publishMany publishes the builds upstream, keeping up to 256 confirms
@@ -57,7 +57,7 @@ func BenchmarkGateFlow(b *testing.B) {
 	store := newArtifactStore(b)
 	store.readyPrefix = "/ready-"
 	rn := start(b, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{10 * time.Minute}, time.Hour, "dead")))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	stats := rn.Stats("build")
 	runs := 0
 
@@ -95,7 +95,7 @@ func BenchmarkGateFlow(b *testing.B) {
 	for stats.Waited.Load() < waitingCount && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	q, err := w.inspect(pipeline.WaitQueue(w.client, "build", 10*time.Minute))
+	q, err := w.inspect(pulse.WaitQueue(w.client, "build", 10*time.Minute))
 	if err != nil || q.Messages != waitingCount {
 		b.Fatalf("the wait queue holds %d messages (%v), want %d", q.Messages, err, waitingCount)
 	}

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // artifactStore is a local HTTP server standing in for the place build
@@ -119,8 +120,8 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	store := newArtifactStore(t)
 	const shortTier, longTier = 250 * time.Millisecond, time.Second
 	rn := start(t, w.parse(w.gateConfig(w.pulseUser(), []time.Duration{shortTier, longTier}, time.Minute, "dead")))
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-	waiting := w.probe(pipeline.HoldExchange(w.client, "build"), pipeline.TierName(shortTier), pipeline.TierName(longTier))
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
+	waiting := w.probe(pulse.HoldExchange(w.client, "build"), pulse.TierName(shortTier), pulse.TierName(longTier))
 	stats, checks := rn.Stats("build"), rn.Checks("build")
 
 	ready := newGatedBuild(t, store, "ready")
@@ -139,9 +140,9 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 	for i, tier := range []time.Duration{shortTier, longTier} {
 		d := receive(t, waiting, "the hold exchange")
 		h := d.Headers
-		if d.RoutingKey != pipeline.TierName(tier) || h[pipeline.HeaderAttempt] != fmt.Sprint(i+1) ||
-			h[pipeline.HeaderSourceRoutingKey] != late.key || h[pipeline.HeaderSourceExchange] != w.upstream ||
-			!strings.Contains(fmt.Sprint(h[pipeline.HeaderWaitingFor]), late.logURL+" (not_yet: 404") || string(d.Body) != string(late.body) {
+		if d.RoutingKey != pulse.TierName(tier) || h[pulse.HeaderAttempt] != fmt.Sprint(i+1) ||
+			h[pulse.HeaderSourceRoutingKey] != late.key || h[pulse.HeaderSourceExchange] != w.upstream ||
+			!strings.Contains(fmt.Sprint(h[pulse.HeaderWaitingFor]), late.logURL+" (not_yet: 404") || string(d.Body) != string(late.body) {
 			t.Errorf("wait %d: key %q headers %v; want tier %s, attempt %d, the source and the URL, the body unchanged", i+1, d.RoutingKey, h, tier, i+1)
 		}
 	}
@@ -163,8 +164,8 @@ func TestGateHoldsUntilArtifactExists(t *testing.T) {
 		t.Errorf("published %s after the log appeared; the longest tier is %s", took, longTier)
 	}
 	p := payloadOf(t, out)
-	if p["logurl"] != late.logURL || p[pipeline.UnconfirmedField] != nil {
-		t.Errorf("payload logurl %v, %s %v", p["logurl"], pipeline.UnconfirmedField, p[pipeline.UnconfirmedField])
+	if p["logurl"] != late.logURL || p[pulse.UnconfirmedField] != nil {
+		t.Errorf("payload logurl %v, %s %v", p["logurl"], pulse.UnconfirmedField, p[pulse.UnconfirmedField])
 	}
 	if out.RoutingKey != "build.mozilla-central.linux64.opt.mozilla-central-linux64" {
 		t.Errorf("routing key %q, want the one of the source message", out.RoutingKey)
@@ -187,19 +188,19 @@ func TestGateDeadline(t *testing.T) {
 		w := newWorld(t, conn)
 		store := newArtifactStore(t)
 		rn := start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, 1500*time.Millisecond, "dead")))
-		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
-		dead, err := w.admin.Consume(pipeline.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
+		main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
+		dead, err := w.admin.Consume(pulse.DeadQueue(w.client, "build"), "", true, false, false, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		never := newGatedBuild(t, store, "never")
 		w.publishRaw(never.key, never.body)
 		parked := receive(t, dead, "the dead queue")
-		reason := fmt.Sprint(parked.Headers[pipeline.HeaderReason])
-		if parked.Headers[pipeline.HeaderClass] != pipeline.ClassArtifactsMissing || !strings.Contains(reason, never.logURL) ||
+		reason := fmt.Sprint(parked.Headers[pulse.HeaderReason])
+		if parked.Headers[pulse.HeaderClass] != pulse.ClassArtifactsMissing || !strings.Contains(reason, never.logURL) ||
 			!strings.Contains(reason, "404") || !strings.Contains(reason, "deadline 1.5s") {
 			t.Errorf("parked with class %v, reason %q; want %s naming the URL, its 404 and the deadline",
-				parked.Headers[pipeline.HeaderClass], reason, pipeline.ClassArtifactsMissing)
+				parked.Headers[pulse.HeaderClass], reason, pulse.ClassArtifactsMissing)
 		}
 		if parked.RoutingKey != never.key || string(parked.Body) != string(never.body) {
 			t.Errorf("parked copy: key %q; want the original key and body", parked.RoutingKey)
@@ -218,12 +219,12 @@ func TestGateDeadline(t *testing.T) {
 		w := newWorld(t, conn)
 		store := newArtifactStore(t)
 		start(t, w.parse(w.gateConfig(w.pulseUser(), tiers, time.Second, "publish")))
-		main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+		main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 		never := newGatedBuild(t, store, "never")
 		w.publishRaw(never.key, never.body)
 		p := payloadOf(t, receive(t, main, "the output past its deadline"))
-		if fmt.Sprint(p[pipeline.UnconfirmedField]) != fmt.Sprint([]any{never.logURL}) {
-			t.Errorf("%s = %v, want [%s]", pipeline.UnconfirmedField, p[pipeline.UnconfirmedField], never.logURL)
+		if fmt.Sprint(p[pulse.UnconfirmedField]) != fmt.Sprint([]any{never.logURL}) {
+			t.Errorf("%s = %v, want [%s]", pulse.UnconfirmedField, p[pulse.UnconfirmedField], never.logURL)
 		}
 	})
 }
@@ -239,7 +240,7 @@ func TestWaitingMessagesSurviveKill(t *testing.T) {
 	tiers := []time.Duration{300 * time.Millisecond, time.Second}
 	text := w.gateConfig(w.pulseUser(), tiers, 5*time.Minute, "dead")
 	first := w.startTranslator(text)
-	main := w.probe(pipeline.ExchangeName(w.client, "build/normalized"), "build.#")
+	main := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "build.#")
 	const n = 200
 	for i := range n {
 		b := newGatedBuild(t, store, fmt.Sprintf("b%d", i))
@@ -299,8 +300,8 @@ func TestWaitingMessagesSurviveKill(t *testing.T) {
 	}
 	// At-least-once: a message the killed process had already sent to a
 	// wait queue but not yet acked comes back twice, and no other does.
-	if inHand := held - n; duplicates > inHand || inHand > 2*pipeline.DefaultPrefetch {
-		t.Errorf("%d duplicates, %d messages held twice by the broker after the kill; want no more duplicates than those, and those within the 2 consumers' prefetch (%d)", duplicates, inHand, 2*pipeline.DefaultPrefetch)
+	if inHand := held - n; duplicates > inHand || inHand > 2*config.DefaultPrefetch {
+		t.Errorf("%d duplicates, %d messages held twice by the broker after the kill; want no more duplicates than those, and those within the 2 consumers' prefetch (%d)", duplicates, inHand, 2*config.DefaultPrefetch)
 	}
 }
 
@@ -313,13 +314,13 @@ func (w *world) settledInput(tiers []time.Duration) int {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
 		waiting := 0
 		for _, tier := range tiers {
-			q, err := w.inspectWithin(pipeline.WaitQueue(w.client, "build", tier), answerWithin)
+			q, err := w.inspectWithin(pulse.WaitQueue(w.client, "build", tier), answerWithin)
 			if err != nil {
 				w.t.Fatal(err)
 			}
 			waiting += q.Messages
 		}
-		q, err := w.inspectWithin(pipeline.InputQueue(w.client, "build"), answerWithin)
+		q, err := w.inspectWithin(pulse.InputQueue(w.client, "build"), answerWithin)
 		if err != nil {
 			w.t.Fatal(err)
 		}

@@ -15,8 +15,8 @@ import (
 // compares the outcome with testdata/expected, written by hand from the
 // raw messages.
 func TestGolden(t *testing.T) {
-	proc := plugintest.Processor(t, "config.yaml", "tasks", translator.Default)
-	plugintest.Golden(t, proc, "testdata/corpus", "testdata/expected")
+	p := plugintest.Load(t, "config.yaml", "tasks", translator.Default)
+	plugintest.Golden(t, p, "testdata/corpus", "testdata/expected")
 }
 
 // TestRefusalsAndDrops covers what the corpus does not: each class the

@@ -1,4 +1,4 @@
-package pipeline_test
+package config_test
 
 import (
 	"fmt"
@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 const validConfig = `client_id: me
@@ -22,25 +23,25 @@ pipelines:
 `
 
 func TestParseCompletesDefaults(t *testing.T) {
-	t.Setenv(pipeline.EnvClientID, "")
-	t.Setenv(pipeline.EnvConnection, "")
-	cfg, err := pipeline.Parse("c.yaml", []byte(validConfig))
+	t.Setenv(config.EnvClientID, "")
+	t.Setenv(config.EnvConnection, "")
+	cfg, err := config.Parse("c.yaml", []byte(validConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := cfg.Pipelines[0]
-	if p.Outputs[0].Exchange != "exchange/me/build/normalized" || p.Outputs[0].Name != "build/normalized" || p.Outputs[0].Envelope != pipeline.EnvelopeMozillaPulse {
+	if p.Outputs[0].Exchange != "exchange/me/build/normalized" || p.Outputs[0].Name != "build/normalized" || p.Outputs[0].Envelope != config.EnvelopeMozillaPulse {
 		t.Errorf("output %+v", p.Outputs[0])
 	}
-	if p.Prefetch != pipeline.DefaultPrefetch || p.Consumers != pipeline.DefaultConsumers || p.Queue.MaxLength != pipeline.DefaultMaxLength || p.Queue.Type != "classic" {
+	if p.Prefetch != config.DefaultPrefetch || p.Consumers != config.DefaultConsumers || p.Queue.MaxLength != config.DefaultMaxLength || p.Queue.Type != "classic" {
 		t.Errorf("defaults not applied: %+v", p)
 	}
 }
 
 func TestEnvironmentOverridesConfig(t *testing.T) {
-	t.Setenv(pipeline.EnvClientID, "fromenv")
-	t.Setenv(pipeline.EnvConnection, "amqp://u:p@broker:5672/")
-	cfg, err := pipeline.Parse("c.yaml", []byte(validConfig))
+	t.Setenv(config.EnvClientID, "fromenv")
+	t.Setenv(config.EnvConnection, "amqp://u:p@broker:5672/")
+	cfg, err := config.Parse("c.yaml", []byte(validConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestEnvironmentOverridesConfig(t *testing.T) {
 // give the same nodes, in order; PULSE_CONNECTION_STRING replaces them
 // with its own comma-separated list; the redacted form holds no password.
 func TestConnectionList(t *testing.T) {
-	t.Setenv(pipeline.EnvClientID, "")
+	t.Setenv(config.EnvClientID, "")
 	want := []string{"amqps://me:s3cret@a.example.com:5671/vhost", "amqps://me:s3cret@b.example.com:5671/vhost", "amqps://me:s3cret@c.example.com:5671/vhost"}
 	for name, yaml := range map[string]string{
 		"commas": "connection: 'amqps://me:s3cret@a.example.com:5671/vhost, amqps://me:s3cret@b.example.com:5671/vhost,amqps://me:s3cret@c.example.com:5671/vhost'",
@@ -68,8 +69,8 @@ func TestConnectionList(t *testing.T) {
 			if name == "env" {
 				env = strings.Join(want, ",")
 			}
-			t.Setenv(pipeline.EnvConnection, env)
-			cfg, err := pipeline.Parse("c.yaml", []byte(strings.Replace(validConfig, "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", yaml, 1)))
+			t.Setenv(config.EnvConnection, env)
+			cfg, err := config.Parse("c.yaml", []byte(strings.Replace(validConfig, "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", yaml, 1)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,8 +90,8 @@ func TestConnectionList(t *testing.T) {
 // TestConfigErrors checks that each mistake stops with the file, the line,
 // the field and what to do, and that no error shows the password.
 func TestConfigErrors(t *testing.T) {
-	t.Setenv(pipeline.EnvClientID, "")
-	t.Setenv(pipeline.EnvConnection, "")
+	t.Setenv(config.EnvClientID, "")
+	t.Setenv(config.EnvConnection, "")
 	cases := []struct {
 		name, from, to string
 		want           []string
@@ -118,7 +119,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Parse("c.yaml", []byte(strings.Replace(validConfig, c.from, c.to, 1)))
+			_, err := config.Parse("c.yaml", []byte(strings.Replace(validConfig, c.from, c.to, 1)))
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -135,19 +136,19 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestWaitDefaultsAndTiers(t *testing.T) {
-	cfg, err := pipeline.Parse("c.yaml", []byte(validConfig))
+	cfg, err := config.Parse("c.yaml", []byte(validConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := cfg.Pipelines[0].Wait
-	if fmt.Sprint(w.Tiers) != "[15s 1m0s 5m0s]" || w.Deadline != 10*time.Minute || w.OnDeadline != pipeline.OnDeadlineDead {
+	if fmt.Sprint(w.Tiers) != "[15s 1m0s 5m0s]" || w.Deadline != 10*time.Minute || w.OnDeadline != config.OnDeadlineDead {
 		t.Errorf("wait defaults %+v", w)
 	}
-	if got := pipeline.WaitQueue("me", "build", 15*time.Second); got != "queue/me/build/wait/15s" {
+	if got := pulse.WaitQueue("me", "build", 15*time.Second); got != "queue/me/build/wait/15s" {
 		t.Errorf("wait queue %q", got)
 	}
 	for d, want := range map[time.Duration]string{250 * time.Millisecond: "250ms", 90 * time.Second: "90s", 5 * time.Minute: "5m", 2 * time.Hour: "2h"} {
-		if got := pipeline.TierName(d); got != want {
+		if got := pulse.TierName(d); got != want {
 			t.Errorf("TierName(%s) = %q, want %q", d, got, want)
 		}
 	}
@@ -173,7 +174,7 @@ func TestWaitDefaultsAndTiers(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	got := pipeline.RedactURL("amqps://user:pa%2Fss%40word@host:5671/vh")
+	got := config.RedactURL("amqps://user:pa%2Fss%40word@host:5671/vh")
 	if strings.Contains(got, "pa") || !strings.Contains(got, "user") {
 		t.Errorf("RedactURL = %q", got)
 	}

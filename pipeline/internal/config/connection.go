@@ -1,7 +1,8 @@
-package pipeline
+package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -53,4 +54,23 @@ func (c Connections) Redacted() string {
 		shown[i] = RedactURL(u)
 	}
 	return strings.Join(shown, ",")
+}
+
+// RedactURL returns an AMQP URL with its password replaced, fit for logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable connection string)"
+	}
+	return u.Redacted()
+}
+
+// HostOf returns the host and port of an AMQP URL, without user or
+// password: what a page may show of where a process is connected.
+func HostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable connection string)"
+	}
+	return u.Host
 }

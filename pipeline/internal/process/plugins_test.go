@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"strings"
@@ -6,7 +6,8 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -34,13 +35,13 @@ func plugin(name, schema string, schemas, rules fstest.MapFS) translator.Spec {
 	return spec
 }
 
-func pipelineOf(t *testing.T, translatorName string, ruleFiles ...string) pipeline.PipelineConfig {
+func pipelineOf(t *testing.T, translatorName string, ruleFiles ...string) config.PipelineConfig {
 	t.Helper()
 	var rules string
 	if len(ruleFiles) > 0 {
 		rules = "\n    rules: [" + strings.Join(ruleFiles, ", ") + "]"
 	}
-	cfg, err := pipeline.Parse("test.yaml", []byte(`client_id: t
+	cfg, err := config.Parse("test.yaml", []byte(`client_id: t
 pipelines:
   - name: p
     translator: `+translatorName+`
@@ -62,14 +63,14 @@ func TestPluginsShipTheirData(t *testing.T) {
 		reg.Register(plugin("a", "a/thing.json", fstest.MapFS{"a/thing.json": {Data: []byte(okSchema)}},
 			fstest.MapFS{"a.yaml": {Data: []byte("rules:\n  - name: cc\n    cc: ['\"route.n\"']\n")}}))
 		reg.Register(plugin("b", "a/thing.json", nil, nil))
-		shipped, err := pipeline.Ship(&reg)
+		shipped, err := process.Ship(&reg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if owner := shipped.SchemaOwner("a/thing.json"); owner != "a" {
 			t.Errorf("SchemaOwner = %q", owner)
 		}
-		proc, err := pipeline.NewProcessor(pipelineOf(t, "b", "builtin:a.yaml"), &reg, shipped)
+		proc, err := process.NewProcessor(pipelineOf(t, "b", "builtin:a.yaml"), &reg, shipped)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,9 +108,9 @@ func TestPluginsShipTheirData(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			shipped, err := pipeline.Ship(&reg)
+			shipped, err := process.Ship(&reg)
 			if err == nil {
-				_, err = pipeline.NewProcessor(pipelineOf(t, "a", tc.rules...), &reg, shipped)
+				_, err = process.NewProcessor(pipelineOf(t, "a", tc.rules...), &reg, shipped)
 			}
 			if err == nil {
 				t.Fatal("start-up succeeded")

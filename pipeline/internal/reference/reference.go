@@ -1,10 +1,14 @@
-package pipeline
+package reference
 
 import (
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
@@ -43,14 +47,14 @@ type ReferenceEntry struct {
 
 // BuildReference documents the named pipeline of cfg. Its translator must
 // implement translator.Describer.
-func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, shipped *Shipped) (*Reference, error) {
+func BuildReference(cfg *config.Config, pipeline string, reg *translator.Registry, shipped *process.Shipped) (*Reference, error) {
 	sch := shipped.Schemas
-	i := slices.IndexFunc(cfg.Pipelines, func(p PipelineConfig) bool { return p.Name == pipeline })
+	i := slices.IndexFunc(cfg.Pipelines, func(p config.PipelineConfig) bool { return p.Name == pipeline })
 	if i < 0 {
 		return nil, fmt.Errorf("no pipeline %q in %s", pipeline, cfg.Source())
 	}
 	p := cfg.Pipelines[i]
-	proc, err := NewProcessor(p, reg, shipped)
+	proc, err := process.NewProcessor(p, reg, shipped)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +79,7 @@ func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, ship
 		ExchangePrefix: "exchange/" + cfg.ClientID + "/",
 	}
 	for _, doc := range describer.Describe() {
-		out := proc.output(doc.To)
+		out := proc.Output(doc.To)
 		if out == nil {
 			return nil, fmt.Errorf("pipeline %q: the %s translator documents output %q, which the pipeline does not have", p.Name, p.Translator, doc.To)
 		}
@@ -86,7 +90,7 @@ func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, ship
 			}
 		}
 		ref.Entries = append(ref.Entries, ReferenceEntry{
-			Type: "topic-exchange", Exchange: ShortName(cfg.ClientID, out.Exchange),
+			Type: "topic-exchange", Exchange: pulse.ShortName(cfg.ClientID, out.Exchange),
 			Name: doc.Name, Title: doc.Title, Description: doc.Description,
 			RoutingKey: doc.RoutingKey, Schema: schemaID, CCRoutes: cc, schemaName: doc.Schema,
 		})
@@ -94,7 +98,7 @@ func BuildReference(cfg *Config, pipeline string, reg *translator.Registry, ship
 	return ref, nil
 }
 
-func bindingsText(p PipelineConfig) string {
+func bindingsText(p config.PipelineConfig) string {
 	var parts []string
 	for _, b := range p.Bindings {
 		parts = append(parts, b.Exchange+" ("+strings.Join(b.RoutingKeys, ", ")+")")

@@ -1,4 +1,9 @@
-package gate
+// Package urlpolicy says where the readiness gate's artifact checks may
+// go, and whether a URL is one the gate checks at all: the one place the
+// policy on upstream URLs lives. It parses before it matches (scheme,
+// host, port, cleaned path), and guards the addresses a check dials. It
+// sends nothing itself; package gate asks over HTTP within it.
+package urlpolicy
 
 import (
 	"errors"
@@ -47,19 +52,19 @@ var ErrForbidden = errors.New("the artifact check may not go there")
 // the gate hold, send or remember megabytes of URL.
 const MaxURLBytes = 4096
 
-// target is a URL as the policy compares it.
-type target struct {
-	scheme string
-	// host is lower case, ASCII (IDNA), without brackets or a trailing
-	// dot; port is always set.
-	host, port string
-	// path is the URL's path, decoded and cleaned ("/" when empty).
-	path string
+// Target is a URL as the policy compares it.
+type Target struct {
+	Scheme string
+	// Host is lower case, ASCII (IDNA), without brackets or a trailing
+	// dot; Port is always set.
+	Host, Port string
+	// Path is the URL's path, decoded and cleaned ("/" when empty).
+	Path string
 }
 
-// hostPort is the host and port a check of t connects to: the key of
+// HostPort is the host and port a check of t connects to: the key of
 // the host's slots, the same for every spelling of the host.
-func (t target) hostPort() string { return net.JoinHostPort(t.host, t.port) }
+func (t Target) HostPort() string { return net.JoinHostPort(t.Host, t.Port) }
 
 // allowEntry is one parsed entry of Policy.Allow.
 type allowEntry struct {
@@ -74,16 +79,16 @@ type allowEntry struct {
 	isURL  bool
 }
 
-// compiled is a Policy ready to match URLs.
-type compiled struct {
+// Rules is a Policy compiled, ready to match URLs.
+type Rules struct {
 	entries      []allowEntry
 	allowPrivate bool
 	guard        *ssrf.Guardian
 }
 
-// compile parses every entry of p.Allow.
-func (p Policy) compile() (*compiled, error) {
-	c := &compiled{allowPrivate: p.AllowPrivate, guard: ssrf.New(ssrf.WithAnyPort())}
+// Compile parses every entry of p.Allow; the errors name each bad entry.
+func (p Policy) Compile() (*Rules, error) {
+	c := &Rules{allowPrivate: p.AllowPrivate, guard: ssrf.New(ssrf.WithAnyPort())}
 	var errs []error
 	for _, entry := range p.Allow {
 		e, err := parseEntry(entry)
@@ -155,22 +160,22 @@ func parseEntry(entry string) (allowEntry, error) {
 }
 
 // matches reports whether the entry takes t.
-func (e allowEntry) matches(t target) bool {
+func (e allowEntry) matches(t Target) bool {
 	switch {
 	case e.domain:
-		if t.host != e.host && !strings.HasSuffix(t.host, "."+e.host) {
+		if t.Host != e.host && !strings.HasSuffix(t.Host, "."+e.host) {
 			return false
 		}
-	case t.host != e.host:
+	case t.Host != e.host:
 		return false
 	}
-	if e.port != "" && t.port != e.port {
+	if e.port != "" && t.Port != e.port {
 		return false
 	}
 	if !e.isURL {
 		return true
 	}
-	return t.scheme == e.scheme && (e.prefix == "" || t.path == e.prefix || strings.HasPrefix(t.path, e.prefix+"/"))
+	return t.Scheme == e.scheme && (e.prefix == "" || t.Path == e.prefix || strings.HasPrefix(t.Path, e.prefix+"/"))
 }
 
 // Permit returns nil when the policy lets a check of raw go ahead, or an
@@ -178,19 +183,20 @@ func (e allowEntry) matches(t target) bool {
 // policy). Host names are checked by name here; the addresses they
 // resolve to are checked when a check connects.
 func (p Policy) Permit(raw string) error {
-	c, err := p.compile()
+	c, err := p.Compile()
 	if err != nil {
 		return err
 	}
-	_, t, err := parseURL(raw)
+	_, t, err := Parse(raw)
 	if err != nil {
 		return err
 	}
-	return c.permit(t, raw)
+	return c.Permit(t, raw)
 }
 
-// permit is Permit of raw, parsed as t.
-func (c *compiled) permit(t target, raw string) error {
+// Permit is Policy.Permit of raw, parsed as t: nil, or an error wrapping
+// ErrForbidden.
+func (c *Rules) Permit(t Target, raw string) error {
 	if len(c.entries) > 0 {
 		for _, e := range c.entries {
 			if e.matches(t) {
@@ -203,7 +209,7 @@ func (c *compiled) permit(t target, raw string) error {
 		}
 		return fmt.Errorf("%w: %.200q is not in wait.check.allow (%s)", ErrForbidden, RedactURL(raw), strings.Join(names, ", "))
 	}
-	if err := c.permitHost(t.host); err != nil {
+	if err := c.permitHost(t.Host); err != nil {
 		return fmt.Errorf("%w: %.200q %s; set wait.check.allow_private or list the host in wait.check.allow", ErrForbidden, RedactURL(raw), err.Error())
 	}
 	return nil
@@ -212,7 +218,7 @@ func (c *compiled) permit(t target, raw string) error {
 // permitHost checks a host name or literal address without an allow
 // list: names of this machine and special-purpose addresses are refused
 // unless private addresses are allowed.
-func (c *compiled) permitHost(host string) error {
+func (c *Rules) permitHost(host string) error {
 	if c.allowPrivate {
 		return nil
 	}
@@ -225,11 +231,11 @@ func (c *compiled) permitHost(host string) error {
 	return nil
 }
 
-// permitDial checks the address a check is about to dial, host:port as
+// PermitDial checks the address a check is about to dial, host:port as
 // net/http asks for it: with an allow list it must be a listed host and
 // port; without one it must not name this machine. The addresses a name
-// resolves to are checked by control, as the connection is made.
-func (c *compiled) permitDial(address string) error {
+// resolves to are checked by Control, as the connection is made.
+func (c *Rules) PermitDial(address string) error {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return err
@@ -252,10 +258,10 @@ func (c *compiled) permitDial(address string) error {
 	return nil
 }
 
-// control is the dialer's Control hook without an allow list: it runs on
+// Control is the dialer's Control hook without an allow list: it runs on
 // the address a host name resolved to, so a public name that resolves to
 // a private address is refused too.
-func (c *compiled) control(network, address string, conn syscall.RawConn) error {
+func (c *Rules) Control(network, address string, conn syscall.RawConn) error {
 	if err := c.guard.Safe(network, address, conn); err != nil {
 		host, _, _ := net.SplitHostPort(address)
 		return fmt.Errorf("%w: the host resolves to %s, a loopback, link-local, private or other special-purpose address; set wait.check.allow_private or list the host in wait.check.allow", ErrForbidden, host)
@@ -263,24 +269,24 @@ func (c *compiled) control(network, address string, conn syscall.RawConn) error 
 	return nil
 }
 
-// guardsAddresses reports whether control must run on every connection.
-func (c *compiled) guardsAddresses() bool { return len(c.entries) == 0 && !c.allowPrivate }
+// GuardsAddresses reports whether Control must run on every connection.
+func (c *Rules) GuardsAddresses() bool { return len(c.entries) == 0 && !c.allowPrivate }
 
 // ValidURL reports whether raw is a URL the gate checks: an absolute
 // http or https URL with a host, at most MaxURLBytes long. The error
 // says what is wrong with it.
 func ValidURL(raw string) error {
-	_, _, err := parseURL(raw)
+	_, _, err := Parse(raw)
 	return err
 }
 
-// parseURL parses raw, checks it is what ValidURL asks for, and returns
+// Parse parses raw, checks it is what ValidURL asks for, and returns
 // it as the request will be sent (host normalised, without user info:
 // the gate never sends credentials) and as the policy compares it.
-func parseURL(raw string) (*url.URL, target, error) {
+func Parse(raw string) (*url.URL, Target, error) {
 	if len(raw) > MaxURLBytes {
 		// Not shown: a cut URL may end inside its user info.
-		return nil, target{}, fmt.Errorf("the artifact URL is %d bytes long; the gate checks URLs of at most %d", len(raw), MaxURLBytes)
+		return nil, Target{}, fmt.Errorf("the artifact URL is %d bytes long; the gate checks URLs of at most %d", len(raw), MaxURLBytes)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -289,35 +295,35 @@ func parseURL(raw string) (*url.URL, target, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, target{}, fmt.Errorf("%.200q is not a URL: %v", RedactURL(raw), err)
+		return nil, Target{}, fmt.Errorf("%.200q is not a URL: %v", RedactURL(raw), err)
 	}
-	t, err := targetOf(u)
+	t, err := TargetOf(u)
 	if err != nil {
-		return nil, target{}, fmt.Errorf("%.200q %v", RedactURL(raw), err)
+		return nil, Target{}, fmt.Errorf("%.200q %v", RedactURL(raw), err)
 	}
 	return u, t, nil
 }
 
-// targetOf normalises u in place for sending (lower-case ASCII host, the
+// TargetOf normalises u in place for sending (lower-case ASCII host, the
 // default port dropped, no user info) and returns what the policy
 // compares.
-func targetOf(u *url.URL) (target, error) {
+func TargetOf(u *url.URL) (Target, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return target{}, fmt.Errorf("is a %s URL: only http and https artifact URLs can be checked", strings.ToLower(u.Scheme))
+		return Target{}, fmt.Errorf("is a %s URL: only http and https artifact URLs can be checked", strings.ToLower(u.Scheme))
 	}
 	if u.Host == "" {
-		return target{}, errors.New("has no host")
+		return Target{}, errors.New("has no host")
 	}
 	host, err := normalHost(u.Hostname())
 	if err != nil {
-		return target{}, err
+		return Target{}, err
 	}
 	port := u.Port()
 	if port == "" {
 		port = schemePort(u.Scheme)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return target{}, fmt.Errorf("has no valid port (%q)", port)
+		return Target{}, fmt.Errorf("has no valid port (%q)", port)
 	}
 	u.User = nil
 	u.Host = host
@@ -327,7 +333,7 @@ func targetOf(u *url.URL) (target, error) {
 	if port != schemePort(u.Scheme) {
 		u.Host = net.JoinHostPort(host, port)
 	}
-	return target{scheme: u.Scheme, host: host, port: port, path: cleanPath(u.Path)}, nil
+	return Target{Scheme: u.Scheme, Host: host, Port: port, Path: cleanPath(u.Path)}, nil
 }
 
 // normalHost is a host name as keys and the policy compare it: lower

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"encoding/json"
@@ -8,11 +8,13 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 // marshalReference is the envelope as encoding/json writes it.
 func marshalReference(r Routed, sent time.Time) ([]byte, error) {
-	if r.Output.Envelope == EnvelopeBare {
+	if r.Output.Envelope == config.EnvelopeBare {
 		return json.Marshal(r.Payload)
 	}
 	return json.Marshal(struct {
@@ -72,8 +74,8 @@ func FuzzBodyMatchesEncodingJSON(f *testing.F) {
 			delete(payload, "f") // NaN and infinities are not JSON
 		}
 		unsafe := unsafeInteger(big.NewInt(n)) || unsafeNumberText(s)
-		for _, env := range []Envelope{EnvelopeMozillaPulse, EnvelopeBare} {
-			r := Routed{Output: &OutputConfig{Exchange: "exchange/" + key, Envelope: env}, RoutingKey: s, Payload: payload}
+		for _, env := range []config.Envelope{config.EnvelopeMozillaPulse, config.EnvelopeBare} {
+			r := Routed{Output: &config.OutputConfig{Exchange: "exchange/" + key, Envelope: env}, RoutingKey: s, Payload: payload}
 			sent := time.Unix(1446634715, 0)
 			got, err := Body(r, sent)
 			want, werr := marshalReference(r, sent)
@@ -112,7 +114,7 @@ func TestBodyKeyOrder(t *testing.T) {
 		large[fmt.Sprintf("prefix-shared-%d", i)] = []any{i}
 	}
 	for name, payload := range map[string]map[string]any{"small": small, "large": large, "nested": {"o": small, "p": large}} {
-		r := Routed{Output: &OutputConfig{Envelope: EnvelopeBare}, Payload: payload}
+		r := Routed{Output: &config.OutputConfig{Envelope: config.EnvelopeBare}, Payload: payload}
 		got, err := Body(r, time.Time{})
 		want, werr := json.Marshal(payload)
 		if err != nil || werr != nil || string(got) != string(want) {

@@ -1,10 +1,13 @@
-package pipeline
+package process
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -38,7 +41,13 @@ func (p *Processor) TranslateRaw(body []byte, received time.Time) FileOutcome {
 		} `json:"_meta"`
 	}
 	_ = json.Unmarshal(body, &meta) // Decode refuses a body that is not JSON.
-	out := FileOutcome{Exchange: meta.Meta.Exchange, RoutingKey: meta.Meta.RoutingKey}
+	return p.TranslateBody(meta.Meta.Exchange, meta.Meta.RoutingKey, body, received)
+}
+
+// TranslateBody runs a raw body published to exchange with routingKey
+// through the pipeline's pure steps, as TranslateRaw does.
+func (p *Processor) TranslateBody(exchange, routingKey string, body []byte, received time.Time) FileOutcome {
+	out := FileOutcome{Exchange: exchange, RoutingKey: routingKey}
 	_, outcome, err := p.ProcessBody(out.Exchange, out.RoutingKey, nil, body, received)
 	if err == nil && len(outcome.Published) > 0 {
 		out.Bodies, err = p.Encode(outcome.Published, received)
@@ -46,7 +55,7 @@ func (p *Processor) TranslateRaw(body []byte, received time.Time) FileOutcome {
 	if err != nil {
 		var refusal *translator.Refusal
 		if !errors.As(err, &refusal) {
-			refusal = &translator.Refusal{Class: ClassInternal, Reason: err.Error()}
+			refusal = &translator.Refusal{Class: pulse.ClassInternal, Reason: err.Error()}
 		}
 		out.Refusal = refusal
 		return out
@@ -58,7 +67,7 @@ func (p *Processor) TranslateRaw(body []byte, received time.Time) FileOutcome {
 // PipelineProcessor builds the processor of the named pipeline of cfg
 // (the first when name is empty) with the plugins of reg and what they
 // ship: what "translate", "check" and the golden tests of a plugin run.
-func PipelineProcessor(cfg *Config, name string, reg *translator.Registry) (*Processor, error) {
+func PipelineProcessor(cfg *config.Config, name string, reg *translator.Registry) (*Processor, error) {
 	shipped, err := Ship(reg)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
-package pipeline
+package config
 
-import "strings"
+import (
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+)
 
 // BoundOrigin checks where a message says it was first published,
 // exchange and routingKey, against the pipeline's bindings: what comes
@@ -16,7 +18,7 @@ func (p PipelineConfig) BoundOrigin(exchange, routingKey string) (string, bool) 
 	for _, b := range p.Bindings {
 		matches := false
 		for _, pattern := range b.RoutingKeys {
-			if TopicMatches(pattern, routingKey) {
+			if pulse.TopicMatches(pattern, routingKey) {
 				matches = true
 				break
 			}
@@ -33,41 +35,4 @@ func (p PipelineConfig) BoundOrigin(exchange, routingKey string) (string, bool) 
 		found = b.Exchange
 	}
 	return found, found != ""
-}
-
-// TopicMatches reports whether a topic exchange routes key to a queue
-// bound with pattern: words split by dots, "*" standing for one word and
-// "#" for zero or more.
-func TopicMatches(pattern, key string) bool {
-	return wordsMatch(strings.Split(pattern, "."), strings.Split(key, "."))
-}
-
-func wordsMatch(pattern, key []string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case "#":
-			for len(pattern) > 1 && pattern[1] == "#" {
-				pattern = pattern[1:]
-			}
-			if len(pattern) == 1 {
-				return true
-			}
-			for i := range len(key) + 1 {
-				if wordsMatch(pattern[1:], key[i:]) {
-					return true
-				}
-			}
-			return false
-		case "*":
-			if len(key) == 0 {
-				return false
-			}
-		default:
-			if len(key) == 0 || key[0] != pattern[0] {
-				return false
-			}
-		}
-		pattern, key = pattern[1:], key[1:]
-	}
-	return len(key) == 0
 }

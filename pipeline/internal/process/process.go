@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"crypto/sha256"
@@ -10,9 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
@@ -33,8 +36,8 @@ type Processor struct {
 	translator translator.Translator
 	rules      *rules.Set
 	schemas    *schemas.Set
-	outputs    []OutputConfig
-	limits     LimitsConfig
+	outputs    []config.OutputConfig
+	limits     config.LimitsConfig
 	// ccRoom is how many CC routes the rules may add to an output: its CC
 	// list is made with room for them.
 	ccRoom int
@@ -43,7 +46,7 @@ type Processor struct {
 // Routed is one output ready to publish.
 type Routed struct {
 	// Output is the exchange it goes to.
-	Output *OutputConfig
+	Output *config.OutputConfig
 	// RoutingKey and CC route it.
 	RoutingKey string
 	CC         []string
@@ -79,7 +82,7 @@ type Outcome struct {
 // translator from the registry and checks the pieces fit, among them that
 // every schema the translator says it publishes (translator.Describer) is
 // shipped. Any error stops start-up.
-func NewProcessor(cfg PipelineConfig, reg *translator.Registry, shipped *Shipped) (*Processor, error) {
+func NewProcessor(cfg config.PipelineConfig, reg *translator.Registry, shipped *Shipped) (*Processor, error) {
 	spec, ok := reg.Lookup(cfg.Translator)
 	if !ok {
 		return nil, fmt.Errorf("pipeline %q: translator %q is not registered (registered: %v)", cfg.Name, cfg.Translator, reg.Names())
@@ -98,13 +101,13 @@ func NewProcessor(cfg PipelineConfig, reg *translator.Registry, shipped *Shipped
 	}
 	limits := cfg.Limits
 	if limits.MaxOutputs <= 0 {
-		limits.MaxOutputs = DefaultMaxOutputs
+		limits.MaxOutputs = config.DefaultMaxOutputs
 	}
 	if limits.MaxOutputBytes <= 0 {
-		limits.MaxOutputBytes = DefaultMaxOutputBytes
+		limits.MaxOutputBytes = config.DefaultMaxOutputBytes
 	}
 	if limits.MaxInputBytes <= 0 {
-		limits.MaxInputBytes = DefaultMaxInputBytes
+		limits.MaxInputBytes = config.DefaultMaxInputBytes
 	}
 	tr, err := spec.New(translator.Params{Pipeline: cfg.Name, Tables: set.Tables(), MaxOutputs: limits.MaxOutputs})
 	if err != nil {
@@ -169,9 +172,9 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 	case err != nil:
 		return Outcome{}, asRefusal(err)
 	case len(outs) == 0:
-		return Outcome{}, translator.Refuse(ClassEmptyResult, "the %s translator returned no outputs and no reason; this is a bug in the translator", p.name)
+		return Outcome{}, translator.Refuse(pulse.ClassEmptyResult, "the %s translator returned no outputs and no reason; this is a bug in the translator", p.name)
 	case len(outs) > p.limits.MaxOutputs:
-		return Outcome{}, translator.Refuse(ClassTooManyOutputs, "the message gives %d outputs; the limit is %d (limits.max_outputs)", len(outs), p.limits.MaxOutputs)
+		return Outcome{}, translator.Refuse(pulse.ClassTooManyOutputs, "the message gives %d outputs; the limit is %d (limits.max_outputs)", len(outs), p.limits.MaxOutputs)
 	}
 	digest := inputDigest(msg)
 	result := Outcome{Published: make([]Routed, 0, len(outs))}
@@ -190,7 +193,7 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 		}
 		rule, err := p.rules.Apply(&subj)
 		if err != nil {
-			return Outcome{}, translator.Refuse(ClassRule, "%v", err)
+			return Outcome{}, translator.Refuse(pulse.ClassRule, "%v", err)
 		}
 		if rule != "" {
 			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule, Class: "rule:" + rule})
@@ -208,16 +211,16 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 // route checks one output and names its exchange and id. checkedURLs are
 // the artifact URLs found valid for earlier outputs of the message.
 func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32]byte, index int, checkedURLs *[]string) (Routed, error) {
-	target := p.output(out.To)
+	target := p.Output(out.To)
 	if target == nil {
-		return Routed{}, translator.Refuse(ClassUnknownTo, "the translator sent an output to %q, which pipeline %q does not have", out.To, p.name)
+		return Routed{}, translator.Refuse(pulse.ClassUnknownTo, "the translator sent an output to %q, which pipeline %q does not have", out.To, p.name)
 	}
 	if err := checkRoutingKey(out.RoutingKey); err != nil {
 		return Routed{}, err
 	}
 	cc := subj.CC
 	if len(cc) > MaxCC {
-		return Routed{}, translator.Refuse(ClassBadRoute, "%s has %d CC routes; the limit is %d", out.RoutingKey, len(cc), MaxCC)
+		return Routed{}, translator.Refuse(pulse.ClassBadRoute, "%s has %d CC routes; the limit is %d", out.RoutingKey, len(cc), MaxCC)
 	}
 	for _, route := range cc {
 		if err := checkRoutingKey(route); err != nil {
@@ -225,14 +228,14 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		}
 	}
 	if err := p.schemas.Validate(out.Schema, subj.Payload); err != nil {
-		return Routed{}, translator.Refuse(ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
+		return Routed{}, translator.Refuse(pulse.ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
 	}
 	for _, u := range subj.WaitFor {
 		if slices.Contains(*checkedURLs, u) {
 			continue
 		}
-		if err := gate.ValidURL(u); err != nil {
-			return Routed{}, translator.Refuse(ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
+		if err := urlpolicy.ValidURL(u); err != nil {
+			return Routed{}, translator.Refuse(pulse.ClassBadArtifactURL, "output %s waits for an artifact that cannot be checked: %v", out.RoutingKey, err)
 		}
 		*checkedURLs = append(*checkedURLs, u)
 	}
@@ -260,12 +263,12 @@ func (p *Processor) Encode(routed []Routed, sent time.Time) ([][]byte, error) {
 		var unsafe *UnsafeNumberError
 		switch {
 		case errors.As(err, &unsafe):
-			return nil, translator.Refuse(ClassUnsafeNumber, "output %s: %v", r.RoutingKey, err)
+			return nil, translator.Refuse(pulse.ClassUnsafeNumber, "output %s: %v", r.RoutingKey, err)
 		case err != nil:
-			return nil, translator.Refuse(ClassInternal, "encode output %s: %v", r.RoutingKey, err)
+			return nil, translator.Refuse(pulse.ClassInternal, "encode output %s: %v", r.RoutingKey, err)
 		}
 		if total += len(body); total > p.limits.MaxOutputBytes {
-			return nil, translator.Refuse(ClassOutputsTooLarge, "the bodies of the message's outputs reach %d bytes at output %d of %d; the limit is %d (limits.max_output_bytes)",
+			return nil, translator.Refuse(pulse.ClassOutputsTooLarge, "the bodies of the message's outputs reach %d bytes at output %d of %d; the limit is %d (limits.max_output_bytes)",
 				total, i+1, len(routed), p.limits.MaxOutputBytes)
 		}
 		bodies[i] = body
@@ -273,7 +276,9 @@ func (p *Processor) Encode(routed []Routed, sent time.Time) ([][]byte, error) {
 	return bodies, nil
 }
 
-func (p *Processor) output(name string) *OutputConfig {
+// Output returns the pipeline output a translator output's To names (the
+// first when it names none), or nil.
+func (p *Processor) Output(name string) *config.OutputConfig {
 	if name == "" {
 		return &p.outputs[0]
 	}
@@ -287,7 +292,7 @@ func (p *Processor) output(name string) *OutputConfig {
 
 func checkRoutingKey(key string) error {
 	if key == "" || len(key) > maxRoutingKey {
-		return translator.Refuse(ClassBadRoute, "routing key %.80q has %d bytes; it needs 1 to %d", key, len(key), maxRoutingKey)
+		return translator.Refuse(pulse.ClassBadRoute, "routing key %.80q has %d bytes; it needs 1 to %d", key, len(key), maxRoutingKey)
 	}
 	return nil
 }
@@ -298,7 +303,7 @@ func asRefusal(err error) error {
 	if errors.As(err, &r) {
 		return r
 	}
-	return translator.Refuse(ClassInternal, "%v", err)
+	return translator.Refuse(pulse.ClassInternal, "%v", err)
 }
 
 // inputDigest identifies a raw message by its exchange, routing key and

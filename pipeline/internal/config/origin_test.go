@@ -1,9 +1,10 @@
-package pipeline_test
+package config_test
 
 import (
 	"testing"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 func TestTopicMatches(t *testing.T) {
@@ -26,7 +27,7 @@ func TestTopicMatches(t *testing.T) {
 		{"exact.key", "exact.key", true},
 		{"exact.key", "exact.keys", false},
 	} {
-		if got := pipeline.TopicMatches(tc.pattern, tc.key); got != tc.want {
+		if got := pulse.TopicMatches(tc.pattern, tc.key); got != tc.want {
 			t.Errorf("TopicMatches(%q, %q) = %v, want %v", tc.pattern, tc.key, got, tc.want)
 		}
 	}
@@ -37,7 +38,7 @@ func TestTopicMatches(t *testing.T) {
 // exchange that matches the key stands in, and none or two make it
 // unknown.
 func TestBoundOrigin(t *testing.T) {
-	p := pipeline.PipelineConfig{Bindings: []pipeline.BindingConfig{
+	p := config.PipelineConfig{Bindings: []config.BindingConfig{
 		{Exchange: "exchange/build/", RoutingKeys: []string{"#.log_uploaded", "#.finished"}},
 		{Exchange: "exchange/hg/", RoutingKeys: []string{"push.#"}},
 		{Exchange: "exchange/other/", RoutingKeys: []string{"push.#"}},

@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package pipeline
+package config
 
 import (
 	"bytes"
@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+
 	"go.yaml.in/yaml/v3"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 )
 
@@ -115,7 +117,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.ClientID == "" {
 		fail("client_id", "required: set client_id or %s to your Pulse client id", EnvClientID)
-	} else if !namePattern.MatchString(c.ClientID) {
+	} else if !pulse.ValidName(c.ClientID) {
 		fail("client_id", "%q is not a Pulse client id (letters, digits, '.', '_', '-')", c.ClientID)
 	}
 	tlsSchemes := 0
@@ -155,7 +157,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		switch {
 		case p.Name == "":
 			fail(at+".name", "required")
-		case !namePattern.MatchString(p.Name):
+		case !pulse.ValidName(p.Name):
 			fail(at+".name", "%q: use letters, digits, '.', '_' and '-'", p.Name)
 		case names[p.Name]:
 			fail(at+".name", "%q is used by an earlier pipeline; names must be unique", p.Name)
@@ -188,7 +190,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		for j, o := range p.Outputs {
 			oat := fmt.Sprintf("%s.outputs[%d]", at, j)
 			if c.ClientID != "" {
-				if err := checkOwnExchange(c.ClientID, o.Exchange); err != nil {
+				if err := pulse.CheckOwnExchange(c.ClientID, o.Exchange); err != nil {
 					fail(oat+".exchange", "%v", err)
 				}
 			}
@@ -248,10 +250,10 @@ func validateWait(w WaitConfig, at string, fail func(path, format string, args .
 			fail(tat, "%s: a tier must be at least 1ms, for example 15s", tier)
 		case i > 0 && tier <= w.Tiers[i-1]:
 			fail(tat, "%s: tiers must be ascending, each longer than the one before", tier)
-		case names[TierName(tier)]:
+		case names[pulse.TierName(tier)]:
 			fail(tat, "%s: names the same wait queue as an earlier tier; tiers are whole milliseconds", tier)
 		}
-		names[TierName(tier)] = true
+		names[pulse.TierName(tier)] = true
 	}
 	if w.Deadline <= 0 {
 		fail(at+".deadline", "must be positive, for example 10m")
@@ -275,7 +277,7 @@ func validateWait(w WaitConfig, at string, fail func(path, format string, args .
 		fail(at+".check.budget", "must be positive, for example 5s")
 	}
 	for i, entry := range w.Check.Allow {
-		if err := gate.CheckAllow(entry); err != nil {
+		if err := urlpolicy.CheckAllow(entry); err != nil {
 			fail(fmt.Sprintf("%s.check.allow[%d]", at, i), "%v", err)
 		}
 	}

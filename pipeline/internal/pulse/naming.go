@@ -1,8 +1,7 @@
-package pipeline
+package pulse
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +13,10 @@ import (
 
 // namePattern is what a client id or pipeline name may look like.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidName reports whether s may be a client id or a pipeline name:
+// letters, digits, '.', '_' and '-', starting with a letter or a digit.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // ExchangeName returns the full name of a client's exchange: name itself
 // when it already starts with "exchange/", else exchange/<client>/<name>.
@@ -92,30 +95,11 @@ func TierName(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
 }
 
-// checkOwnExchange reports an exchange outside the client's namespace.
-func checkOwnExchange(client, exchange string) error {
+// CheckOwnExchange reports an exchange outside the client's namespace.
+func CheckOwnExchange(client, exchange string) error {
 	prefix := "exchange/" + client + "/"
 	if !strings.HasPrefix(exchange, prefix) || len(exchange) == len(prefix) {
 		return fmt.Errorf("%q is outside this client's namespace: Pulse lets client %q declare and publish only to %s<name>", exchange, client, prefix)
 	}
 	return nil
-}
-
-// RedactURL returns an AMQP URL with its password replaced, fit for logs.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable connection string)"
-	}
-	return u.Redacted()
-}
-
-// HostOf returns the host and port of an AMQP URL, without user or
-// password: what a page may show of where a process is connected.
-func HostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable connection string)"
-	}
-	return u.Host
 }

@@ -1,15 +1,15 @@
-package pipeline_test
+package reference_test
 
 import (
 	"fmt"
 	"testing"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
 func TestParseKey(t *testing.T) {
-	e := pipeline.ReferenceEntry{RoutingKey: []translator.KeyField{
+	e := reference.ReferenceEntry{RoutingKey: []translator.KeyField{
 		{Name: "kind", Constant: "build"}, {Name: "tree"}, {Name: "tags", MultipleWords: true}, {Name: "builder"},
 	}}
 	cases := []struct {

@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"encoding/json"
@@ -10,19 +10,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/schemas"
 )
 
 // processor builds a pipeline around translate with the rules in ruleYAML.
-func processor(t *testing.T, translate translator.Func, ruleYAML string) *pipeline.Processor {
+func processor(t *testing.T, translate translator.Func, ruleYAML string) *process.Processor {
 	t.Helper()
-	return limitedProcessor(t, translate, ruleYAML, pipeline.LimitsConfig{})
+	return limitedProcessor(t, translate, ruleYAML, config.LimitsConfig{})
 }
 
 // limitedProcessor is processor with the given limits (0: the default).
-func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, limits pipeline.LimitsConfig) *pipeline.Processor {
+func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, limits config.LimitsConfig) *process.Processor {
 	t.Helper()
 	reg := &translator.Registry{}
 	if err := reg.Register(translator.Spec{Name: "fake", Schemas: schemas.Files, New: func(translator.Params) (translator.Translator, error) { return translate, nil }}); err != nil {
@@ -36,13 +38,13 @@ func limitedProcessor(t *testing.T, translate translator.Func, ruleYAML string, 
 		}
 		ruleFiles = []string{path}
 	}
-	shipped, err := pipeline.Ship(reg)
+	shipped, err := process.Ship(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.NewProcessor(pipeline.PipelineConfig{
+	p, err := process.NewProcessor(config.PipelineConfig{
 		Name: "p", Translator: "fake", Rules: ruleFiles, Limits: limits,
-		Outputs: []pipeline.OutputConfig{{Name: "out", Exchange: "exchange/me/out", Envelope: pipeline.EnvelopeBare}},
+		Outputs: []config.OutputConfig{{Name: "out", Exchange: "exchange/me/out", Envelope: config.EnvelopeBare}},
 	}, reg, shipped)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +91,7 @@ func TestProcessRefusesSchemaViolation(t *testing.T) {
 	p := processor(t, oneBuild, "rules:\n  - name: break-it\n    set: {platform: 'nil'}\n")
 	_, err := p.Process(translator.Message{Body: []byte(`{}`)})
 	var r *translator.Refusal
-	if !errors.As(err, &r) || r.Class != pipeline.ClassSchema {
+	if !errors.As(err, &r) || r.Class != pulse.ClassSchema {
 		t.Fatalf("got %v, want a schema refusal", err)
 	}
 }
@@ -107,12 +109,12 @@ func TestProcessRuleDropsOneOutput(t *testing.T) {
 
 func TestProcessClassifiesTranslatorErrors(t *testing.T) {
 	cases := map[string]translator.Func{
-		pipeline.ClassInternal:    func(translator.Message) ([]translator.Output, error) { return nil, errors.New("boom") },
-		pipeline.ClassEmptyResult: func(translator.Message) ([]translator.Output, error) { return nil, nil },
-		pipeline.ClassUnknownTo: func(translator.Message) ([]translator.Output, error) {
+		pulse.ClassInternal:    func(translator.Message) ([]translator.Output, error) { return nil, errors.New("boom") },
+		pulse.ClassEmptyResult: func(translator.Message) ([]translator.Output, error) { return nil, nil },
+		pulse.ClassUnknownTo: func(translator.Message) ([]translator.Output, error) {
 			return []translator.Output{{RoutingKey: "k", Payload: build(), Schema: "buildbot/build.json", To: "nowhere"}}, nil
 		},
-		pipeline.ClassBadRoute: func(translator.Message) ([]translator.Output, error) {
+		pulse.ClassBadRoute: func(translator.Message) ([]translator.Output, error) {
 			return []translator.Output{{RoutingKey: "", Payload: build(), Schema: "buildbot/build.json"}}, nil
 		},
 	}
@@ -155,8 +157,8 @@ func TestProcessRefusesUncheckableArtifactURL(t *testing.T) {
 	} {
 		_, err := processor(t, withLogs(urls...), rules).Process(translator.Message{Body: []byte(`{}`)})
 		var r *translator.Refusal
-		if !errors.As(err, &r) || r.Class != pipeline.ClassBadArtifactURL {
-			t.Errorf("%s: got %v, want a %s refusal", name, err, pipeline.ClassBadArtifactURL)
+		if !errors.As(err, &r) || r.Class != pulse.ClassBadArtifactURL {
+			t.Errorf("%s: got %v, want a %s refusal", name, err, pulse.ClassBadArtifactURL)
 		}
 	}
 	out, err := processor(t, withLogs(good, good, good), rules).Process(translator.Message{Body: []byte(`{}`)})
@@ -193,10 +195,10 @@ func refusalClass(err error) string {
 // too_many_outputs, and one whose bodies add up past max_output_bytes as
 // outputs_too_large; at the limits, both pass.
 func TestLimitsOfOneInput(t *testing.T) {
-	limits := pipeline.LimitsConfig{MaxOutputs: 3, MaxOutputBytes: 2000}
+	limits := config.LimitsConfig{MaxOutputs: 3, MaxOutputBytes: 2000}
 	msg := translator.Message{Body: []byte(`{}`)}
-	if _, err := limitedProcessor(t, builds(4, nil), "", limits).Process(msg); refusalClass(err) != pipeline.ClassTooManyOutputs {
-		t.Errorf("4 outputs past a limit of 3: %s, want %s", refusalClass(err), pipeline.ClassTooManyOutputs)
+	if _, err := limitedProcessor(t, builds(4, nil), "", limits).Process(msg); refusalClass(err) != pulse.ClassTooManyOutputs {
+		t.Errorf("4 outputs past a limit of 3: %s, want %s", refusalClass(err), pulse.ClassTooManyOutputs)
 	}
 	proc := limitedProcessor(t, builds(3, nil), "", limits)
 	outcome, err := proc.Process(msg)
@@ -217,8 +219,8 @@ func TestLimitsOfOneInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = big.Encode(outcome.Published, time.Now())
-	if refusalClass(err) != pipeline.ClassOutputsTooLarge || !strings.Contains(err.Error(), "at output 2 of 3") {
-		t.Errorf("3 bodies of over 1000 bytes past 2000: %v, want %s at the second", err, pipeline.ClassOutputsTooLarge)
+	if refusalClass(err) != pulse.ClassOutputsTooLarge || !strings.Contains(err.Error(), "at output 2 of 3") {
+		t.Errorf("3 bodies of over 1000 bytes past 2000: %v, want %s at the second", err, pulse.ClassOutputsTooLarge)
 	}
 }
 
@@ -239,8 +241,8 @@ func TestUnsafeNumbersAreRefused(t *testing.T) {
 	for _, v := range []any{json.Number("9007199254740993"), json.Number("-9007199254740993"), json.Number("1e400"),
 		json.Number("123456789012345678901234567890"), int64(1) << 60, -(int64(1) << 60)} {
 		err := encode(v)
-		if refusalClass(err) != pipeline.ClassUnsafeNumber || !strings.Contains(err.Error(), "build_number") {
-			t.Errorf("%v: %v, want %s naming build_number", v, err, pipeline.ClassUnsafeNumber)
+		if refusalClass(err) != pulse.ClassUnsafeNumber || !strings.Contains(err.Error(), "build_number") {
+			t.Errorf("%v: %v, want %s naming build_number", v, err, pulse.ClassUnsafeNumber)
 		}
 	}
 	for _, v := range []any{json.Number("9007199254740992"), json.Number("-9007199254740992"), json.Number("1234567890123456"), int64(1) << 53} {
@@ -250,11 +252,11 @@ func TestUnsafeNumbersAreRefused(t *testing.T) {
 	}
 	// Anywhere in a payload, by its path; floats a double holds pass.
 	body := func(payload map[string]any) error {
-		_, err := pipeline.Body(pipeline.Routed{Output: &pipeline.OutputConfig{Envelope: pipeline.EnvelopeBare}, Payload: payload}, time.Now())
+		_, err := process.Body(process.Routed{Output: &config.OutputConfig{Envelope: config.EnvelopeBare}, Payload: payload}, time.Now())
 		return err
 	}
 	err := body(map[string]any{"a": map[string]any{"b": []any{1, json.Number("-1E999")}}})
-	var unsafe *pipeline.UnsafeNumberError
+	var unsafe *process.UnsafeNumberError
 	if !errors.As(err, &unsafe) || unsafe.Path != "a.b[1]" {
 		t.Errorf("a nested unsafe number: %v, want its path a.b[1]", err)
 	}
@@ -296,14 +298,14 @@ func TestProcessBoundsRoutes(t *testing.T) {
 		"a routing key of 256": withCC(strings.Repeat("k", 256)),
 	} {
 		_, err := processor(t, fn, "").Process(translator.Message{Body: []byte(`{}`)})
-		if refusalClass(err) != pipeline.ClassBadRoute {
-			t.Errorf("%s: %v; want %s", name, err, pipeline.ClassBadRoute)
+		if refusalClass(err) != pulse.ClassBadRoute {
+			t.Errorf("%s: %v; want %s", name, err, pulse.ClassBadRoute)
 		}
 	}
 	// A rule that adds the 65th route is refused as well.
 	rules := "rules:\n  - name: one-more\n    cc: ['\"route.extra\"']\n"
 	_, err := processor(t, withCC("build.x", routes(64, 20)...), rules).Process(translator.Message{Body: []byte(`{}`)})
-	if refusalClass(err) != pipeline.ClassBadRoute || !strings.Contains(err.Error(), "65 CC routes") {
-		t.Errorf("64 routes and a rule's one more: %v; want %s naming 65", err, pipeline.ClassBadRoute)
+	if refusalClass(err) != pulse.ClassBadRoute || !strings.Contains(err.Error(), "65 CC routes") {
+		t.Errorf("64 routes and a rule's one more: %v; want %s naming 65", err, pulse.ClassBadRoute)
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"path/filepath"
@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	"github.com/pulsetranslator/pulsetranslator/rules"
 
@@ -30,7 +31,7 @@ func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
 		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
 		body, key := corpusFile(b, rel)
 		// As the runner does: the translator gets Decode's message, outline and all.
-		msg, err := pipeline.Decode("exchange/build/", key, nil, body, time.Now())
+		msg, err := process.Decode("exchange/build/", key, nil, body, time.Now())
 		if err != nil {
 			b.Fatalf("%s: %v", rel, err)
 		}
@@ -52,17 +53,17 @@ func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
 //
 //	go test ./pipeline -run '^$' -bench Stages -benchmem -cpu 1 -count 6
 func BenchmarkStages(b *testing.B) {
-	cfg, err := pipeline.LoadDefault()
+	cfg, err := config.LoadDefault()
 	if err != nil {
 		b.Fatal(err)
 	}
 	p := cfg.Pipelines[0]
 	p.Rules = []string{"builtin:buildbot.yaml", "builtin:buildbot-wait.yaml"}
-	shipped, err := pipeline.Ship(translator.Default)
+	shipped, err := process.Ship(translator.Default)
 	if err != nil {
 		b.Fatal(err)
 	}
-	proc, err := pipeline.NewProcessor(p, translator.Default, shipped)
+	proc, err := process.NewProcessor(p, translator.Default, shipped)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func BenchmarkStages(b *testing.B) {
 	}
 	run("decode", func(i int) {
 		m := c.msgs[i]
-		_, _ = pipeline.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
+		_, _ = process.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
 	})
 	run("translate", func(i int) { _, _ = tr.Translate(c.msgs[i]) })
 	run("rules", func(i int) {
@@ -102,12 +103,12 @@ func BenchmarkStages(b *testing.B) {
 	})
 	run("encode", func(i int) {
 		for _, o := range c.outputs[i] {
-			_, _ = pipeline.Body(pipeline.Routed{Output: output, RoutingKey: o.RoutingKey, Payload: o.Payload}, time.Now())
+			_, _ = process.Body(process.Routed{Output: output, RoutingKey: o.RoutingKey, Payload: o.Payload}, time.Now())
 		}
 	})
 	run("all", func(i int) {
 		m := c.msgs[i]
-		in, err := pipeline.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
+		in, err := process.Decode(m.Exchange, m.RoutingKey, nil, m.Body, m.Received)
 		if err != nil {
 			return
 		}
@@ -116,7 +117,7 @@ func BenchmarkStages(b *testing.B) {
 			return
 		}
 		for _, r := range outcome.Published {
-			_, _ = pipeline.Body(r, m.Received)
+			_, _ = process.Body(r, m.Received)
 		}
 	})
 }

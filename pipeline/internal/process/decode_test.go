@@ -1,4 +1,4 @@
-package pipeline_test
+package process_test
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
@@ -19,15 +20,15 @@ func TestDecodeRefusals(t *testing.T) {
 		body  []byte
 		class string
 	}{
-		{"not JSON", []byte(`{"a": `), pipeline.ClassMalformed},
-		{"not UTF-8", []byte("{\"a\": \"\xff\"}"), pipeline.ClassNotUTF8},
-		{"too deep", []byte(strings.Repeat("[", 65) + strings.Repeat("]", 65)), pipeline.ClassTooDeep},
-		{"100,000 levels deep, and not JSON", []byte(strings.Repeat("[", 100000)), pipeline.ClassTooDeep},
-		{"too large", []byte(`"` + strings.Repeat("x", pipeline.MaxBodyBytes) + `"`), pipeline.ClassTooLarge},
+		{"not JSON", []byte(`{"a": `), pulse.ClassMalformed},
+		{"not UTF-8", []byte("{\"a\": \"\xff\"}"), pulse.ClassNotUTF8},
+		{"too deep", []byte(strings.Repeat("[", 65) + strings.Repeat("]", 65)), pulse.ClassTooDeep},
+		{"100,000 levels deep, and not JSON", []byte(strings.Repeat("[", 100000)), pulse.ClassTooDeep},
+		{"too large", []byte(`"` + strings.Repeat("x", process.MaxBodyBytes) + `"`), pulse.ClassTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := pipeline.Decode("e", "k", nil, c.body, time.Now())
+			_, err := process.Decode("e", "k", nil, c.body, time.Now())
 			var r *translator.Refusal
 			if !errors.As(err, &r) || r.Class != c.class || r.Reason == "" {
 				t.Fatalf("got %v, want a %s refusal with a reason", err, c.class)
@@ -35,21 +36,21 @@ func TestDecodeRefusals(t *testing.T) {
 		})
 	}
 	deep := []byte(strings.Repeat("[", 64) + `"[[[[ in a string"` + strings.Repeat("]", 64))
-	if _, err := pipeline.Decode("e", "k", nil, deep, time.Now()); err != nil {
+	if _, err := process.Decode("e", "k", nil, deep, time.Now()); err != nil {
 		t.Errorf("64 levels with brackets inside a string: %v", err)
 	}
 }
 
 func TestCheckContentType(t *testing.T) {
 	for _, ok := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON"} {
-		if err := pipeline.CheckContentType(ok); err != nil {
+		if err := process.CheckContentType(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"text/plain", "application/x-msgpack", "application/json;;", "json"} {
 		var r *translator.Refusal
-		if err := pipeline.CheckContentType(bad); !errors.As(err, &r) || r.Class != pipeline.ClassContentType {
-			t.Errorf("%q: %v, want a %s refusal", bad, err, pipeline.ClassContentType)
+		if err := process.CheckContentType(bad); !errors.As(err, &r) || r.Class != pulse.ClassContentType {
+			t.Errorf("%q: %v, want a %s refusal", bad, err, pulse.ClassContentType)
 		}
 	}
 }
@@ -61,24 +62,24 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, err := pipeline.Decode("e", "k", nil, body, time.Time{})
+		_, err := process.Decode("e", "k", nil, body, time.Time{})
 		if err != nil {
 			var r *translator.Refusal
 			if !errors.As(err, &r) || r.Reason == "" {
 				t.Fatalf("an error that is not a refusal with a reason: %v", err)
 			}
-			if !utf8.Valid(body) && len(body) <= pipeline.MaxBodyBytes && r.Class != pipeline.ClassNotUTF8 {
-				t.Fatalf("refused a body that is not UTF-8 as %s, not %s: %q", r.Class, pipeline.ClassNotUTF8, body)
+			if !utf8.Valid(body) && len(body) <= process.MaxBodyBytes && r.Class != pulse.ClassNotUTF8 {
+				t.Fatalf("refused a body that is not UTF-8 as %s, not %s: %q", r.Class, pulse.ClassNotUTF8, body)
 			}
-			if r.Class == pipeline.ClassMalformed && json.Valid(body) {
+			if r.Class == pulse.ClassMalformed && json.Valid(body) {
 				t.Fatalf("refused as malformed a body encoding/json finds valid: %q", body)
 			}
-			if r.Class == pipeline.ClassTooDeep && nesting(body) <= pipeline.MaxJSONDepth {
+			if r.Class == pulse.ClassTooDeep && nesting(body) <= process.MaxJSONDepth {
 				t.Fatalf("refused as too deep a body nested %d deep: %q", nesting(body), body)
 			}
 			return
 		}
-		if !utf8.Valid(body) || !json.Valid(body) || len(body) > pipeline.MaxBodyBytes || nesting(body) > pipeline.MaxJSONDepth {
+		if !utf8.Valid(body) || !json.Valid(body) || len(body) > process.MaxBodyBytes || nesting(body) > process.MaxJSONDepth {
 			t.Fatalf("accepted a body that is not UTF-8 JSON within the limits: %q", body)
 		}
 		// Numbers as json.Number: JSON allows 2e400, a float64 does not

@@ -8,12 +8,14 @@
 //	process.go   translator.Message -> translate, rules, validate -> Routed outputs
 //	envelope.go  Routed output      -> the published body
 //	run.go       the Watermill router that consumes, publishes and acks
-package pipeline
+package config
 
 import (
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/gate"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/urlpolicy"
 )
 
 // Config is the whole configuration of one translator process.
@@ -279,8 +281,8 @@ type CheckConfig struct {
 }
 
 // Policy is where the pipeline's artifact checks may go.
-func (c CheckConfig) Policy() gate.Policy {
-	return gate.Policy{Allow: c.Allow, AllowPrivate: c.AllowPrivate}
+func (c CheckConfig) Policy() urlpolicy.Policy {
+	return urlpolicy.Policy{Allow: c.Allow, AllowPrivate: c.AllowPrivate}
 }
 
 // TierFor returns the index of the tier a message waits in: the attempt's
@@ -391,9 +393,9 @@ func (c *Config) setDefaults() {
 			if o.Envelope == "" {
 				o.Envelope = EnvelopeMozillaPulse
 			}
-			o.Exchange = ExchangeName(c.ClientID, o.Exchange)
+			o.Exchange = pulse.ExchangeName(c.ClientID, o.Exchange)
 			if o.Name == "" {
-				o.Name = ShortName(c.ClientID, o.Exchange)
+				o.Name = pulse.ShortName(c.ClientID, o.Exchange)
 			}
 		}
 	}

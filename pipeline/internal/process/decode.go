@@ -1,10 +1,13 @@
-package pipeline
+package process
 
 import (
 	"encoding/json"
 	"mime"
 	"strconv"
 	"time"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -14,52 +17,15 @@ import (
 const (
 	// MaxBodyBytes is the largest raw body Decode reads; a pipeline's
 	// limits.max_input_bytes sets its own.
-	MaxBodyBytes = DefaultMaxInputBytes
+	MaxBodyBytes = config.DefaultMaxInputBytes
 	// MaxJSONDepth is the deepest nesting of objects and arrays accepted.
 	MaxJSONDepth = translator.MaxDepth
-)
-
-// Refusal classes: the x-pulsetranslator-class of a parked message.
-const (
-	ClassTooLarge    = "too_large"
-	ClassNotUTF8     = "not_utf8"
-	ClassMalformed   = "malformed_json"
-	ClassTooDeep     = "too_deep"
-	ClassRule        = "rule"
-	ClassSchema      = "schema"
-	ClassInternal    = "internal"
-	ClassBadRoute    = "bad_routing_key"
-	ClassPanic       = "panic"
-	ClassUnknownTo   = "unknown_output"
-	ClassEmptyResult = "no_outputs"
-	// ClassBadArtifactURL: a wait_for rule gave a URL that is not http(s),
-	// or that wait.check does not let the gate check (not in the allow
-	// list, or a private address).
-	ClassBadArtifactURL = "bad_artifact_url"
-	// ClassContentType: the delivery's content type says it is not JSON.
-	ClassContentType = "bad_content_type"
-	// ClassWaitQueueFull: the wait queue was at its max_length.
-	ClassWaitQueueFull = "wait_queue_full"
-	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
-	ClassArtifactsMissing = "artifacts_missing"
-	// ClassTooManyOutputs: the input gave more outputs than
-	// limits.max_outputs.
-	ClassTooManyOutputs = "too_many_outputs"
-	// ClassOutputsTooLarge: the bodies of the input's outputs add up to
-	// more than limits.max_output_bytes.
-	ClassOutputsTooLarge = "outputs_too_large"
-	// ClassUnsafeNumber: an output holds an integer beyond ±2^53, or a
-	// number beyond a double's range, which consumers cannot read exactly.
-	ClassUnsafeNumber = "unsafe_number"
-	// ClassUnpublishable: the broker did not take the outputs (or the
-	// waiting copy) after every attempt.
-	ClassUnpublishable = "unpublishable"
 )
 
 // TooLarge is the refusal of a body of size bytes, over the limit
 // maxBytes; it is made before anything else is done with the body.
 func TooLarge(size, maxBytes int) error {
-	return translator.Refuse(ClassTooLarge, "the body has %d bytes; the limit is %d (limits.max_input_bytes); its parked copy keeps the first %d bytes", size, maxBytes, MaxParkedCutBytes)
+	return translator.Refuse(pulse.ClassTooLarge, "the body has %d bytes; the limit is %d (limits.max_input_bytes); its parked copy keeps the first %d bytes", size, maxBytes, MaxParkedCutBytes)
 }
 
 // MaxParkedCutBytes is how much of a too_large body its parked copy keeps.
@@ -87,13 +53,13 @@ func decode(exchange, routingKey string, headers map[string]any, body []byte, re
 	}
 	switch be.Problem {
 	case translator.NotUTF8:
-		return msg, translator.Refuse(ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
+		return msg, translator.Refuse(pulse.ClassNotUTF8, "the body is not valid UTF-8; Pulse messages are UTF-8 JSON")
 	case translator.TooDeep:
-		return msg, translator.Refuse(ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, be.Offset, MaxJSONDepth)
+		return msg, translator.Refuse(pulse.ClassTooDeep, "the body nests more than %d levels deep (at byte %d); the limit is %d", MaxJSONDepth, be.Offset, MaxJSONDepth)
 	case translator.ControlCharacter:
-		return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[be.Offset], be.Offset)
+		return msg, translator.Refuse(pulse.ClassMalformed, "the body is not well-formed JSON (a string holds the raw control character %#x at byte %d; it must be escaped)", body[be.Offset], be.Offset)
 	}
-	return msg, translator.Refuse(ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
+	return msg, translator.Refuse(pulse.ClassMalformed, "the body is not well-formed JSON (%s)", syntaxError(body))
 }
 
 // CheckContentType accepts a delivery's content type: none (many
@@ -105,7 +71,7 @@ func CheckContentType(contentType string) error {
 	}
 	media, _, err := mime.ParseMediaType(contentType)
 	if err != nil || media != "application/json" {
-		return translator.Refuse(ClassContentType, "the content type is %.100q; Pulse messages are application/json", contentType)
+		return translator.Refuse(pulse.ClassContentType, "the content type is %.100q; Pulse messages are application/json", contentType)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 // Body encodes the published body of an output in its exchange's envelope:
@@ -41,7 +43,7 @@ func Body(r Routed, sent time.Time) ([]byte, error) {
 var scratchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
 func appendBody(buf []byte, r Routed, sent time.Time) ([]byte, error) {
-	if r.Output.Envelope == EnvelopeBare {
+	if r.Output.Envelope == config.EnvelopeBare {
 		return appendJSON(buf, r.Payload)
 	}
 	buf = append(buf, `{"payload":`...)

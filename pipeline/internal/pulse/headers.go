@@ -1,4 +1,4 @@
-package pipeline
+package pulse
 
 // Headers the translator writes on the copies of a message it holds back
 // in a wait queue or parks in the dead queue. Only the client writes to
