@@ -14,6 +14,7 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 )
 
@@ -78,7 +79,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	name := pipelineName(cfg, *pipelineFlag)
-	conn, err := broker.Dial(cfg, "pulsetranslator dead")
+	conn, err := runner.Dial(cfg, "pulsetranslator dead")
 	if err != nil {
 		return fail(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -41,7 +41,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := broker.Dial(cfg, "pulsetranslator replay")
+	conn, err := runner.Dial(cfg, "pulsetranslator replay")
 	if err != nil {
 		return fail(err)
 	}

@@ -42,8 +42,6 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.DeclareUpstream = cfg.DeclareUpstream || *declareUpstream
-	tuneGC()
-	tuneProcs()
 	rn, err := runner.New(cfg, translator.Default, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)

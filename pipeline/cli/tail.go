@@ -26,8 +26,8 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -67,7 +67,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		*exchange = cfg.Pipelines[0].Outputs[0].Exchange
 	}
 	entries := referenceEntries(cfg, *exchange)
-	conn, err := broker.Dial(cfg, "pulsetail")
+	conn, err := runner.Dial(cfg, "pulsetail")
 	if err != nil {
 		return fail(err)
 	}

@@ -1,6 +1,21 @@
 package translator
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
+
+// Refusal classes that every translator meets; a translator gives its
+// own cases classes of their own, such as "bad_platform".
+const (
+	// ClassMalformed: the message is not of the shape the translator
+	// reads (a member missing, a value of another type).
+	ClassMalformed = "malformed"
+	// ClassTooManyOutputs: the message would give more outputs than
+	// Params.MaxOutputs. A translator that fans out by data refuses it
+	// before it builds the outputs.
+	ClassTooManyOutputs = "too_many_outputs"
+)
 
 // Refusal says a message cannot be translated. The message is parked in the
 // dead queue with Class and Reason in its headers.
@@ -9,14 +24,26 @@ type Refusal struct {
 	Class string
 	// Reason says what is wrong and, where possible, what to do about it.
 	Reason string
+	// Err is the error behind the refusal, if any: what Unwrap returns,
+	// so that errors.Is and errors.As see through a refusal.
+	Err error
 }
 
 // Error returns "Class: Reason".
 func (r *Refusal) Error() string { return r.Class + ": " + r.Reason }
 
-// Refuse returns a *Refusal with a formatted reason.
+// Unwrap returns the error behind the refusal, or nil.
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Refuse returns a *Refusal with a reason formatted as fmt.Errorf does:
+// an error formatted with %w is kept behind it (Refusal.Err).
 func Refuse(class, format string, args ...any) error {
-	return &Refusal{Class: class, Reason: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	r := &Refusal{Class: class, Reason: err.Error()}
+	if strings.Contains(format, "%w") {
+		r.Err = err
+	}
+	return r
 }
 
 // Dropped says a message is deliberately not published (for example a

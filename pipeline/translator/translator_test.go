@@ -1,6 +1,7 @@
 package translator_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,5 +150,23 @@ func TestErrorsSurviveWrapping(t *testing.T) {
 	var dropped *translator.Dropped
 	if !errors.As(err, &dropped) || dropped.Class != "ignored_platform" || dropped.Reason != "platform b2g is ignored" {
 		t.Errorf("wrapped drop not found: %v", err)
+	}
+}
+
+// TestRefusalKeepsItsCause: a refusal made with %w keeps the error behind
+// it for errors.Is and errors.As; one made with %v does not claim it.
+func TestRefusalKeepsItsCause(t *testing.T) {
+	cause := &json.SyntaxError{Offset: 3}
+	wrapped := translator.Refuse("bad_x", "reading x: %w", cause)
+	var se *json.SyntaxError
+	if !errors.As(wrapped, &se) || se.Offset != 3 || !errors.Is(wrapped, cause) {
+		t.Errorf("%v: the cause is lost", wrapped)
+	}
+	var r *translator.Refusal
+	if !errors.As(wrapped, &r) || r.Class != "bad_x" || r.Reason != "reading x: "+cause.Error() {
+		t.Errorf("refusal %+v", r)
+	}
+	if errors.Is(translator.Refuse("bad_x", "reading x: %v", cause), cause) {
+		t.Error("a refusal made with the v verb claims its argument as its cause")
 	}
 }

@@ -78,28 +78,28 @@ func New(p translator.Params) (translator.Translator, error) {
 // Translate implements translator.Translator.
 func (t *Translator) Translate(msg translator.Message) ([]translator.Output, error) {
 	if kind := topLevelKind(msg.Body); kind != "an object" {
-		return nil, translator.Refuse("malformed", "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
+		return nil, translator.Refuse(translator.ClassMalformed, "the body is %s; a Buildbot pulse message is an object with payload and _meta", kind)
 	}
 	raw, err := parseRawMessage(msg)
 	defer raw.release()
 	if be, ok := translator.AsBodyError(err); ok {
-		return nil, translator.Refuse("malformed", "%v", be)
+		return nil, translator.Refuse(translator.ClassMalformed, "%v", be)
 	}
 	if err != nil {
-		return nil, translator.Refuse("malformed", "the body is not a Buildbot pulse message: %v", err)
+		return nil, translator.Refuse(translator.ClassMalformed, "the body is not a Buildbot pulse message: %v", err)
 	}
 	if raw.Meta == nil {
-		return nil, translator.Refuse("malformed", "the body has no _meta object; a mozillapulse message carries _meta with its exchange and routing key")
+		return nil, translator.Refuse(translator.ClassMalformed, "the body has no _meta object; a mozillapulse message carries _meta with its exchange and routing key")
 	}
 	key := raw.Meta.RoutingKey
 	if key == "" {
 		key = msg.RoutingKey
 	}
 	if key == "" {
-		return nil, translator.Refuse("malformed", "the message has no routing key (neither _meta.routing_key nor the delivery's)")
+		return nil, translator.Refuse(translator.ClassMalformed, "the message has no routing key (neither _meta.routing_key nor the delivery's)")
 	}
 	if raw.Payload.Build.Properties == nil {
-		return nil, translator.Refuse("malformed", "%s has no payload.build.properties; is it a Buildbot message?", key)
+		return nil, translator.Refuse(translator.ClassMalformed, "%s has no payload.build.properties; is it a Buildbot message?", key)
 	}
 	if err := checkTextProperties(key, raw.Payload.Build.Properties); err != nil {
 		return nil, err

@@ -202,7 +202,7 @@ func (t *Translator) nightlyRepack(j job) ([]translator.Output, error) {
 // tooManyLocales refuses a repack that would give more outputs than the
 // framework takes from one input; at least is how many it lists, or more.
 func (t *Translator) tooManyLocales(j job, atLeast int) error {
-	return translator.Refuse("too_many_outputs", "%s is a repack of %d or more locales, one output each; the limit is %d outputs (limits.max_outputs)", j.key, atLeast, t.maxOutputs)
+	return translator.Refuse(translator.ClassTooManyOutputs, "%s is a repack of %d or more locales, one output each; the limit is %d outputs (limits.max_outputs)", j.key, atLeast, t.maxOutputs)
 }
 
 // countMembers counts the members of the JSON object text, reading no

@@ -62,7 +62,7 @@ func (t *Translator) Translate(msg translator.Message) ([]translator.Output, err
 	dec := json.NewDecoder(bytes.NewReader(msg.Body))
 	dec.UseNumber()
 	if err := dec.Decode(&body); err != nil || body == nil {
-		return nil, translator.Refuse("malformed", "the body is not a JSON object")
+		return nil, translator.Refuse(translator.ClassMalformed, "the body is not a JSON object")
 	}
 	env := Env{Body: body, Input: Input{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey}}
 	machine := t.vms.Get().(*vm.VM)

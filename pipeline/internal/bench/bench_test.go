@@ -38,7 +38,7 @@ func buildTranslator(t *testing.T) string {
 	t.Helper()
 	binary := filepath.Join(t.TempDir(), "pulsetranslator")
 	if out, err := exec.Command("go", "build", "-o", binary, "../../../cmd/pulsetranslator").CombinedOutput(); err != nil {
-		t.Fatalf("go build ../pulsetranslator: %v\n%s", err, out)
+		t.Fatalf("go build ../../../cmd/pulsetranslator: %v\n%s", err, out)
 	}
 	return binary
 }

@@ -159,20 +159,15 @@ func (e *envList) Set(v string) error {
 
 // workerEnv is the environment of the worker processes: the worker
 // broker's URL goes in the variable the translator reads (and the
-// baseline worker too), never on a command line. Both run Go code on
-// one thread, as run does by default (GOMAXPROCS=1), unless -worker-env
-// sets GOMAXPROCS: it makes the bare worker faster too, and a baseline
-// without it would flatter the translator.
+// baseline worker too), never on a command line, then -worker-env's
+// settings (GOMAXPROCS, GOGC, GOMEMLIMIT), the same for both, so that a
+// runtime setting that helps one helps the other.
 func (o options) workerEnv() []string {
 	url := o.workerBroker
 	if url == "" {
 		url = o.broker
 	}
-	env := []string{config.EnvConnection + "=" + url}
-	if !slices.ContainsFunc(o.translatorEnv, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
-		env = append(env, "GOMAXPROCS=1")
-	}
-	return append(env, o.translatorEnv...)
+	return append([]string{config.EnvConnection + "=" + url}, o.translatorEnv...)
 }
 
 // rules are the translator's rule files: with -gate, the readiness gate's

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -216,16 +217,17 @@ func TestCPUMeterCountsTheLogServer(t *testing.T) {
 	}
 }
 
-// TestWorkersRunOnOneThreadUnlessTold: both workers get GOMAXPROCS=1, as
-// run's default, so that the baseline is not weaker for the want of it;
-// -worker-env's GOMAXPROCS replaces it.
-func TestWorkersRunOnOneThreadUnlessTold(t *testing.T) {
+// TestWorkersShareTheirEnvironment: both workers get the connection
+// string in the environment, never on a command line, and -worker-env's
+// runtime settings and nothing else: the runtime's own defaults unless
+// told.
+func TestWorkersShareTheirEnvironment(t *testing.T) {
 	o := options{broker: "amqp://guest:guest@127.0.0.1:5672/"}
-	if env := o.workerEnv(); !slices.Contains(env, "GOMAXPROCS=1") {
-		t.Errorf("no -worker-env: %q, want GOMAXPROCS=1", env)
+	if env := o.workerEnv(); len(env) != 1 || env[0] != config.EnvConnection+"="+o.broker {
+		t.Errorf("no -worker-env: %q, want the connection string alone", env)
 	}
-	o.translatorEnv = envList{"GOMAXPROCS=2"}
-	if env := o.workerEnv(); slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOMAXPROCS=2") {
-		t.Errorf("-worker-env GOMAXPROCS=2: %q, want it alone", env)
+	o.translatorEnv = envList{"GOMAXPROCS=1", "GOGC=400"}
+	if env := o.workerEnv(); !slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOGC=400") || len(env) != 3 {
+		t.Errorf("-worker-env GOMAXPROCS=1 GOGC=400: %q", env)
 	}
 }

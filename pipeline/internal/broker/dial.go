@@ -1,58 +1,61 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"net/url"
 	"time"
-
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// AMQPConfig is the amqp091-go config of cfg's connections, named name
-// for the broker's connection list: heartbeats, a 30s dial timeout, and
-// TLS with SNI for amqps:// URLs.
-func AMQPConfig(cfg *config.Config, name string) (amqp.Config, error) {
-	c := amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Locale:     "en_US",
-		Properties: amqp.Table{"connection_name": name + " " + cfg.ClientID},
-		Dial:       amqp.DefaultDial(30 * time.Second),
+// AMQPConfig is the amqp091-go config of a connection the broker lists
+// as name: heartbeats, a 30s dial timeout, and tlsConfig for amqps://
+// URLs (nil when they are amqp://; amqp091-go sends the URL's host as
+// the server name and checks the certificate holds it).
+func AMQPConfig(name string, tlsConfig *tls.Config) amqp.Config {
+	return amqp.Config{
+		Heartbeat:       10 * time.Second,
+		Locale:          "en_US",
+		Properties:      amqp.Table{"connection_name": name},
+		Dial:            amqp.DefaultDial(30 * time.Second),
+		TLSClientConfig: tlsConfig,
 	}
-	if cfg.UsesTLS() {
-		tlsCfg, err := cfg.ClientTLS()
-		if err != nil {
-			return c, err
-		}
-		c.TLSClientConfig = tlsCfg
-	}
-	return c, nil
 }
 
-// Addresses are cfg's broker addresses, in the config's order, each with
-// the name logs show.
-func Addresses(cfg *config.Config) []Address {
-	addrs := make([]Address, len(cfg.Connection))
-	for i, raw := range cfg.Connection {
-		addrs[i] = Address{URL: raw, Display: config.RedactURL(raw)}
+// Addresses are the broker addresses of urls, in their order, each with
+// the name logs show: the URL without its password.
+func Addresses(urls []string) []Address {
+	addrs := make([]Address, len(urls))
+	for i, raw := range urls {
+		addrs[i] = Address{URL: raw, Display: redact(raw)}
 	}
 	return addrs
 }
 
-// Dial connects once, for the commands that inspect queues, trying each
-// of cfg's addresses in turn. Errors never show the password.
-func Dial(cfg *config.Config, name string) (*amqp.Connection, error) {
-	amqpCfg, err := AMQPConfig(cfg, name)
+// redact is an AMQP URL with its password replaced, fit for logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, err
+		return "(unparseable connection string)"
 	}
+	return u.Redacted()
+}
+
+// Dial connects once, for the commands that inspect queues, trying each
+// address in turn. Errors never show the password.
+func Dial(addrs []Address, cfg amqp.Config) (*amqp.Connection, error) {
 	var errs []error
-	for _, addr := range Addresses(cfg) {
-		conn, err := amqp.DialConfig(addr.URL, amqpCfg)
+	for _, addr := range addrs {
+		conn, err := amqp.DialConfig(addr.URL, cfg)
 		if err == nil {
 			return conn, nil
 		}
-		errs = append(errs, errors.New("connect to "+addr.Display+": "+explainDial(err).Error()))
+		errs = append(errs, fmt.Errorf("connect to %s: %w", addr.Display, explainDial(err)))
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("no broker address to connect to")
 	}
 	return nil, errors.Join(errs...)
 }

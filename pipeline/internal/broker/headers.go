@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -27,17 +28,6 @@ const (
 	// maxCarriedNames bounds how many names a cut list gives.
 	maxCarriedNames = 32
 )
-
-// reserved reports whether an upstream header's name must not be carried
-// on as it is.
-func reserved(name string) bool {
-	switch name {
-	case "CC", "BCC", "x-death", "x-delivery-count":
-		return true
-	}
-	return strings.HasPrefix(name, "x-pulse-") || strings.HasPrefix(name, "x-pulsetranslator-") ||
-		strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
-}
 
 // Carried is what CarryHeaders keeps of a delivery's headers.
 type Carried struct {
@@ -62,7 +52,7 @@ func CarryHeaders(upstream amqp.Table) Carried {
 	}
 	headers := make([]header, 0, len(upstream))
 	for name, value := range upstream {
-		if reserved(name) {
+		if pulse.Reserved(name) {
 			name = OriginalPrefix + name
 		}
 		headers = append(headers, header{name, value, 1 + len(name) + boundedSize(value, MaxCarriedHeader+1)})

@@ -8,6 +8,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 )
 
 // TestCarryHeadersCapsAndRenames: a copy carries each upstream header as
@@ -34,7 +35,7 @@ func TestCarryHeadersCapsAndRenames(t *testing.T) {
 	}
 	c := CarryHeaders(upstream)
 	for name := range c.Headers {
-		if reserved(name) {
+		if pulse.Reserved(name) {
 			t.Errorf("%s is carried under its own name", name)
 		}
 	}
@@ -142,13 +143,13 @@ func FuzzCarryHeaders(f *testing.F) {
 			t.Fatalf("carried %d bytes", size)
 		}
 		for name, v := range c.Headers {
-			if reserved(name) || fieldSize(name, v) > MaxCarriedHeader {
+			if pulse.Reserved(name) || fieldSize(name, v) > MaxCarriedHeader {
 				t.Fatalf("carried %q (%d bytes)", name, fieldSize(name, v))
 			}
 		}
 		for name := range upstream {
 			carriedName := name
-			if reserved(name) {
+			if pulse.Reserved(name) {
 				carriedName = OriginalPrefix + name
 			}
 			if _, kept := c.Headers[carriedName]; !kept && len(c.Headers) > 0 && !strings.Contains(c.Cut, "more") && !strings.Contains(c.Cut, truncName(carriedName)) {

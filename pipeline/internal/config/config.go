@@ -1,13 +1,10 @@
-// Package pipeline is the pulsetranslator framework: configuration, Pulse
-// naming, the per-message processing steps (decode, translate, rules,
-// validate, envelope) and the broker wiring that runs them on RabbitMQ.
-//
-// A message's path, one file per step:
-//
-//	decode.go    raw delivery body  -> translator.Message, or a refusal
-//	process.go   translator.Message -> translate, rules, validate -> Routed outputs
-//	envelope.go  Routed output      -> the published body
-//	run.go       the Watermill router that consumes, publishes and acks
+// Package config is the configuration of one translator process: the
+// YAML file or the embedded default (configload.go), the environment that
+// overrides it, the defaults of every optional field (config.go), the
+// broker connections and their TLS (connection.go, tls.go). Load and Parse
+// check everything at once and name the file, the line and the field of
+// each problem; nothing else in the process reads YAML or the
+// environment.
 package config
 
 import (

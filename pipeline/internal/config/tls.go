@@ -43,3 +43,12 @@ func (c *Config) ClientTLS() (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// BrokerTLS is the TLS config of the broker connections: ClientTLS when
+// the connection strings are amqps://, nil when they are amqp://.
+func (c *Config) BrokerTLS() (*tls.Config, error) {
+	if !c.UsesTLS() {
+		return nil, nil
+	}
+	return c.ClientTLS()
+}

@@ -11,7 +11,7 @@ import (
 // corpus) and its routing key.
 func corpusFile(t testing.TB, rel string) ([]byte, string) {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
+	body, err := os.ReadFile(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
 	if err != nil {
 		t.Fatal(err)
 	}

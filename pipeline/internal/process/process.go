@@ -1,3 +1,13 @@
+// Package process is the pure path of one message, with no I/O:
+//
+//	decode.go    raw delivery body  -> translator.Message, or a refusal
+//	process.go   translator.Message -> translate, rules, validate -> Routed outputs
+//	envelope.go  Routed output      -> the published body
+//
+// and what feeds it: the schemas and rule files the plugins ship
+// (plugins.go), and offline runs over message files (offline.go). The
+// runner (package runner) takes each delivery down this path, with the
+// readiness gate between validation and encoding.
 package process
 
 import (
@@ -193,7 +203,7 @@ func (p *Processor) Process(msg translator.Message) (Outcome, error) {
 		}
 		rule, err := p.rules.Apply(&subj)
 		if err != nil {
-			return Outcome{}, translator.Refuse(pulse.ClassRule, "%v", err)
+			return Outcome{}, translator.Refuse(pulse.ClassRule, "%w", err)
 		}
 		if rule != "" {
 			result.Dropped = append(result.Dropped, Drop{Reason: "dropped by rule " + rule, Rule: rule, Class: "rule:" + rule})
@@ -303,7 +313,7 @@ func asRefusal(err error) error {
 	if errors.As(err, &r) {
 		return r
 	}
-	return translator.Refuse(pulse.ClassInternal, "%v", err)
+	return translator.Refuse(pulse.ClassInternal, "%w", err)
 }
 
 // inputDigest identifies a raw message by its exchange, routing key and

@@ -25,10 +25,10 @@ type stageCorpus struct {
 
 func loadStageCorpus(b *testing.B, tr translator.Translator) *stageCorpus {
 	b.Helper()
-	paths, _ := filepath.Glob(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	paths, _ := filepath.Glob(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
 	c := &stageCorpus{}
 	for _, p := range paths {
-		rel, _ := filepath.Rel(filepath.Join("..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
+		rel, _ := filepath.Rel(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), p)
 		body, key := corpusFile(b, rel)
 		// As the runner does: the translator gets Decode's message, outline and all.
 		msg, err := process.Decode("exchange/build/", key, nil, body, time.Now())

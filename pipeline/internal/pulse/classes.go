@@ -1,5 +1,7 @@
 package pulse
 
+import "github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+
 // Refusal classes: the x-pulsetranslator-class of a parked message.
 const (
 	ClassTooLarge    = "too_large"
@@ -24,8 +26,8 @@ const (
 	// ClassArtifactsMissing: the artifacts did not appear by the deadline.
 	ClassArtifactsMissing = "artifacts_missing"
 	// ClassTooManyOutputs: the input gave more outputs than
-	// limits.max_outputs.
-	ClassTooManyOutputs = "too_many_outputs"
+	// limits.max_outputs (the plugin API's class).
+	ClassTooManyOutputs = translator.ClassTooManyOutputs
 	// ClassOutputsTooLarge: the bodies of the input's outputs add up to
 	// more than limits.max_output_bytes.
 	ClassOutputsTooLarge = "outputs_too_large"

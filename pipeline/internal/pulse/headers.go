@@ -1,5 +1,7 @@
 package pulse
 
+import "strings"
+
 // Headers the translator writes on the copies of a message it holds back
 // in a wait queue or parks in the dead queue. Only the client writes to
 // its wait and dead exchanges, and a copy carries the upstream headers
@@ -56,3 +58,19 @@ const (
 // deadline (on_deadline: publish) carries: the URLs of its artifacts that
 // never answered ready. Schemas of such pipelines must allow it.
 const UnconfirmedField = "artifacts_unconfirmed"
+
+// Reserved reports whether a header name means something to the broker
+// (CC, BCC, x-death and its kin, x-delivery-count) or to the translator
+// (x-pulse-…, x-pulsetranslator-…). A copy of a message carries an
+// upstream header of such a name renamed x-original-<name>, so that it
+// neither routes the copy nor passes for the broker's or the
+// translator's own; and of a copy that comes back, the headers of such
+// names are the broker's or the translator's, never upstream's.
+func Reserved(name string) bool {
+	switch name {
+	case "CC", "BCC", "x-death", "x-delivery-count":
+		return true
+	}
+	return strings.HasPrefix(name, "x-pulse-") || strings.HasPrefix(name, "x-pulsetranslator-") ||
+		strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
+}

@@ -1,3 +1,8 @@
+// Package pulse holds the names of the Pulse wire contract, one place for
+// each: the exchanges and queues a pipeline declares (naming.go), the
+// headers the translator writes on its copies and the names it reserves
+// (headers.go), the refusal classes of parked messages (classes.go), and
+// how a topic exchange matches routing keys (topic.go).
 package pulse
 
 import (

@@ -11,7 +11,7 @@ import (
 //
 //	go test ./pipeline/rawjson -run '^$' -bench Check -benchmem -count 6
 func BenchmarkCheck(b *testing.B) {
-	paths, _ := filepath.Glob(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	paths, _ := filepath.Glob(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
 	if len(paths) == 0 {
 		b.Fatal("no corpus bodies")
 	}

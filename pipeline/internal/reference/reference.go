@@ -1,3 +1,8 @@
+// Package reference writes the reference of a pipeline's output exchanges
+// for consumers, from the config, the rules and the schemas: each
+// exchange, the words of its routing keys in order, its CC routes and its
+// message schema; in Markdown, or as JSON in the shape of taskcluster's
+// exchanges-reference-v0.
 package reference
 
 import (

@@ -28,7 +28,7 @@ type cluster struct {
 	ports []int
 }
 
-const clusterScript = "../../deploy/local/cluster.sh"
+const clusterScript = "../../../deploy/local/cluster.sh"
 
 // startCluster starts n nodes and clusters them. Without rabbitmq-server
 // or root it skips, or fails with CI=true.

@@ -14,7 +14,6 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/cli"
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
@@ -28,7 +27,7 @@ import (
 // the test ends, unless closed before.
 func openDead(t *testing.T, cfg *config.Config) *deadqueue.Reader {
 	t.Helper()
-	conn, err := broker.Dial(cfg, "test")
+	conn, err := runner.Dial(cfg, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,14 +47,14 @@ type stream struct {
 
 func newStream(t *testing.T, cfg *config.Config, n int) *stream {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", "*", "*"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("corpus: %v", err)
 	}
 	proc := processorOf(t, cfg)
 	s := &stream{expected: map[string]bool{}}
 	for i := range n {
-		rel, _ := filepath.Rel(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
+		rel, _ := filepath.Rel(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot"), paths[i%len(paths)])
 		body, key := corpusFile(t, rel)
 		body = append([]byte(fmt.Sprintf(`{"copy": %d, `, i)), body[1:]...)
 		msg, err := process.Decode(cfg.Pipelines[0].Bindings[0].Exchange, key, nil, body, time.Now())

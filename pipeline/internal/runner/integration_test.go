@@ -257,7 +257,7 @@ func (w *world) publishRaw(routingKey string, body []byte) {
 
 func corpusFile(t testing.TB, rel string) ([]byte, string) {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
+	body, err := os.ReadFile(filepath.Join("..", "..", "..", "translators", "buildbot", "testdata", "corpus", "buildbot", rel))
 	if err != nil {
 		t.Fatal(err)
 	}

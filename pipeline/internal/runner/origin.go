@@ -3,7 +3,6 @@ package runner
 import (
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
@@ -89,12 +88,9 @@ func (p *pipelineRun) originOf(d *broker.Delivery, now time.Time) origin {
 func carriedOnly(h amqp.Table) amqp.Table {
 	kept := make(amqp.Table, len(h))
 	for k, v := range h {
-		switch {
-		case strings.HasPrefix(k, "x-pulsetranslator-"), k == "x-death", k == "x-delivery-count",
-			strings.HasPrefix(k, "x-first-death-"), strings.HasPrefix(k, "x-last-death-"):
-			continue
+		if !pulse.Reserved(k) {
+			kept[k] = v
 		}
-		kept[k] = v
 	}
 	return kept
 }

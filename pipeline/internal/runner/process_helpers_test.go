@@ -47,10 +47,10 @@ func buildTranslator(t testing.TB) string {
 			return
 		}
 		b.path = filepath.Join(b.dir, "pulsetranslator")
-		b.out, b.err = exec.Command("go", "build", "-o", b.path, "../../cmd/pulsetranslator").CombinedOutput()
+		b.out, b.err = exec.Command("go", "build", "-o", b.path, "../../../cmd/pulsetranslator").CombinedOutput()
 	})
 	if b.err != nil {
-		t.Fatalf("go build ../../cmd/pulsetranslator: %v\n%s", b.err, b.out)
+		t.Fatalf("go build ../../../cmd/pulsetranslator: %v\n%s", b.err, b.out)
 	}
 	return b.path
 }

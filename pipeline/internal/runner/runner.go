@@ -116,8 +116,10 @@ func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Ru
 	}
 	r := &Runner{cfg: cfg, log: logger, throttle: newThrottle(logger, 10*time.Second), running: make(chan struct{})}
 	var errs []error
-	if r.amqp, err = broker.AMQPConfig(cfg, "pulsetranslator"); err != nil {
+	if tlsConfig, err := cfg.BrokerTLS(); err != nil {
 		errs = append(errs, err)
+	} else {
+		r.amqp = broker.AMQPConfig("pulsetranslator "+cfg.ClientID, tlsConfig)
 	}
 	for _, p := range cfg.Pipelines {
 		proc, err := process.NewProcessor(p, reg, shipped)
@@ -145,7 +147,7 @@ func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Ru
 		return nil, err
 	}
 	r.conn = broker.NewConnection(broker.ConnectionConfig{
-		Addresses: broker.Addresses(cfg),
+		Addresses: broker.Addresses(cfg.Connection),
 		AMQP:      r.amqp,
 		Setup:     r.declare,
 		Logger:    logger,
@@ -339,4 +341,15 @@ func (r *Runner) redeclarer() func(ctx context.Context) error {
 		}
 		return r.declare(s.Conn)
 	}
+}
+
+// Dial connects once to the broker of cfg, as the connection the broker
+// lists as name, for the commands that inspect or publish without
+// running the pipelines.
+func Dial(cfg *config.Config, name string) (*amqp.Connection, error) {
+	tlsConfig, err := cfg.BrokerTLS()
+	if err != nil {
+		return nil, err
+	}
+	return broker.Dial(broker.Addresses(cfg.Connection), broker.AMQPConfig(name+" "+cfg.ClientID, tlsConfig))
 }
