@@ -68,6 +68,8 @@ type Routed struct {
 	// WaitFor are the URLs of artifacts that must exist before it is
 	// published (from wait_for rules); all are http or https.
 	WaitFor []string
+	// Schema names the schema Payload was validated against.
+	Schema string
 }
 
 // Drop is one output (or a whole message) that was deliberately not
@@ -238,7 +240,7 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		}
 	}
 	if err := p.schemas.Validate(out.Schema, subj.Payload); err != nil {
-		return Routed{}, translator.Refuse(pulse.ClassSchema, "output %s breaks its schema: %v", out.RoutingKey, err)
+		return Routed{}, translator.Refuse(pulse.ClassSchema, "output %s breaks its schema: %w", out.RoutingKey, err)
 	}
 	for _, u := range subj.WaitFor {
 		if slices.Contains(*checkedURLs, u) {
@@ -255,8 +257,22 @@ func (p *Processor) route(out *translator.Output, subj rules.Subject, digest [32
 		CC:         cc,
 		Payload:    subj.Payload,
 		WaitFor:    subj.WaitFor,
+		Schema:     out.Schema,
 		ID:         outputID(digest, p.name, target.Exchange, out.RoutingKey, index),
 	}, nil
+}
+
+// Validate validates the payloads of routed against their schemas again,
+// after a step past the rules changed them (the readiness gate's
+// artifacts_unconfirmed): a schema that does not allow the change
+// refuses the message (class schema), and nothing unchecked goes out.
+func (p *Processor) Validate(routed []Routed) error {
+	for _, r := range routed {
+		if err := p.schemas.Validate(r.Schema, r.Payload); err != nil {
+			return translator.Refuse(pulse.ClassSchema, "output %s breaks its schema once the readiness gate marked it: %w", r.RoutingKey, err)
+		}
+	}
+	return nil
 }
 
 // Encode encodes the bodies of a message's outputs, as they are

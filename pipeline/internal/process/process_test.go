@@ -309,3 +309,21 @@ func TestProcessBoundsRoutes(t *testing.T) {
 		t.Errorf("64 routes and a rule's one more: %v; want %s naming 65", err, pulse.ClassBadRoute)
 	}
 }
+
+// TestValidateAfterAChange: a payload changed after the rules (as the
+// readiness gate marks an unconfirmed one) is validated again, and one
+// its schema no longer takes refuses the message.
+func TestValidateAfterAChange(t *testing.T) {
+	p := processor(t, oneBuild, "")
+	out, err := p.Process(translator.Message{Body: []byte(`{}`)})
+	if err != nil || len(out.Published) != 2 {
+		t.Fatalf("%+v, %v", out, err)
+	}
+	if err := p.Validate(out.Published); err != nil {
+		t.Fatalf("unchanged: %v", err)
+	}
+	out.Published[1].Payload["platform"] = 42
+	if err := p.Validate(out.Published); refusalClass(err) != pulse.ClassSchema || !strings.Contains(err.Error(), "build.other") {
+		t.Errorf("a payload changed to break its schema: %v; want %s naming the output", err, pulse.ClassSchema)
+	}
+}

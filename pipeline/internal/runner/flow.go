@@ -39,8 +39,9 @@ var errNoDelivery = errors.New("the message carries no delivery; only the broker
 // handle takes one delivery down the pipeline:
 //
 //	decode, translate, rules, validate   pure: the outputs, drops, or a refusal
-//	readiness gate                       the artifacts exist, or the message
-//	                                     waits in a wait queue (and is done here)
+//	readiness gate                       decides: publish now, or the message
+//	                                     waits in a wait queue (and is done
+//	                                     here), or is refused
 //	encode                               the bodies, within the message's limits
 //	publish                              confirmed; then the router acks the input.
 //	                                     Refused (nack), or not confirmed in
@@ -78,9 +79,17 @@ func (f *flow) handle(msg *message.Message) error {
 		return nil
 	}
 
-	held, err := f.p.gate.admit(ctx, d, src, outcome.Published, now)
-	if held || err != nil {
+	v := f.p.gate.admit(ctx, src, outcome.Published, now)
+	if done, err := f.act(ctx, d, src, v); done {
 		return err
+	}
+	if len(v.unconfirmed) > 0 {
+		// Past the deadline with on_deadline: publish. The field the
+		// gate's verdict adds is validated with the rest of the payload.
+		markUnconfirmed(outcome.Published, v.unconfirmed)
+		if err := f.p.proc.Validate(outcome.Published); err != nil {
+			return err
+		}
 	}
 
 	bodies, err := f.p.proc.Encode(outcome.Published, now)
@@ -90,7 +99,7 @@ func (f *flow) handle(msg *message.Message) error {
 
 	err = f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
 	if f.waitsWhenRefused(toOutput, err) {
-		return f.p.gate.refused(ctx, d, src, now, err)
+		_, err = f.act(ctx, d, src, f.p.gate.refused(src, now, err))
 	}
 	return err
 }

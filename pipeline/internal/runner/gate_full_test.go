@@ -26,7 +26,7 @@ func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 	}
 	depth, depthErr := 0, error(nil)
 	var asked []string
-	run := &pipelineRun{cfg: p, topology: &broker.Topology{Wait: g.topology("client")}}
+	run := &pipelineRun{cfg: p, topology: &broker.Topology{Wait: g.topology()}}
 	g.use(&flow{p: run, throttle: newThrottle(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)}, func(_ context.Context, queue string) (int, error) {
 		asked = append(asked, queue)
 		return depth, depthErr
@@ -46,7 +46,7 @@ func TestWaitNackIsFullOnlyAtMaxLength(t *testing.T) {
 	if want := pulse.WaitQueue("client", "build", time.Second); len(asked) == 0 || asked[0] != want {
 		t.Errorf("counted %v, want %s", asked, want)
 	}
-	run.cfg.Queue.Type = config.QueueClassic
+	g.queueType = config.QueueClassic
 	depth, depthErr, asked = 0, nil, nil
 	if !g.full(ctx, tier) || len(asked) != 0 {
 		t.Errorf("a classic wait queue's nack: full %v after counting %v; want full, uncounted", g.full(ctx, tier), asked)

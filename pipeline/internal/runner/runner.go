@@ -138,7 +138,7 @@ func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Ru
 			errs = append(errs, err)
 			continue
 		}
-		run.topology.Wait = run.gate.topology(cfg.ClientID)
+		run.topology.Wait = run.gate.topology()
 		run.topology.OnOlderQueue = r.warnOlderQueue(p.Name)
 		run.queues = queuesOf(run)
 		r.pipelines = append(r.pipelines, run)
