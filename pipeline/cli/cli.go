@@ -28,7 +28,7 @@ commands:
   bench     [-translator BINARY] [-n N] [-runs N] ...  measure a translator against a bare worker on a real broker
                                                      (bench -h lists its flags)
 
-Without --config the embedded default config is used (see README.md).
+Without --config the embedded default config is used (docs/configuration.md).
 Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
 `
 

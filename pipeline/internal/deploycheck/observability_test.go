@@ -65,18 +65,18 @@ func TestAlertRules(t *testing.T) {
 			if u := unknownMetrics(r.Expr); len(u) > 0 {
 				t.Errorf("%s names metrics the binary does not export: %v", r.Alert, u)
 			}
-			if r.Annotations["summary"] == "" || !strings.HasPrefix(r.Annotations["runbook"], "README.md#alerts") {
-				t.Errorf("%s needs a summary and a runbook pointing at the README", r.Alert)
+			if r.Annotations["summary"] == "" || !strings.HasPrefix(r.Annotations["runbook"], "docs/operating.md#alerts") {
+				t.Errorf("%s needs a summary and a runbook pointing at docs/operating.md", r.Alert)
 			}
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range alerts {
 		if !strings.Contains(string(readme), "`"+a+"`") {
-			t.Errorf("the README's runbook has no line for %s", a)
+			t.Errorf("the runbook (docs/operating.md) has no line for %s", a)
 		}
 	}
 	if len(alerts) < 5 {
@@ -94,7 +94,7 @@ func TestAlertRules(t *testing.T) {
 
 // TestGrafanaDashboard checks the dashboard is valid JSON, that every
 // panel queries Prometheus, and that every query names only metrics the
-// binary exports, among them each one the README's metric table lists.
+// binary exports, among them each one the metric table of docs/operating.md lists.
 func TestGrafanaDashboard(t *testing.T) {
 	data, err := os.ReadFile(deployPath("grafana", "pulsetranslator.json"))
 	if err != nil {
