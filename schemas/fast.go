@@ -16,6 +16,12 @@ import (
 // sure" the full validator decides and says why, so the fast path can make
 // validation quicker but never more lenient. A schema with any other
 // keyword gets no fast path at all.
+//
+// Why it is kept: 1.25 µs and no allocation per corpus output, against
+// 16 µs and 245 allocations for jsonschema alone (go test ./schemas -bench
+// Validate); at about three outputs per input that is some 45 µs, about
+// 17% of the worker's CPU per input end to end. TestFastPathNeverMoreLenient
+// holds it to the full validator.
 type fastSchema struct {
 	types typeSet
 	// properties are the checks of named properties, each marked when it

@@ -145,3 +145,37 @@ func TestFastRequired(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkValidate is the cost of validating the corpus' outputs with
+// the fast path in front (what Validate does) and with the full
+// validator alone, per output: the figure that keeps the fast path.
+//
+//	go test ./schemas -run '^$' -bench Validate -benchmem -count 5
+func BenchmarkValidate(b *testing.B) {
+	set, err := Builtin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	outs := corpusOutputs(&testing.T{})
+	if len(outs) < 40 {
+		b.Fatalf("%d corpus outputs", len(outs))
+	}
+	b.Run("fast path", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			o := outs[i%len(outs)]
+			if err := set.Validate(o.Schema, o.Payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jsonschema alone", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			o := outs[i%len(outs)]
+			if err := set.byName[o.Schema].Validate(o.Payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

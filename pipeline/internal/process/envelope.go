@@ -17,6 +17,10 @@ import (
 )
 
 // Body encodes the published body of an output in its exchange's envelope:
+// hand-written because it checks every number as it writes it, and pays:
+// 7.5 µs a corpus message against 33 µs for encoding/json.Marshal of the
+// same envelope (go test ./pipeline/internal/process -bench
+// 'Stages/encode'), about 10% of the worker's CPU per input end to end.
 // the payload alone (bare), or the payload with a _meta object
 // (mozillapulse: exchange, routing_key, serializer, sent). sent is the time
 // of publishing.

@@ -2,6 +2,13 @@
 // pass, without building anything, and on the way records an Outline: where
 // the members of the body's outer objects lie, so that a translator can
 // find the few values it reads without reading the body again.
+//
+// Why it is hand-written: on the corpus, Check takes 12.7 µs a message,
+// outline included, where encoding/json.Valid alone takes 44 µs and gives
+// no outline (go test ./pipeline/internal/process -bench 'Stages/decode');
+// the 31 µs it saves are about 12% of the worker's CPU per input end to
+// end (0.24 to 0.28 ms per corpus input in pulsebench). FuzzOutlineMatchesParse
+// and FuzzElementsMatchParse hold it to a full parse.
 package rawjson
 
 import (
