@@ -289,3 +289,25 @@ func TestHangingBenchmark(t *testing.T) {
 		}
 	}
 }
+
+// TestTheBinariesRunTheirWorkers runs a small benchmark through the real
+// pulsebench binary and through "pulsetranslator bench": each starts its
+// log server and baseline worker as itself, and every output arrives.
+func TestTheBinariesRunTheirWorkers(t *testing.T) {
+	brokertest.Require(t)
+	dir := t.TempDir()
+	translatorBinary := buildTranslator(t)
+	pulsebench := filepath.Join(dir, "pulsebench")
+	if out, err := exec.Command("go", "build", "-o", pulsebench, "../../../cmd/pulsebench").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../../../cmd/pulsebench: %v\n%s", err, out)
+	}
+	for _, argv := range [][]string{{pulsebench}, {translatorBinary, Command}} {
+		client := "pulsebench-binary-" + strconv.Itoa(len(argv))
+		args := append(argv[1:], "-broker", brokertest.AdminURL(), "-translator", translatorBinary, "-corpus", corpusDir,
+			"-client", client, "-n", "60", "-runs", "1", "-warmup=false", "-timeout", "2m")
+		out, err := exec.Command(argv[0], args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "translator / baseline:") {
+			t.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+}

@@ -83,7 +83,13 @@ type options struct {
 }
 
 // Main runs pulsebench with args (its flags) and returns the exit code.
+// Args may start with Command, as the worker processes it starts as
+// itself are given it: the pulsebench binary runs "bench" with whatever
+// follows.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == Command {
+		args = args[1:]
+	}
 	fs := flag.NewFlagSet("pulsebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
