@@ -402,15 +402,13 @@ func (s *Subscriber) forward(ch *amqp.Channel, settler *settler, deliveries <-ch
 // handler called Delivery.Reject), as soon as its handler is done; the
 // channel's settler lets acks that settle together share a frame. It
 // must be the handler's outermost middleware. (It replaces a goroutine
-// per message waiting for Watermill's Ack.) It grows the handler's stack
-// once, at the start (growStack).
+// per message waiting for Watermill's Ack.)
 func Settle(next message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (outs []*message.Message, err error) {
 		d, ok := DeliveryFrom(msg.Context())
 		if !ok {
 			return next(msg)
 		}
-		growStack()
 		// A panic that passes through nacks it.
 		defer d.settle(false)
 		outs, err = next(msg)
