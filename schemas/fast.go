@@ -136,7 +136,7 @@ func compileFast(raw any) *fastSchema {
 			f.pattern = re
 		case key == "minimum" || key == "maximum":
 			n, ok := value.(float64)
-			if !ok {
+			if !ok || !exactBound(n) {
 				return nil
 			}
 			if key == "minimum" {
@@ -280,10 +280,37 @@ func kind(v any) (t typeSet, number float64, ok bool) {
 	case float64:
 		return numberKind(v)
 	case int:
-		return typeInteger, float64(v), true
+		return integerKind(int64(v))
 	case int64:
+		return integerKind(v)
+	case int8:
+		return typeInteger, float64(v), true
+	case int16:
+		return typeInteger, float64(v), true
+	case int32:
+		return typeInteger, float64(v), true
+	case uint8:
+		return typeInteger, float64(v), true
+	case uint16:
+		return typeInteger, float64(v), true
+	case uint32:
+		return typeInteger, float64(v), true
+	case uint:
+		if uint64(v) > maxExact {
+			return 0, 0, false
+		}
+		return typeInteger, float64(v), true
+	case uint64:
+		if v > maxExact {
+			return 0, 0, false
+		}
 		return typeInteger, float64(v), true
 	case json.Number:
+		if significantDigits(string(v)) > 15 {
+			// A double may not hold it: the full validator, which
+			// compares exact values, decides.
+			return 0, 0, false
+		}
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil {
 			return 0, 0, false
@@ -291,6 +318,51 @@ func kind(v any) (t typeSet, number float64, ok bool) {
 		return numberKind(f)
 	}
 	return 0, 0, false
+}
+
+// maxExact is 2^53: every integer within ±maxExact is a double exactly,
+// so the fast path compares such integers as jsonschema compares their
+// exact values.
+const maxExact = 1 << 53
+
+// integerKind classifies an integer; one beyond ±maxExact, which a double
+// would round, is "not sure".
+func integerKind(n int64) (typeSet, float64, bool) {
+	if n > maxExact || n < -maxExact {
+		return 0, 0, false
+	}
+	return typeInteger, float64(n), true
+}
+
+// significantDigits counts the digits of a JSON number's mantissa, its
+// leading zeros left out. A decimal of at most 15 makes a double that
+// keeps its value's order against any other such decimal.
+func significantDigits(s string) int {
+	n, leading := 0, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 'e' || c == 'E':
+			return n
+		case c >= '1' && c <= '9':
+			leading = false
+			n++
+		case c == '0' && !leading:
+			n++
+		}
+	}
+	return n
+}
+
+// exactBound reports whether a schema's minimum or maximum is a double
+// that compares with the values the fast path takes as their exact values
+// do: an integer within ±maxExact, or a fraction of at most 15
+// significant digits. A schema with another bound gets no fast path.
+func exactBound(b float64) bool {
+	if b == math.Trunc(b) {
+		return math.Abs(b) <= maxExact
+	}
+	return significantDigits(strconv.FormatFloat(b, 'g', -1, 64)) <= 15
 }
 
 func numberKind(f float64) (typeSet, float64, bool) {

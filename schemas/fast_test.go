@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -178,4 +179,42 @@ func BenchmarkValidate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFastPathComparesExactly: near 2^53, where doubles round, the fast
+// path is not sure of a number it cannot compare exactly, so the full
+// validator decides as it compares exact values; and a schema whose bound
+// a double does not hold exactly gets no fast path.
+func TestFastPathComparesExactly(t *testing.T) {
+	set, err := Compile(fstest.MapFS{
+		"max.json":   {Data: []byte(`{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": {"n": {"type": "integer", "maximum": 9007199254740992}}}`)},
+		"frac.json":  {Data: []byte(`{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": {"n": {"type": "number", "maximum": 0.3}}}`)},
+		"tight.json": {Data: []byte(`{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": {"n": {"type": "number", "maximum": 0.30000000000000004}}}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		schema string
+		n      any
+		valid  bool
+	}{
+		{"max.json", int64(9007199254740992), true},
+		{"max.json", int64(9007199254740993), false},
+		{"max.json", uint64(9007199254740993), false},
+		{"max.json", int(9007199254740993), false},
+		{"max.json", json.Number("9007199254740993"), false},
+		{"max.json", json.Number("9007199254740992"), true},
+		{"frac.json", json.Number("0.3"), true},
+		{"frac.json", json.Number("0.30000000000000001"), false},
+		{"frac.json", json.Number("1.0000000000000001"), false},
+	} {
+		err := set.Validate(tc.schema, map[string]any{"n": tc.n})
+		if (err == nil) != tc.valid {
+			t.Errorf("%s, n = %v (%T): %v; want valid %v", tc.schema, tc.n, tc.n, err, tc.valid)
+		}
+	}
+	if set.fast["tight.json"] != nil && set.fast["tight.json"].properties["n"].schema != nil {
+		t.Error("a bound of 17 significant digits got a fast path")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +86,13 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 			return nil, err
 		}
 		return strconv.AppendInt(buf, v, 10), nil
+	case int8, int16, int32, uint8, uint16, uint32:
+		// Always within ±2^53.
+		return strconv.AppendInt(buf, reflect.ValueOf(v).Convert(reflect.TypeFor[int64]()).Int(), 10), nil
+	case uint:
+		return appendUint(buf, uint64(v))
+	case uint64:
+		return appendUint(buf, v)
 	case json.Number:
 		if v == "" {
 			return append(buf, '0'), nil
@@ -287,6 +295,15 @@ func within(err error, step string) error {
 		u.Path = step + "." + u.Path
 	}
 	return u
+}
+
+// appendUint appends an unsigned integer, refusing one beyond
+// MaxSafeInteger as checkSafeInt does a signed one.
+func appendUint(buf []byte, n uint64) ([]byte, error) {
+	if n > MaxSafeInteger {
+		return nil, &UnsafeNumberError{Text: strconv.FormatUint(n, 10)}
+	}
+	return strconv.AppendUint(buf, n, 10), nil
 }
 
 func checkSafeInt(n int64) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,13 +240,13 @@ func TestUnsafeNumbersAreRefused(t *testing.T) {
 		return err
 	}
 	for _, v := range []any{json.Number("9007199254740993"), json.Number("-9007199254740993"), json.Number("1e400"),
-		json.Number("123456789012345678901234567890"), int64(1) << 60, -(int64(1) << 60)} {
+		json.Number("123456789012345678901234567890"), int64(1) << 60, -(int64(1) << 60), uint64(1) << 60, uint(1) << 60, uint64(math.MaxUint64)} {
 		err := encode(v)
 		if refusalClass(err) != pulse.ClassUnsafeNumber || !strings.Contains(err.Error(), "build_number") {
 			t.Errorf("%v: %v, want %s naming build_number", v, err, pulse.ClassUnsafeNumber)
 		}
 	}
-	for _, v := range []any{json.Number("9007199254740992"), json.Number("-9007199254740992"), json.Number("1234567890123456"), int64(1) << 53} {
+	for _, v := range []any{json.Number("9007199254740992"), json.Number("-9007199254740992"), json.Number("1234567890123456"), int64(1) << 53, uint64(1) << 53, uint(7), uint32(math.MaxUint32), int32(-5), int8(-3), uint8(200)} {
 		if err := encode(v); err != nil {
 			t.Errorf("%v: %v, want it published", v, err)
 		}
@@ -262,6 +263,13 @@ func TestUnsafeNumbersAreRefused(t *testing.T) {
 	}
 	if err := body(map[string]any{"a": []any{json.Number("1.5e300"), json.Number("0.1"), 3.25, json.Number("-0")}}); err != nil {
 		t.Errorf("floats a double holds: %v", err)
+	}
+	// Integers of every size encode as encoding/json encodes them.
+	small := map[string]any{"a": int8(-3), "b": uint8(200), "c": int16(-300), "d": uint16(60000), "e": int32(-5), "f": uint32(math.MaxUint32), "g": uint(7), "h": uint64(1) << 53}
+	got, err := process.Body(process.Routed{Output: &config.OutputConfig{Envelope: config.EnvelopeBare}, Payload: small}, time.Now())
+	want, _ := json.Marshal(small)
+	if err != nil || string(got) != string(want) {
+		t.Errorf("integers of every size: %s, %v; want %s", got, err, want)
 	}
 }
 
