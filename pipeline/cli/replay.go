@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
@@ -20,11 +22,12 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "config file, for the connection (default: the embedded default)")
 	exchange := fs.String("exchange", "", "exchange to publish to (required)")
 	routingKey := fs.String("routing-key", "", "routing key for every message (default: each file's _meta.routing_key)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the broker's confirm of a message before giving up")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *exchange == "" || fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: pulsetranslator replay --exchange EXCHANGE [--routing-key KEY] [--config FILE] PATH...")
+		fmt.Fprintln(stderr, "usage: pulsetranslator replay --exchange EXCHANGE [--routing-key KEY] [--timeout D] [--config FILE] PATH...")
 		return 2
 	}
 	fail := func(err error) int {
@@ -58,7 +61,13 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	confirmed := 0
 	flush := func() error {
 		for _, dc := range pending {
-			if !dc.Wait() {
+			ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+			acked, err := dc.WaitContext(ctx)
+			cancel()
+			switch {
+			case err != nil:
+				return fmt.Errorf("no confirm of a publish to %s within --timeout %s (%d confirmed before it): the broker may be overloaded, or a queue bound to the exchange may not answer: %w", *exchange, *timeout, confirmed, err)
+			case !acked:
 				return fmt.Errorf("the broker nacked a publish to %s", *exchange)
 			}
 			confirmed++

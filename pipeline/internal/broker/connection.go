@@ -38,7 +38,7 @@ type ConnectionConfig struct {
 	Setup func(*amqp.Connection) error
 	// Backoff spaces out the attempts. Default: 500ms doubling to 30s.
 	Backoff backoff.Policy
-	// Logger logs every attempt, loss and block. Required.
+	// Logger logs every attempt, loss and block. Optional: nil logs nothing.
 	Logger *slog.Logger
 }
 
@@ -73,6 +73,9 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // NewConnection returns a Connection; Run connects it.
 func NewConnection(cfg ConnectionConfig) *Connection {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 	}

@@ -2,12 +2,12 @@ package broker_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +47,52 @@ type proxy struct {
 	ln    net.Listener
 	mu    sync.Mutex
 	conns []net.Conn
+	// frozen, while set, holds every byte the proxy reads (a broker that
+	// stops answering, its connections open); thawed is closed to let
+	// them go.
+	frozen atomic.Bool
+	thawed chan struct{}
+}
+
+// freeze stops forwarding, in both directions, until thaw.
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	p.thawed = make(chan struct{})
+	p.mu.Unlock()
+	p.frozen.Store(true)
+}
+
+// thaw forwards again what was held, and what comes.
+func (p *proxy) thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen.Swap(false) {
+		close(p.thawed)
+	}
+}
+
+// forward copies src to dst, holding what it reads while the proxy is
+// frozen.
+func (p *proxy) forward(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if p.frozen.Load() {
+				p.mu.Lock()
+				thawed := p.thawed
+				p.mu.Unlock()
+				<-thawed
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -70,8 +116,8 @@ func newProxy(t *testing.T, target string) *proxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go p.forward(up, c)
+			go p.forward(c, up)
 		}
 	}()
 	t.Cleanup(p.close)
@@ -80,6 +126,7 @@ func newProxy(t *testing.T, target string) *proxy {
 
 func (p *proxy) close() {
 	p.ln.Close()
+	p.thaw()
 	p.cut()
 }
 
@@ -203,4 +250,15 @@ func displays(addrs []broker.Address) []string {
 		out = append(out, a.Display)
 	}
 	return out
+}
+
+// viaProxy is the AMQP URL raw with its host and port those of p.
+func viaProxy(t *testing.T, raw string, p *proxy) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	return u.String()
 }

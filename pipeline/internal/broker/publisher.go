@@ -63,9 +63,25 @@ type Publisher struct {
 	size int
 	next atomic.Uint32
 
+	// mu guards session and slots; it is never held across a round trip
+	// to the broker.
 	mu      sync.Mutex
 	session *Session
-	chans   []*confirmChannel
+	slots   []slot
+}
+
+// slot is one of a session's confirm channels: open, or being opened.
+type slot struct {
+	cc      *confirmChannel
+	opening *opening
+}
+
+// opening is a confirm channel being opened, by a goroutine of its own;
+// done is closed once cc or err is set.
+type opening struct {
+	done chan struct{}
+	cc   *confirmChannel
+	err  error
 }
 
 // confirmChannel is one channel in confirm mode and why it closed.
@@ -153,18 +169,24 @@ func (cc *confirmChannel) failure(err error) error {
 		return err
 	}
 	// amqp091-go marks the channel closed, then sends its error, then
-	// nacks what was in flight: the error is on its way.
+	// nacks what was in flight: the error is on its way. cc.err is read
+	// only once closed is closed, which happens after it is set.
 	select {
 	case <-cc.closed:
+		return &ChannelError{Err: cc.err}
 	case <-time.After(time.Second):
+		return &ChannelError{}
 	}
-	return &ChannelError{Err: cc.err}
 }
 
 // channel returns one of the current session's confirm channels, opening
 // it if it is new or closed. Without a session it waits for one for at
 // most timeout; with one, as on every publish but the first after a
-// reconnect, it makes no context and no timer.
+// reconnect, it makes no context and no timer. A channel is opened by a
+// goroutine of its own, with no lock held, and its callers wait for it
+// for at most timeout, or until ctx ends: a broker that does not answer
+// the opening holds up no publish beyond its timeout, nor any that goes
+// on another, open, channel.
 func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confirmChannel, error) {
 	s := p.conn.Current()
 	if s == nil {
@@ -178,14 +200,51 @@ func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confir
 	}
 	i := int(p.next.Add(1)) % p.size
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.session != s {
-		p.session, p.chans = s, make([]*confirmChannel, p.size)
+		p.session, p.slots = s, make([]slot, p.size)
 	}
-	if cc := p.chans[i]; cc != nil && !cc.ch.IsClosed() {
+	sl := &p.slots[i]
+	if cc := sl.cc; cc != nil && !cc.ch.IsClosed() {
+		p.mu.Unlock()
 		return cc, nil
 	}
-	ch, err := s.Conn.Channel()
+	op := sl.opening
+	if op == nil {
+		op = &opening{done: make(chan struct{})}
+		sl.opening = op
+		go p.open(s, sl, op)
+	}
+	p.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-op.done:
+		return op.cc, op.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a confirm channel: %w", ctx.Err())
+	case <-timer.C:
+		return nil, fmt.Errorf("the broker did not open a confirm channel within %s (%w)", timeout, ErrNoConfirm)
+	}
+}
+
+// open opens the confirm channel of slot sl on session s, and says so
+// through op.
+func (p *Publisher) open(s *Session, sl *slot, op *opening) {
+	cc, err := openConfirmChannel(s.Conn)
+	p.mu.Lock()
+	if err == nil {
+		sl.cc = cc
+	}
+	sl.opening = nil
+	p.mu.Unlock()
+	op.cc, op.err = cc, err
+	close(op.done)
+}
+
+// openConfirmChannel opens a channel of conn in confirm mode and follows
+// its closure.
+func openConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
+	ch, err := conn.Channel()
 	if err != nil {
 		return nil, &ChannelError{Err: asAMQP(err)}
 	}
@@ -199,7 +258,6 @@ func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confir
 		cc.err = <-notify
 		close(cc.closed)
 	}()
-	p.chans[i] = cc
 	return cc, nil
 }
 

@@ -31,7 +31,7 @@ type SubscriberConfig struct {
 	Declare func(*amqp.Connection) error
 	// Backoff spaces out attempts to consume again. Default 100ms to 10s.
 	Backoff backoff.Policy
-	// Logger logs losses and cancellations. Required.
+	// Logger logs losses and cancellations. Optional: nil logs nothing.
 	Logger *slog.Logger
 }
 
@@ -66,6 +66,9 @@ type Subscriber struct {
 
 // NewSubscriber returns a Subscriber of cfg.Queue on conn.
 func NewSubscriber(conn *Connection, cfg SubscriberConfig) *Subscriber {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 	}
@@ -86,7 +89,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, fmt.Errorf("this subscriber consumes %s, not %s", s.cfg.Queue, topic)
 	}
 	if !s.started.CompareAndSwap(false, true) {
-		return nil, errors.New("subscribed twice")
+		return nil, errors.New("subscribed twice, or after Close")
 	}
 	go s.run()
 	go func() {
@@ -108,11 +111,13 @@ func (s *Subscriber) Consuming() bool {
 // the queue, and waits until every message handed over is settled.
 func (s *Subscriber) Close() error {
 	s.once.Do(func() { close(s.closing) })
-	if s.started.Load() {
-		<-s.stopped
-	} else {
+	if s.started.CompareAndSwap(false, true) {
+		// Never subscribed, and now it cannot be: nothing runs to close
+		// what run would.
 		close(s.out)
+		close(s.stopped)
 	}
+	<-s.stopped
 	s.inflight.Wait()
 	return nil
 }
