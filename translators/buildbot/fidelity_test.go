@@ -2,11 +2,14 @@ package buildbot_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
+	"github.com/pulsetranslator/pulsetranslator/rules"
+	"github.com/pulsetranslator/pulsetranslator/translators/buildbot"
 )
 
 // The cases below are edge cases of the original pulsetranslator that the
@@ -165,31 +168,53 @@ func TestURLQuoting(t *testing.T) {
 	}
 }
 
-// TestNightlyLocaleStatusOfEveryType: a nightly repack's per-locale
-// results are read as written: "Success" and "0" (or the number 0) are
-// status 0, and anything else, among them true, null, "2", "failed",
-// "SUCCESS" and the number 0.0, is 2.
-func TestNightlyLocaleStatusOfEveryType(t *testing.T) {
+// TestNightlyLocaleStatusOfEverySpelling: a nightly repack's per-locale
+// result is compared as text without regard to case, as the original did:
+// every spelling of "success" and the text or number 0 is status 0; any
+// other value, among them 0.0, true and null, is 2.
+func TestNightlyLocaleStatusOfEverySpelling(t *testing.T) {
 	tr := newTranslator(t)
-	msg := raw(t, "build.mozilla-central-linux64-l10n-nightly-1.6.log_uploaded", 2,
-		prop{"branch", "mozilla-central"}, prop{"platform", "linux64"}, prop{"product", "firefox"},
-		prop{"locales", `{"a": true, "b": null, "c": "0", "d": "2", "e": "Success", "f": "failed", "g": 0.0, "h": 0, "i": "SUCCESS", "j": 2}`})
-	outs, err := tr.Translate(msg)
+	for _, c := range []struct {
+		result string // the JSON of the locale's result
+		want   int
+	}{
+		{`"Success"`, 0}, {`"SUCCESS"`, 0}, {`"success"`, 0}, {`"sUcCeSs"`, 0},
+		{`"0"`, 0}, {`0`, 0}, {`-0`, 0},
+		{`0.0`, 2}, {`"0.0"`, 2}, {`true`, 2}, {`false`, 2}, {`null`, 2},
+		{`"2"`, 2}, {`2`, 2}, {`"Failed"`, 2}, {`""`, 2}, {`" Success"`, 2},
+		{`"ſuccess"`, 2}, // a long s is not an s to Python's lower()
+	} {
+		t.Run(c.result, func(t *testing.T) {
+			msg := raw(t, "build.mozilla-central-linux64-l10n-nightly-1.6.log_uploaded", 2,
+				prop{"branch", "mozilla-central"}, prop{"platform", "linux64"}, prop{"product", "firefox"},
+				prop{"locales", `{"ar": ` + c.result + `}`})
+			outs, err := tr.Translate(msg)
+			if err != nil || len(outs) != 1 {
+				t.Fatalf("%d outputs, %v", len(outs), err)
+			}
+			if got := outs[0].Payload["status"]; got != c.want {
+				t.Errorf("status %v, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// TestLocaleResultsThatDifferOnlyInCaseAreRefused: results are compared
+// without regard to case, so a table that gives two spellings of one word
+// two statuses is a mistake start-up names.
+func TestLocaleResultsThatDifferOnlyInCaseAreRefused(t *testing.T) {
+	f, err := rules.Load("builtin:buildbot.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"a": 2, "b": 2, "c": 0, "d": 2, "e": 0, "f": 2, "g": 2, "h": 0, "i": 2, "j": 2}
-	if len(outs) != len(want) {
-		t.Fatalf("%d outputs, want %d", len(outs), len(want))
+	set, err := rules.Compile(f)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var wrong []string
-	for _, o := range outs {
-		locale := o.Payload["locale"].(string)
-		if o.Payload["status"] != want[locale] {
-			wrong = append(wrong, fmt.Sprintf("%s: %v, want %d", locale, o.Payload["status"], want[locale]))
-		}
-	}
-	if len(wrong) > 0 {
-		t.Errorf("statuses: %s", strings.Join(wrong, "; "))
+	tables := maps.Clone(set.Tables())
+	tables["repack_locale_status"] = map[string]any{"results": map[string]any{"Success": 0, "SUCCESS": 1}, "otherwise": 2}
+	_, err = buildbot.New(translator.Params{Pipeline: "test", Tables: tables})
+	if err == nil || !strings.Contains(err.Error(), "without regard to case") {
+		t.Fatalf("New = %v, want an error about case", err)
 	}
 }

@@ -197,8 +197,8 @@ func TestRefusalsAndDrops(t *testing.T) {
 }
 
 // TestNightlyLocaleStatus checks the per-locale status of an l10n nightly
-// repack against rules/buildbot.yaml: "Success" and "0" are 0, anything
-// else 2 (see also TestNightlyLocaleStatusOfEveryType).
+// repack against rules/buildbot.yaml: "Success", "SUCCESS" and "0" are 0,
+// anything else 2 (see also TestNightlyLocaleStatusOfEverySpelling).
 func TestNightlyLocaleStatus(t *testing.T) {
 	tr := newTranslator(t)
 	msg := raw(t, "build.mozilla-central-linux64-l10n-nightly-1.6.log_uploaded", 2,
@@ -208,7 +208,7 @@ func TestNightlyLocaleStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"ar": 0, "da": 0, "de": 2, "en-GB": 2, "fr": 2}
+	want := map[string]int{"ar": 0, "da": 0, "de": 2, "en-GB": 2, "fr": 0}
 	if len(outs) != len(want) {
 		t.Fatalf("got %d outputs, want %d", len(outs), len(want))
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -48,6 +49,7 @@ type compiledTables struct {
 	notTags         map[string]bool
 	osPatterns      []osPattern
 	osFromName      map[string]bool
+	localeResults   map[string]int // repack_locale_status.results, keys lower-cased
 }
 
 // requiredTables are the tables the translator cannot work without.
@@ -91,6 +93,14 @@ func loadTables(raw map[string]any) (*compiledTables, error) {
 	// platform names in reverse lexical order, so "linux64" wins over "linux".
 	slices.Sort(c.platformsByName)
 	slices.Reverse(c.platformsByName)
+	c.localeResults = make(map[string]int, len(t.RepackLocaleStatus.Results))
+	for _, result := range slices.Sorted(maps.Keys(t.RepackLocaleStatus.Results)) {
+		key, status := strings.ToLower(result), t.RepackLocaleStatus.Results[result]
+		if other, ok := c.localeResults[key]; ok && other != status {
+			errs = append(errs, fmt.Errorf("repack_locale_status.results: results are compared without regard to case, so %q cannot be both %d and %d; keep one spelling", result, other, status))
+		}
+		c.localeResults[key] = status
+	}
 	for i, p := range t.OSFromBuildername.Patterns {
 		re, err := regexp.Compile("(?i)" + p.Match)
 		if err != nil {
@@ -158,26 +168,42 @@ func (c *compiledTables) convertOS(os, buildername string) string {
 	return c.OSFromBuildername.Otherwise
 }
 
-// localeStatus is the status of one locale of a nightly repack: its
-// result compared as written, a string as it is and any other JSON value
-// as its text (a json.Number keeps the text it came with: 0.0 is not 0).
+// localeStatus is the status of one locale of a nightly repack: the text of
+// its result compared with repack_locale_status.results without regard to
+// case, as the original did. A string is its own text; any other JSON value
+// is the text Python gave it: an integer as its digits (-0 is "0"), any
+// other number as written (0.0 is not 0), true, false and
+// null as "True", "False" and "None".
 func (c *compiledTables) localeStatus(result any) int {
-	var s string
-	switch r := result.(type) {
-	case string:
-		s = r
-	case json.Number:
-		s = string(r)
-	case nil:
-		s = "null"
-	default:
-		data, _ := json.Marshal(r)
-		s = string(data)
-	}
-	if status, ok := c.RepackLocaleStatus.Results[s]; ok {
+	if status, ok := c.localeResults[strings.ToLower(resultText(result))]; ok {
 		return status
 	}
 	return c.RepackLocaleStatus.Otherwise
+}
+
+// resultText is the text of a locale's result, as str() wrote it in Python.
+func resultText(result any) string {
+	switch r := result.(type) {
+	case string:
+		return r
+	case json.Number:
+		// JSON writes an integer without leading zeros, so its digits are
+		// Python's but for minus zero, which Python's int reads as 0.
+		if r == "-0" {
+			return "0"
+		}
+		return string(r)
+	case bool:
+		if r {
+			return "True"
+		}
+		return "False"
+	case nil:
+		return "None"
+	default:
+		data, _ := json.Marshal(r)
+		return string(data)
+	}
 }
 
 // internalBuilder returns the word of internal_builders found in key.
