@@ -53,6 +53,29 @@ func (e *ChannelError) Code() int {
 	return e.Err.Code
 }
 
+// ByBroker reports whether the broker itself closed the channel (or the
+// connection), rather than the connection being lost under the publish:
+// amqp091-go reports a broken TCP connection as 501 FRAME_ERROR too, with
+// Server false.
+func (e *ChannelError) ByBroker() bool {
+	return e.Err != nil && e.Err.Server
+}
+
+// Refused reports whether the broker closed the channel because it will
+// not take this publish as it is: access refused, a failed precondition,
+// a command not allowed, or a frame or syntax error in what was sent.
+// Publishing it again cannot help. A lost connection is never a refusal.
+func (e *ChannelError) Refused() bool {
+	if !e.ByBroker() {
+		return false
+	}
+	switch e.Err.Code {
+	case amqp.AccessRefused, amqp.PreconditionFailed, amqp.FrameError, amqp.SyntaxError, amqp.CommandInvalid, amqp.NotAllowed:
+		return true
+	}
+	return false
+}
+
 // Publisher publishes on confirm channels shared by all its callers: a
 // Publish sends its messages and waits for its own confirms while other
 // callers' messages and confirms are in flight on the same channels, so

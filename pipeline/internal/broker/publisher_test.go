@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 )
@@ -80,5 +82,69 @@ func TestSubscriberClosesOnce(t *testing.T) {
 	}
 	if _, err := s.Subscribe(context.Background(), "q"); err == nil {
 		t.Error("a closed subscriber subscribed")
+	}
+}
+
+// TestALostConnectionIsNotARefusal cuts the TCP connection under a
+// publish that waits for its confirm. amqp091-go reports the loss as 501
+// FRAME_ERROR, a code the broker also uses to refuse a publish; the
+// publish's error must not read as a refusal, or the message would be
+// parked as unpublishable instead of published again.
+func TestALostConnectionIsNotARefusal(t *testing.T) {
+	brokertest.Require(t)
+	u := brokertest.AdminURL()
+	p := newProxy(t, hostOf(t, u))
+	conn := broker.NewConnection(broker.ConnectionConfig{
+		Addresses: broker.Addresses([]string{viaProxy(t, u, p)}),
+		AMQP:      broker.AMQPConfig("lost-connection-test", nil),
+	})
+	runConnection(t, conn)
+	ctx := context.Background()
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := conn.Session(wait); err != nil {
+		t.Fatal(err)
+	}
+	pub := broker.NewPublisher(conn, 1)
+	out := broker.Outgoing{RoutingKey: "lost-connection-test-nowhere", ContentType: "application/json", Body: []byte(`{}`)}
+	if err := pub.Publish(ctx, 5*time.Second, out); err != nil {
+		t.Fatalf("before the connection is lost: %v", err)
+	}
+	p.freeze()
+	done := make(chan error, 1)
+	go func() { done <- pub.Publish(ctx, 5*time.Second, out) }()
+	time.Sleep(200 * time.Millisecond)
+	p.cut()
+	p.thaw()
+	err := <-done
+	var ce *broker.ChannelError
+	if !errors.As(err, &ce) {
+		t.Fatalf("a publish whose connection was cut: %v; want a *ChannelError", err)
+	}
+	t.Logf("the cut publish: %v (code %d)", err, ce.Code())
+	if ce.Refused() || ce.ByBroker() {
+		t.Errorf("a lost connection (%v, code %d) reads as the broker's refusal", err, ce.Code())
+	}
+}
+
+// TestOnlyTheBrokersCloseIsARefusal: the codes with which the broker
+// refuses a publish are a refusal only when the broker sent them.
+func TestOnlyTheBrokersCloseIsARefusal(t *testing.T) {
+	for _, c := range []struct {
+		code   int
+		server bool
+		want   bool
+	}{
+		{amqp.AccessRefused, true, true}, {amqp.PreconditionFailed, true, true}, {amqp.FrameError, true, true},
+		{amqp.NotAllowed, true, true}, {amqp.NotFound, true, false}, {amqp.ConnectionForced, true, false},
+		{amqp.FrameError, false, false}, {amqp.ChannelError, false, false},
+	} {
+		ce := &broker.ChannelError{Err: &amqp.Error{Code: c.code, Server: c.server}}
+		if got := ce.Refused(); got != c.want {
+			t.Errorf("code %d sent by the broker %v: refused %v, want %v", c.code, c.server, got, c.want)
+		}
+	}
+	if (&broker.ChannelError{}).Refused() {
+		t.Error("a channel closed with no error reads as a refusal")
 	}
 }

@@ -60,10 +60,18 @@ func dial(t testing.TB) *amqp.Connection {
 // needs rabbitmqctl, run as root.
 func PulseUser(t testing.TB, client string) string {
 	t.Helper()
+	return PulseUserWriting(t, client, fmt.Sprintf("^(exchange|queue)/%s/.*", client))
+}
+
+// PulseUserWriting is PulseUser with the write permission write, a regular
+// expression of RabbitMQ's (Erlang's re, which has lookahead): for a test
+// of what the translator does when the broker refuses a publish.
+func PulseUserWriting(t testing.TB, client, write string) string {
+	t.Helper()
 	password := "p/w@" + client
 	own := fmt.Sprintf("^(exchange|queue)/%s/.*", client)
 	read := fmt.Sprintf("^(exchange/.*|queue/%s/.*)", client)
-	for _, args := range [][]string{{"add_user", client, password}, {"set_permissions", "-p", "/", client, own, own, read}} {
+	for _, args := range [][]string{{"add_user", client, password}, {"set_permissions", "-p", "/", client, own, write, read}} {
 		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
 			t.Fatalf("rabbitmqctl %s: %v\n%s (the test needs rabbitmqctl, run as root)", args[0], err, out)
 		}

@@ -150,3 +150,24 @@ func FuzzUpstreamHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestAFutureFirstSeenIsNotBelieved: a returning waiter whose first-seen
+// time lies in the future (a clock ahead, or a forged copy) is taken as
+// first seen now; believed, it would wait past its deadline.
+func TestAFutureFirstSeenIsNotBelieved(t *testing.T) {
+	now := time.Now()
+	for _, seen := range []time.Time{now.Add(time.Second), now.Add(100 * 365 * 24 * time.Hour)} {
+		h := forgedWaitHeaders()
+		h[pulse.HeaderFirstSeen] = seen.Format(time.RFC3339Nano)
+		o := originOf(&broker.Delivery{Exchange: testWaitExchange, RoutingKey: "retry", Headers: h}, now, testWaitExchange)
+		if !o.returning || !o.firstSeen.Equal(now) {
+			t.Errorf("first seen %s, read at %s: returning %v, first seen taken as %s; want now", seen, now, o.returning, o.firstSeen)
+		}
+	}
+	h := forgedWaitHeaders()
+	past := now.Add(-time.Minute).Round(0)
+	h[pulse.HeaderFirstSeen] = past.Format(time.RFC3339Nano)
+	if o := originOf(&broker.Delivery{Exchange: testWaitExchange, RoutingKey: "retry", Headers: h}, now, testWaitExchange); !o.firstSeen.Equal(past) {
+		t.Errorf("a first-seen time a minute ago was taken as %s; want %s", o.firstSeen, past)
+	}
+}

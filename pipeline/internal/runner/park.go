@@ -83,19 +83,24 @@ func classify(err error) (class, reason string) {
 // fail again.
 func (f *flow) park(ctx context.Context, d *broker.Delivery, class, reason, waitingFor string) error {
 	src := f.p.originOf(d, time.Now())
-	f.p.stats.Parked.Add(1)
-	if f.metrics != nil {
-		f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
-	}
-	f.p.recent.addParked(class, reason, src.routingKey)
-	f.throttle.log(slog.LevelInfo, "park "+class, "parked in the dead queue", "pipeline", f.p.cfg.Name, "class", class, "routing_key", src.routingKey, "reason", termtext.Truncate(reason, 300))
 	err := f.publish(ctx, toDead, parkedCopy(f.p, d, src, class, reason, waitingFor, false))
-	if err == nil || ctx.Err() != nil {
-		return err
+	if err != nil && ctx.Err() == nil {
+		f.throttle.log(slog.LevelWarn, "park minimal "+class, "the broker did not take a parked copy; parking it with minimal headers", "pipeline", f.p.cfg.Name, "class", class, "error", err.Error())
+		err = f.publish(ctx, toDead, parkedCopy(f.p, d, src, class, reason, waitingFor, true))
 	}
-	f.throttle.log(slog.LevelWarn, "park minimal "+class, "the broker did not take a parked copy; parking it with minimal headers", "pipeline", f.p.cfg.Name, "class", class, "error", err.Error())
-	err = f.publish(ctx, toDead, parkedCopy(f.p, d, src, class, reason, waitingFor, true))
-	if err == nil || ctx.Err() != nil {
+	switch {
+	case err == nil:
+		// Counted, shown and logged once the broker confirmed the copy:
+		// a copy lost with its connection was never parked, and the
+		// broker delivers the input again.
+		f.p.stats.Parked.Add(1)
+		if f.metrics != nil {
+			f.metrics.Parked.WithLabelValues(f.p.cfg.Name, class).Inc()
+		}
+		f.p.recent.addParked(class, reason, src.routingKey)
+		f.throttle.log(slog.LevelInfo, "park "+class, "parked in the dead queue", "pipeline", f.p.cfg.Name, "class", class, "routing_key", src.routingKey, "reason", termtext.Truncate(reason, 300))
+		return nil
+	case ctx.Err() != nil:
 		return err
 	}
 	d.Reject()

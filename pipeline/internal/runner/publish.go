@@ -88,22 +88,19 @@ func (f *flow) retriable(ctx context.Context, t target, routingKey string, err e
 		// is no answer to that. But a quorum queue also nacks for a while
 		// after its leader's node is lost, when waiting is the answer.
 		return t != toWait || !f.p.gate.full(ctx, routingKey)
-	case errors.As(err, &ce):
-		switch ce.Code() {
-		case amqp.NotFound:
-			// An administrator or a cleanup job deleted an exchange or a
-			// queue the pipeline owns: declare them again.
-			if derr := f.redeclare(ctx); derr != nil {
-				f.throttle.log(slog.LevelWarn, "redeclare "+derr.Error(), "cannot declare the topology again", "pipeline", f.p.cfg.Name, "error", derr.Error())
-			}
-			return true
-		case amqp.AccessRefused, amqp.PreconditionFailed, amqp.FrameError, amqp.SyntaxError, amqp.CommandInvalid, amqp.NotAllowed:
-			// The broker refuses this publish as it is.
-			return false
+	case errors.As(err, &ce) && ce.ByBroker() && ce.Code() == amqp.NotFound:
+		// An administrator or a cleanup job deleted an exchange or a
+		// queue the pipeline owns: declare them again.
+		if derr := f.redeclare(ctx); derr != nil {
+			f.throttle.log(slog.LevelWarn, "redeclare "+derr.Error(), "cannot declare the topology again", "pipeline", f.p.cfg.Name, "error", derr.Error())
 		}
 		return true
+	case errors.As(err, &ce) && ce.Refused():
+		// The broker refuses this publish as it is.
+		return false
 	}
-	// No connection, or no confirm within the publish timeout.
+	// No connection, a connection lost under the publish (whatever code
+	// the client library gives it), or no confirm within the timeout.
 	return true
 }
 
