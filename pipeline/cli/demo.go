@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"path"
 	"strings"
@@ -37,23 +39,39 @@ var demoMessages embed.FS
 // lateLog is the log of the build whose log appears late.
 const lateLog = "mozilla-central-win32-bm84-build1-build343.txt.gz"
 
-// demoConfig is the demo's pipeline: the embedded default's, under the
-// client id "demo", waiting briefly for logs on this machine's log server.
-const demoConfig = `client_id: demo
+// demoConfig is the demo's pipeline: the embedded default's, under a
+// client id of the run's own, reading an upstream exchange of its own (so
+// that nothing it publishes reaches anyone else's queues, and nothing
+// anyone else publishes counts as its own), waiting briefly for logs on
+// this machine's log server. The words are the client id, the connection
+// and the upstream exchange.
+const demoConfig = `client_id: %s
 connection: %s
 declare_upstream: true
 pipelines:
   - name: build
     translator: buildbot
-    bindings: [{exchange: exchange/build/, routing_keys: ['#.log_uploaded', '#.finished']}]
+    bindings: [{exchange: %s, routing_keys: ['#.log_uploaded', '#.finished']}]
     outputs: [{exchange: build/normalized}]
     rules: [builtin:buildbot.yaml, builtin:buildbot-wait.yaml]
     wait: {tiers: [3s, 6s], deadline: 2m, check: {allow_private: true}}
 `
 
+// demoNames are the names of one run of the demo.
+type demoNames struct {
+	client, upstream string
+}
+
+// newDemoNames gives a run of the demo a client id of its own, demo-<hex>,
+// and its upstream exchange in that client's namespace.
+func newDemoNames() demoNames {
+	client := fmt.Sprintf("demo-%08x", rand.Uint32())
+	return demoNames{client: client, upstream: "exchange/" + client + "/upstream/build/"}
+}
+
 func demoCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", stderr)
-	connection := fs.String("connection", config.DefaultConnection, "a local broker whose user may declare exchange/build/ (the default is the local RabbitMQ as guest)")
+	connection := fs.String("connection", config.DefaultConnection, "a local broker whose user may declare queues and exchanges of any client id (the default is the local RabbitMQ as guest)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "serve the live page, /metrics, /healthz and /readyz on this address")
 	late := fs.Duration("late", 5*time.Second, "how long one build's log answers 404 before it appears")
 	exit := fs.Bool("exit", false, "exit once every message is accounted for, instead of running until interrupted")
@@ -72,10 +90,17 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer logs.close()
-	cfg, err := config.Parse("demo config", []byte(fmt.Sprintf(demoConfig, *connection)))
+	names := newDemoNames()
+	configText := fmt.Sprintf(demoConfig, names.client, *connection, names.upstream)
+	cfg, err := config.Parse("demo config", []byte(configText))
 	if err != nil {
 		return fail(err)
 	}
+	configFile, err := writeDemoConfig(configText)
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(configFile)
 	rn, err := runner.New(cfg, translator.Default, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fail(err)
@@ -99,7 +124,7 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 	defer func() {
 		stopRun()
 		<-done
-		cleanDemo(*connection)
+		cleanDemo(*connection, cfg, names)
 	}()
 	select {
 	case <-rn.Running():
@@ -113,7 +138,7 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 
 	output := pulse.ExchangeName(cfg.ClientID, "build/normalized")
 	fmt.Fprintf(stdout, "pulsetranslator demo: the whole flow on this machine\n")
-	fmt.Fprintf(stdout, "  broker  %s: raw messages in on exchange/build/, normalized out on %s\n", config.RedactURL(*connection), output)
+	fmt.Fprintf(stdout, "  broker  %s, as the client %s: raw messages in on %s, normalized out on %s\n", config.RedactURL(*connection), names.client, names.upstream, output)
 	fmt.Fprintf(stdout, "  logs    %s, a local server the readiness gate checks; one build's log appears only after %s\n", logs.url, *late)
 	fmt.Fprintf(stdout, "  live    http://%s/   (open it: queues, outputs and parked messages as they happen)\n\n", ln.Addr())
 
@@ -126,11 +151,11 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	sent, err := publishDemo(conn, logs.url)
+	sent, err := publishDemo(conn, names.upstream, logs.url)
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(stdout, "published %d raw Buildbot messages to exchange/build/\n", sent)
+	fmt.Fprintf(stdout, "published %d raw Buildbot messages to %s\n", sent, names.upstream)
 
 	const wantOutputs, wantParked, wantDropped = 11, 1, 1
 	got, seenParks, seenWaits, seenDrops := 0, 0, int64(0), int64(0)
@@ -146,7 +171,7 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 		case <-tick.C:
 			if w := stats.Waited.Load(); w > seenWaits {
 				seenWaits = w
-				fmt.Fprintf(stdout, "  waiting  a build's log is not there yet: it waits in queue/demo/build/wait/<tier>, in RabbitMQ (%d so far)\n", w)
+				fmt.Fprintf(stdout, "  waiting  a build's log is not there yet: it waits in %s/wait/<tier>, in RabbitMQ (%d so far)\n", pulse.InputQueue(names.client, "build"), w)
 			}
 			if d := stats.Dropped.Load(); d > seenDrops {
 				seenDrops = d
@@ -162,12 +187,14 @@ func demoCommand(args []string, stdout, stderr io.Writer) int {
 			return 130
 		}
 	}
-	fmt.Fprintf(stdout, "\n%d raw messages gave %d outputs; %d parked in queue/demo/build/dead (see: pulsetranslator dead list, with the demo's config), %d dropped; %d log checks.\n",
-		sent, got, seenParks, seenDrops, logs.checks.Load())
+	fmt.Fprintf(stdout, "\n%d raw messages gave %d outputs; %d parked in %s, %d dropped; %d log checks.\n",
+		sent, got, seenParks, pulse.DeadQueue(names.client, "build"), seenDrops, logs.checks.Load())
 	if *exit {
 		return 0
 	}
-	fmt.Fprintf(stdout, "The live page stays up at http://%s/ until Ctrl-C.\n", ln.Addr())
+	fmt.Fprintf(stdout, "The live page stays up at http://%s/ until Ctrl-C, which deletes the demo's queues and exchanges. Until then, in another terminal:\n", ln.Addr())
+	fmt.Fprintf(stdout, "  pulsetranslator dead list --config %s     the parked message, with its reason\n", configFile)
+	fmt.Fprintf(stdout, "  pulsetranslator tail --config %s          the normalized messages as they are published\n", configFile)
 	<-ctx.Done()
 	return 0
 }
@@ -215,9 +242,24 @@ func demoProbe(conn *amqp.Connection, exchange string) (<-chan amqp.Delivery, er
 	return ch.Consume(q.Name, "", true, true, false, false, nil)
 }
 
-// publishDemo publishes the demo's messages upstream, their log URLs on
+// writeDemoConfig writes the demo's config to a file of its own, for the
+// commands the demo suggests while it runs.
+func writeDemoConfig(text string) (string, error) {
+	f, err := os.CreateTemp("", "pulsetranslator-demo-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), f.Close()
+}
+
+// publishDemo publishes the demo's messages to upstream, their log URLs on
 // the local log server, with confirms.
-func publishDemo(conn *amqp.Connection, logsURL string) (int, error) {
+func publishDemo(conn *amqp.Connection, upstream, logsURL string) (int, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return 0, err
@@ -237,7 +279,7 @@ func publishDemo(conn *amqp.Connection, logsURL string) (int, error) {
 		}
 		body = bytes.ReplaceAll(body, []byte("http://archive.mozilla.org/"), []byte(logsURL+"/"))
 		key := strings.TrimSuffix(e.Name(), ".json")
-		dc, err := ch.PublishWithDeferredConfirm("exchange/build/", key, false, false, amqp.Publishing{
+		dc, err := ch.PublishWithDeferredConfirm(upstream, key, false, false, amqp.Publishing{
 			ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body})
 		if err != nil {
 			return 0, err
@@ -259,9 +301,9 @@ func ccOf(d amqp.Delivery) []string {
 	return cc
 }
 
-// cleanDemo deletes the demo's queues and exchanges, so that the next
-// demo starts afresh (exchange/build/ stays: others may use it).
-func cleanDemo(connection string) {
+// cleanDemo deletes the run's queues and exchanges, its upstream exchange
+// among them: the next run has names of its own.
+func cleanDemo(connection string, cfg *config.Config, names demoNames) {
 	conn, err := amqp.Dial(connection)
 	if err != nil {
 		return
@@ -272,10 +314,15 @@ func cleanDemo(connection string) {
 		return
 	}
 	defer ch.Close()
-	for _, q := range []string{"queue/demo/build", "queue/demo/build/dead", "queue/demo/build/wait/3s", "queue/demo/build/wait/6s"} {
+	queues := []string{pulse.InputQueue(names.client, "build"), pulse.DeadQueue(names.client, "build")}
+	for _, tier := range cfg.Pipelines[0].Wait.Tiers {
+		queues = append(queues, pulse.WaitQueue(names.client, "build", tier))
+	}
+	for _, q := range queues {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
-	for _, ex := range []string{"exchange/demo/build/normalized", "exchange/demo/build/dead", "exchange/demo/build/wait", "queue/demo/build/park", "queue/demo/build/hold"} {
+	for _, ex := range []string{pulse.ExchangeName(names.client, "build/normalized"), pulse.DeadExchange(names.client, "build"),
+		pulse.WaitExchange(names.client, "build"), pulse.ParkExchange(names.client, "build"), pulse.HoldExchange(names.client, "build"), names.upstream} {
 		_ = ch.ExchangeDelete(ex, false, false)
 	}
 }

@@ -5,6 +5,7 @@
 package brokertest
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -126,4 +127,25 @@ func CloseConsumerChannel(t testing.TB, queue string) string {
 	}
 	tag, _, _ = strings.Cut(tag, "\n")
 	return tag
+}
+
+// QueueExists reports whether queue exists on the broker, asking on a
+// channel of its own (the broker closes a channel that asks for a queue
+// that does not exist).
+func QueueExists(t testing.TB, conn *amqp.Connection, queue string) bool {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("is there a queue %s: %v", queue, err)
+	}
+	return true
 }
