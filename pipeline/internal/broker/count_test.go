@@ -17,7 +17,7 @@ import (
 // names the queue and the command that finds such queues; once the queue
 // answers again, so does the count.
 func TestCountOfAQueueThatDoesNotAnswer(t *testing.T) {
-	const queue = "queue/pttest/count-unanswered"
+	queue := brokertest.UniqueName("queue/pttest/count-unanswered")
 	_, ch := emptyQueue(t, queue)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)

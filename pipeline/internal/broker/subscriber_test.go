@@ -145,7 +145,7 @@ func (c *consuming) handsOver(n int) {
 // replaced at once on the same connection, while the other keeps its
 // consumer; both hand messages over afterwards.
 func TestChannelClosedAloneIsReplacedAlone(t *testing.T) {
-	c := subscribe(t, "queue/pttest/channel-closed-alone", brokertest.AdminURL(), 2,
+	c := subscribe(t, brokertest.UniqueName("queue/pttest/channel-closed-alone"), brokertest.AdminURL(), 2,
 		backoff.Policy{Initial: 50 * time.Millisecond, Max: time.Second})
 	before := c.waitForConsumers(2, "at start")
 	session := c.conn.Current()
@@ -180,7 +180,7 @@ func TestChannelClosedAloneIsReplacedAlone(t *testing.T) {
 func TestDeletedQueueIsDeclaredAgain(t *testing.T) {
 	// The closed channel's replacement waits at least 1s, long after the
 	// queue is gone.
-	c := subscribe(t, "queue/pttest/deleted-while-replaced", brokertest.AdminURL(), 2,
+	c := subscribe(t, brokertest.UniqueName("queue/pttest/deleted-while-replaced"), brokertest.AdminURL(), 2,
 		backoff.Policy{Initial: 2 * time.Second, Max: 2 * time.Second})
 	c.waitForConsumers(2, "at start")
 	deleteQueue := func() {
@@ -222,7 +222,7 @@ func TestConsumingAgainAfterLossesDoesNotSlowDown(t *testing.T) {
 	through := *admin
 	through.Host = p.ln.Addr().String()
 	// Waits of 125-250ms at first; 1-2s from the fourth loss in a row.
-	c := subscribe(t, "queue/pttest/losses-spread-out", through.String(), 1,
+	c := subscribe(t, brokertest.UniqueName("queue/pttest/losses-spread-out"), through.String(), 1,
 		backoff.Policy{Initial: 250 * time.Millisecond, Max: 2 * time.Second})
 	c.waitForConsumers(1, "at start")
 	for loss := range 4 {

@@ -149,3 +149,10 @@ func QueueExists(t testing.TB, conn *amqp.Connection, queue string) bool {
 	}
 	return true
 }
+
+// UniqueName is name with a suffix of this moment's, for a queue or an
+// exchange of one test's own: two runs of a suite on one broker, or a
+// suite beside a running pipeline, never share one.
+func UniqueName(name string) string {
+	return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()%1e12)
+}

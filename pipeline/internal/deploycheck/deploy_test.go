@@ -7,6 +7,7 @@ package deploycheck
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -191,20 +192,41 @@ func TestDefinitionsGrantPulsePermissions(t *testing.T) {
 		}
 		t.Skip("rabbitmqctl is missing")
 	}
-	path, err := filepath.Abs(deployPath("rabbitmq", "definitions.json"))
+	// The file's user and client id is "pulsetranslator", which an
+	// operator's own pipeline on this broker may be using: the test imports
+	// it under a name of its own, changed nowhere else.
+	shipped, err := os.ReadFile(deployPath("rabbitmq", "definitions.json"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	client := fmt.Sprintf("pttest-defs-%d", time.Now().UnixNano()%1e10)
+	defs := bytes.ReplaceAll(shipped, []byte("pulsetranslator"), []byte(client))
+	if bytes.Count(shipped, []byte("pulsetranslator")) != 5 {
+		t.Fatalf("definitions.json names its user and client id %d times; the test expects 5 (the user, its permissions' user and three permissions)", bytes.Count(shipped, []byte("pulsetranslator")))
+	}
+	// The broker's node reads the file, as the rabbitmq user.
+	dir, err := os.MkdirTemp("", "pulsetranslator-definitions-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "definitions.json")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, defs, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("rabbitmqctl", "import_definitions", path).CombinedOutput(); err != nil {
 		t.Fatalf("rabbitmqctl import_definitions: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", "pulsetranslator").Run() })
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_user", client).Run() })
 	// The import runs asynchronously: wait for the permissions, then the user.
 	var conn *amqp.Connection
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		perms, _ := exec.Command("rabbitmqctl", "list_user_permissions", "pulsetranslator").Output()
-		if bytes.Contains(perms, []byte("^(exchange/.*|queue/pulsetranslator/.*)")) {
-			if conn, err = amqp.Dial("amqp://pulsetranslator:change-me@127.0.0.1:5672/"); err == nil {
+		perms, _ := exec.Command("rabbitmqctl", "list_user_permissions", client).Output()
+		if bytes.Contains(perms, []byte("^(exchange/.*|queue/"+client+"/.*)")) {
+			if conn, err = amqp.Dial("amqp://" + client + ":change-me@127.0.0.1:5672/"); err == nil {
 				break
 			}
 		}
@@ -227,7 +249,7 @@ func TestDefinitionsGrantPulsePermissions(t *testing.T) {
 			t.Errorf("%s: %v, want ACCESS_REFUSED", what, err)
 		}
 	}
-	queue := "queue/pulsetranslator/definitions-test"
+	queue := "queue/" + client + "/definitions-test"
 	try("declare its own queue", true, func(ch *amqp.Channel) error {
 		_, err := ch.QueueDeclare(queue, false, true, false, false, nil)
 		return err
@@ -236,7 +258,7 @@ func TestDefinitionsGrantPulsePermissions(t *testing.T) {
 		return ch.QueueBind(queue, "#", "exchange/build/", false, nil)
 	})
 	try("declare its own exchange", true, func(ch *amqp.Channel) error {
-		return ch.ExchangeDeclare("exchange/pulsetranslator/definitions-test", "topic", false, true, false, false, nil)
+		return ch.ExchangeDeclare("exchange/"+client+"/definitions-test", "topic", false, true, false, false, nil)
 	})
 	try("declare another client's exchange", false, func(ch *amqp.Channel) error {
 		return ch.ExchangeDeclare("exchange/someone-else/x", "topic", false, true, false, false, nil)

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +22,12 @@ const alarmTimer = "pulsetranslator_test_alarm_timer"
 // it runs low on memory: every connection that publishes is blocked
 // (connection.blocked) until the alarm clears. It returns the function
 // that clears it, which also runs when the test ends; the broker clears
-// it a minute later in any case. The alarm is the
-// whole node's: only tests that own the broker for a while (the fault
-// tests) may raise it.
-func raiseMemoryAlarm(t *testing.T) (clear func()) {
+// it a minute later in any case. The alarm is the whole node's: it is
+// raised only on the world's node of its own.
+func raiseMemoryAlarm(t *testing.T, w *world) (clear func()) {
 	t.Helper()
 	eval := func(expr string) error {
-		out, err := exec.Command("rabbitmqctl", "eval", expr).CombinedOutput()
+		out, err := w.ctlCommand("eval", expr).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("rabbitmqctl eval %s: %v\n%s", expr, err, out)
 		}
@@ -68,8 +66,7 @@ func raiseMemoryAlarm(t *testing.T) (clear func()) {
 // metrics, /api/status and the live page say the broker blocks
 // publishing while it does.
 func TestMemoryAlarmParksNothing(t *testing.T) {
-	conn := brokerOrSkip(t)
-	w := newWorld(t, conn)
+	w := newWorldOnOwnNode(t)
 	// The embedded default's shape, a pipeline that waits for logs. An
 	// output without a confirm in time goes to a wait queue, so blocked
 	// time counted would also send every message there.
@@ -87,7 +84,7 @@ func TestMemoryAlarmParksNothing(t *testing.T) {
 	w.publishGated(store, "a", inputs)
 	outputs := w.probe(pulse.ExchangeName(w.client, "build/normalized"), "#")
 
-	clearAlarm := raiseMemoryAlarm(t)
+	clearAlarm := raiseMemoryAlarm(t, w)
 	rn, logs, srv := startServed(t, w.parse(text))
 	const blocked = 6 * time.Second
 	time.Sleep(blocked)

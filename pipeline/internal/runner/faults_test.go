@@ -261,8 +261,7 @@ func (w *world) deadClasses(queue string) map[string]int {
 // command, calls fault once a third of the outputs are out, and checks
 // every expected output arrives once the input is drained.
 func faultRun(t *testing.T, name string, fault func(w *world, proc *translatorProcess, text string)) {
-	conn := brokerOrSkip(t)
-	w := newWorld(t, conn)
+	w := newWorldOnOwnNode(t)
 	n := faultMessages(t)
 	w.maxLength = 2 * n
 	user := w.pulseUser()
@@ -312,7 +311,7 @@ func TestCrashSafety(t *testing.T) {
 // mid-stream; the translator reconnects by itself.
 func TestBrokerClosesConnections(t *testing.T) {
 	faultRun(t, "close_all_connections", func(w *world, proc *translatorProcess, text string) {
-		rabbitmqctl(t, "close_all_connections", "pulsetranslator fault test")
+		w.ctl("close_all_connections", "pulsetranslator fault test")
 		w.redial()
 	})
 }

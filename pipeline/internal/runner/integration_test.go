@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,11 @@ type world struct {
 	nodes []string
 	// rescues counts the broker restarts of rescueStuckQueue.
 	rescues int
+	// own is the node of the test's own the world lives on (see
+	// newWorldOnOwnNode), or nil on the shared local broker. Only on a
+	// node of its own may a test break the broker (close every
+	// connection, restart it, raise an alarm): others use the shared one.
+	own *cluster
 }
 
 // dial connects as the admin to the first of the world's nodes that
@@ -447,10 +453,54 @@ func TestPulsePermissions(t *testing.T) {
 // and returns its connection string.
 func (w *world) pulseUser() string {
 	w.t.Helper()
-	if w.user == "" {
+	switch {
+	case w.user != "":
+	case w.own != nil:
+		w.user = w.own.url(0, w.own.pulseUser(w.client))
+	default:
 		w.user = brokertest.PulseUser(w.t, w.client)
 	}
 	return w.user
+}
+
+// newWorldOnOwnNode starts a RabbitMQ node of the test's own
+// (deploy/local/cluster.sh, one node on ports of its own) and returns a
+// world on it, for a test that breaks the broker: the shared broker, and
+// whatever else uses it, never sees the fault. Without rabbitmq-server or
+// root it skips, or fails with CI=true.
+func newWorldOnOwnNode(t *testing.T) *world {
+	t.Helper()
+	c := startCluster(t, 1)
+	guest := url.UserPassword("guest", "guest")
+	conn, err := amqp.Dial(c.url(0, guest))
+	if err != nil {
+		t.Fatalf("the test's own node: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	w := newWorld(t, conn)
+	w.own = c
+	w.nodes = c.urls(guest)
+	return w
+}
+
+// ctl runs rabbitmqctl with args against the world's own node; a test on
+// the shared broker that tries it fails, naming newWorldOnOwnNode.
+func (w *world) ctl(args ...string) string {
+	w.t.Helper()
+	out, err := w.ctlCommand(args...).CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ctlCommand is the command of ctl, not yet run.
+func (w *world) ctlCommand(args ...string) *exec.Cmd {
+	w.t.Helper()
+	if w.own == nil {
+		w.t.Fatalf("rabbitmqctl %s would act on the shared broker: a test that breaks the broker runs on a node of its own (newWorldOnOwnNode)", args[0])
+	}
+	return exec.Command("rabbitmqctl", append([]string{"-n", w.own.names[0]}, args...)...)
 }
 
 func rabbitmqctl(t testing.TB, args ...string) {

@@ -1,27 +1,20 @@
 package runner_test
 
 import (
-	"os/exec"
 	"testing"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // TestReconnect closes every connection of the broker while the runner
 // consumes, and checks a message published afterwards still comes out.
 func TestReconnect(t *testing.T) {
-	conn := brokerOrSkip(t)
-	w := newWorld(t, conn)
+	w := newWorldOnOwnNode(t)
 	rn := start(t, w.config(w.pulseUser()))
 	body, key := corpusFile(t, "mozilla-central/build.mozilla-central-linux64.105.log_uploaded")
 
-	out, err := exec.Command("rabbitmqctl", "close_all_connections", "pulsetranslator reconnect test").CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl close_all_connections: %v\n%s", err, out)
-	}
+	w.ctl("close_all_connections", "pulsetranslator reconnect test")
 	// The test's own connection went too: open a new one.
-	fresh, err := amqp.Dial(adminURL())
+	fresh, err := w.dial()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,7 @@ import (
 // password, a closed port, TLS against a plain port and a broken config:
 // the password, plain or URL-encoded, appears in no log line and no error.
 func TestNoSecretsInLogs(t *testing.T) {
-	conn := brokerOrSkip(t)
-	w := newWorld(t, conn)
+	w := newWorldOnOwnNode(t)
 	connection := w.pulseUser()
 	u, _ := url.Parse(connection)
 	password, _ := u.User.Password()
@@ -32,7 +31,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	var logs []string
 	proc := w.startTranslator(w.configText(connection, "[builtin:buildbot.yaml]", ""), "--log-level", "debug")
 	w.publishRaw("build.x.1.log_uploaded", []byte(`{"not": "buildbot"}`))
-	rabbitmqctl(t, "close_all_connections", "pulsetranslator secrets test")
+	w.ctl("close_all_connections", "pulsetranslator secrets test")
 	w.redial()
 	if !w.waitFor(w.inputQueue(), 30*time.Second, func(int) bool { return w.consumers("build") > 0 }) {
 		t.Fatal("the translator did not reconnect within 30s")
@@ -63,7 +62,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"TLS to plain":     w.configText(tlsToPlain.String(), "[builtin:buildbot.yaml]", ""),
 		"config error":     strings.Replace(w.configText(connection, "[builtin:buildbot.yaml]", ""), "translator: buildbot", "translator: nope", 1),
 		"bad scheme":       w.configText(strings.Replace(connection, "amqp://", "http://", 1), "[builtin:buildbot.yaml]", ""),
-		"unparseable port": w.configText(strings.Replace(connection, "127.0.0.1:5672", "127.0.0.1:port", 1), "[builtin:buildbot.yaml]", ""),
+		"unparseable port": w.configText(strings.Replace(connection, u.Host, "127.0.0.1:port", 1), "[builtin:buildbot.yaml]", ""),
 	}
 	forms = append(forms, password+"-wrong")
 	for name, text := range failures {

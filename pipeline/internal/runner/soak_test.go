@@ -28,7 +28,7 @@ type soakFault struct {
 var soakFaults = []soakFault{
 	{"delete the output exchange", true, (*soak).deleteOutputExchange},
 	{"close every connection", false, func(s *soak) {
-		rabbitmqctl(s.t, "close_all_connections", "pulsetranslator soak test")
+		s.w.ctl("close_all_connections", "pulsetranslator soak test")
 		s.w.redial()
 	}},
 	{"delete the input queue", true, (*soak).deleteInputQueue},
@@ -59,7 +59,6 @@ type soak struct {
 // the process never exits. PULSE_SOAK_SEED replays a run: the seed and
 // the schedule are printed first.
 func TestFaultSoak(t *testing.T) {
-	conn := brokerOrSkip(t)
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("PULSE_SOAK_SEED"); v != "" {
 		var err error
@@ -68,7 +67,7 @@ func TestFaultSoak(t *testing.T) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	w := newWorld(t, conn)
+	w := newWorldOnOwnNode(t)
 	n := faultMessages(t)
 	w.maxLength = 2 * n
 	text := w.configText(w.pulseUser(), "[builtin:buildbot.yaml]", "")
@@ -209,7 +208,7 @@ func (s *soak) deleteOutputExchange() {
 	probeHad := s.probeCount()
 	s.w.publishRaw(key, canary)
 	deadline := time.Now().Add(30 * time.Second)
-	looker, err := amqp.Dial(adminURL())
+	looker, err := s.w.dial()
 	if err != nil {
 		s.t.Fatal(err)
 	}

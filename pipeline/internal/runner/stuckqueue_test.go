@@ -3,7 +3,6 @@ package runner_test
 import (
 	"bytes"
 	"errors"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -25,7 +24,7 @@ func (w *world) inspectWithin(queue string, limit time.Duration) (amqp.Queue, er
 // maxRescues bounds the broker restarts one test may make.
 const maxRescues = 2
 
-// rescueStuckQueue restarts the local broker, as an operator would, when
+// rescueStuckQueue restarts the world's own node, as an operator would, when
 // the pipeline's input queue does not answer. RabbitMQ 3.10 can leave a
 // classic queue, after stop_app/start_app, waiting forever for its
 // message store to answer a read: the queue's process never answers again,
@@ -33,9 +32,10 @@ const maxRescues = 2
 // broker's fault, not the translator's, and the translator's duty, to
 // lose nothing, still holds across the restart. A queue that answers is
 // left alone: a pipeline that stalls with a healthy broker fails its test.
+// The shared broker, and a cluster, are never restarted.
 func (w *world) rescueStuckQueue() {
 	w.t.Helper()
-	if len(w.nodes) > 0 || w.rescues >= maxRescues {
+	if w.own == nil || len(w.own.names) > 1 || w.rescues >= maxRescues {
 		return
 	}
 	input := pulse.InputQueue(w.client, "build")
@@ -47,14 +47,14 @@ func (w *world) rescueStuckQueue() {
 	w.restartBroker(0)
 }
 
-// restartBroker stops the local broker's RabbitMQ application, waits
+// restartBroker stops the RabbitMQ application of the world's own node, waits
 // pause, starts it again, and dials the world's admin channel anew.
 func (w *world) restartBroker(pause time.Duration) {
 	w.t.Helper()
 	w.stopBrokerApp()
 	time.Sleep(pause)
-	if out, err := exec.Command("rabbitmqctl", "start_app").CombinedOutput(); err != nil {
-		w.t.Fatalf("rabbitmqctl start_app: %v\n%s (the broker is down: start it with rabbitmqctl start_app)", err, out)
+	if out, err := w.ctlCommand("start_app").CombinedOutput(); err != nil {
+		w.t.Fatalf("rabbitmqctl start_app: %v\n%s", err, out)
 	}
 	w.redial()
 }
@@ -71,7 +71,7 @@ const stopAppWithin = 30 * time.Second
 // application starts again.
 func (w *world) stopBrokerApp() {
 	w.t.Helper()
-	stop := exec.Command("rabbitmqctl", "stop_app")
+	stop := w.ctlCommand("stop_app")
 	var out bytes.Buffer
 	stop.Stdout, stop.Stderr = &out, &out
 	if err := stop.Start(); err != nil {
@@ -87,7 +87,7 @@ func (w *world) stopBrokerApp() {
 		return
 	case <-time.After(stopAppWithin):
 	}
-	killed, err := exec.Command("rabbitmqctl", "eval", killStuckQueues).CombinedOutput()
+	killed, err := w.ctlCommand("eval", killStuckQueues).CombinedOutput()
 	w.t.Logf("rabbitmqctl stop_app has waited %s for the broker's queues to end: killed the processes of the classic queues still running (stuck, as RabbitMQ 3.10 leaves one reading its message store), as an operator would: %s %v",
 		stopAppWithin, strings.TrimSpace(string(killed)), err)
 	select {
