@@ -136,9 +136,12 @@ func (c *Connection) Run(ctx context.Context) error {
 			_ = conn.Close()
 			return nil
 		}
-		// Reconnect at once to the same node after a connection that
-		// lasted; one lost soon after it was made (a flapping broker)
-		// waits, longer each time.
+		// Reconnect at once after a connection that lasted; one lost soon
+		// after it was made (a flapping broker) waits, longer each time.
+		// With several nodes, the next is tried first: the node just lost
+		// may be hung (a stopped process, a partition), and a dial to it
+		// costs the whole DialTimeout; it is tried again only after the
+		// others.
 		var delay time.Duration
 		if time.Since(since) < time.Minute {
 			delay = c.cfg.Backoff.Delay(quickLosses)
@@ -150,7 +153,9 @@ func (c *Connection) Run(ctx context.Context) error {
 		if backoff.Sleep(ctx, delay) != nil {
 			return nil
 		}
-		next--
+		if len(c.order) == 1 {
+			next--
+		}
 	}
 }
 

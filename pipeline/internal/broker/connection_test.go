@@ -155,12 +155,12 @@ func runConnection(t *testing.T, conn *broker.Connection) {
 // TestReconnectsToTheNextNode: of three nodes (two proxies in front of
 // the real broker and a port nobody listens on), the connection takes one
 // that answers; when that node goes away it moves to the next that
-// answers without a backoff per refused node, and no log line holds the
-// password.
+// answers, without dialing the lost node first and without a backoff per
+// refused node, and no log line holds the password.
 func TestReconnectsToTheNextNode(t *testing.T) {
 	brokertest.Require(t)
 	// A user whose password is not also its name, so that a leak shows.
-	admin, err := url.Parse(brokertest.PulseUser(t, "nodelist-test"))
+	admin, err := url.Parse(brokertest.PulseUser(t, brokertest.UniqueName("nodelist-test")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +223,8 @@ func TestReconnectsToTheNextNode(t *testing.T) {
 	if n := strings.Count(text, "cannot connect to the broker; trying again"); n > 0 {
 		t.Errorf("%d rounds waited a backoff although a node answered:\n%s", n, text)
 	}
-	if !strings.Contains(text, "trying the next\" broker="+first.Address.Display) {
-		t.Errorf("no log line says the lost node %s refused and the next was tried:\n%s", first.Address.Display, text)
+	if strings.Contains(text, "trying the next\" broker="+first.Address.Display) {
+		t.Errorf("the lost node %s was dialed again before the others:\n%s", first.Address.Display, text)
 	}
 	if strings.Contains(text, password) {
 		t.Errorf("a log line holds the password:\n%s", text)
@@ -261,4 +261,65 @@ func viaProxy(t *testing.T, raw string, p *proxy) string {
 	}
 	u.Host = p.ln.Addr().String()
 	return u.String()
+}
+
+// TestAHungNodeIsNotTriedFirst: of two nodes, the one the connection is on
+// hangs (its connections go silent, and new ones are accepted and never
+// answered, as a node stopped with SIGSTOP does) and its connection is
+// lost. The connection moves to the other node at once, instead of dialing
+// the hung one again and waiting out the dial timeout; and a dial to a
+// hung node gives up after broker.DialTimeout.
+func TestAHungNodeIsNotTriedFirst(t *testing.T) {
+	brokertest.Require(t)
+	admin, err := url.Parse(brokertest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxies := map[string]*proxy{}
+	var addrs []broker.Address
+	for range 2 {
+		p := newProxy(t, admin.Host)
+		proxies[p.ln.Addr().String()] = p
+		addrs = append(addrs, broker.Address{URL: viaProxy(t, admin.String(), p), Display: p.ln.Addr().String()})
+	}
+	logs := &brokertest.Logs{}
+	conn := broker.NewConnection(broker.ConnectionConfig{
+		Addresses: addrs,
+		AMQP:      broker.AMQPConfig("hung-node-test", nil),
+		Backoff:   backoff.Policy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond},
+		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	runConnection(t, conn)
+	var first *broker.Session
+	for deadline := time.Now().Add(10 * time.Second); first == nil; time.Sleep(10 * time.Millisecond) {
+		if first = conn.Current(); first == nil && time.Now().After(deadline) {
+			t.Fatalf("no connection within 10s:\n%s", logs)
+		}
+	}
+	hung := proxies[hostOf(t, first.Address.URL)]
+	hung.freeze()
+	began := time.Now()
+	hung.cut()
+	var second *broker.Session
+	for deadline := time.Now().Add(2 * broker.DialTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if s := conn.Current(); s != nil && s != first {
+			second = s
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected again within %s of the node hanging:\n%s", 2*broker.DialTimeout, logs)
+		}
+	}
+	took := time.Since(began)
+	t.Logf("connected to the other node %s after the hang", took.Round(time.Millisecond))
+	if second.Address.URL == first.Address.URL || took > broker.DialTimeout/2 {
+		t.Errorf("after its node hung, the connection took %s to reach %s; want the other node at once", took, second.Address.Display)
+	}
+
+	// A dial to the hung node alone gives up after DialTimeout.
+	began = time.Now()
+	_, err = broker.Dial([]broker.Address{first.Address}, broker.AMQPConfig("hung-node-test", nil))
+	if took := time.Since(began); err == nil || took > broker.DialTimeout+time.Second {
+		t.Errorf("a dial to the hung node: %v after %s; want an error within %s", err, took, broker.DialTimeout)
+	}
 }

@@ -10,8 +10,15 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// DialTimeout bounds one connection attempt, TCP, TLS and the AMQP
+// handshake: what a node that accepts connections but no longer answers
+// (a stopped process, a partition) costs each time it is tried. A node on
+// another machine answers in well under a second, even busy; amqp091-go's
+// default of 30 s held a replica that long on a hung node.
+const DialTimeout = 5 * time.Second
+
 // AMQPConfig is the amqp091-go config of a connection the broker lists
-// as name: heartbeats, a 30s dial timeout, and tlsConfig for amqps://
+// as name: heartbeats, DialTimeout, and tlsConfig for amqps://
 // URLs (nil when they are amqp://; amqp091-go sends the URL's host as
 // the server name and checks the certificate holds it).
 func AMQPConfig(name string, tlsConfig *tls.Config) amqp.Config {
@@ -19,7 +26,7 @@ func AMQPConfig(name string, tlsConfig *tls.Config) amqp.Config {
 		Heartbeat:       10 * time.Second,
 		Locale:          "en_US",
 		Properties:      amqp.Table{"connection_name": name},
-		Dial:            amqp.DefaultDial(30 * time.Second),
+		Dial:            amqp.DefaultDial(DialTimeout),
 		TLSClientConfig: tlsConfig,
 	}
 }
