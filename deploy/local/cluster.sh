@@ -68,7 +68,15 @@ start() {
     install -d -o rabbitmq "$d" "$d/mnesia" "$d/log"
     echo "ptc$i-$id@localhost" >"$d/name"
     echo "$port" >"$d/port"
-    printf 'listeners.tcp.default = %s\nloopback_users = none\n' "$port" >"$d/rabbitmq.conf"
+    # pause_minority: a node cut off from the majority pauses itself
+    # (closing its clients' connections, so they move to the majority)
+    # instead of going on as a second cluster, as the default "ignore"
+    # does; quorum queues need a majority anyway, so the minority has
+    # nothing to serve. An 80 s hang left a test cluster split in two
+    # under "ignore". queue_leader_locator balanced spreads the queues'
+    # leaders over the nodes, so that one node's death rarely moves the
+    # input queue's leader and a wait queue's at once (docs/cluster.md).
+    printf 'listeners.tcp.default = %s\nloopback_users = none\ncluster_partition_handling = pause_minority\nqueue_leader_locator = balanced\n' "$port" >"$d/rabbitmq.conf"
     echo '[].' >"$d/plugins"
     echo "RABBITMQ_NODENAME=ptc$i-$id@localhost RABBITMQ_DIST_PORT=$dist RABBITMQ_CONFIG_FILE=$d/rabbitmq RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_ENABLED_PLUGINS_FILE=$d/plugins RABBITMQ_PID_FILE=$d/pid" >"$d/env"
     start_node "$dir" "$i"

@@ -52,6 +52,13 @@ const (
 	// HeaderWaitingFor lists the artifacts it waits for and what each
 	// answered at the last check.
 	HeaderWaitingFor = "x-pulsetranslator-waiting-for"
+	// HeaderDue is when a waiting copy's wait queue should hand it back
+	// (RFC 3339, UTC): the moment it was sent there plus the tier's TTL.
+	HeaderDue = "x-pulsetranslator-due"
+	// HeaderCanary marks a canary: a message of no content the
+	// translator sends through its first wait tier every minute, to see
+	// that waiting messages come back (see docs/cluster.md).
+	HeaderCanary = "x-pulsetranslator-canary"
 )
 
 // UnconfirmedField is the payload field that a message published past its

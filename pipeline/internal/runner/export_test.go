@@ -12,3 +12,11 @@ func SetStuckReading(t *testing.T, d time.Duration) {
 	stuckReading = d
 	t.Cleanup(func() { stuckReading = old })
 }
+
+// SetCanaryInterval sets, for the test t, how often a canary goes through
+// the wait queues.
+func SetCanaryInterval(t *testing.T, d time.Duration) {
+	old := canaryInterval
+	canaryInterval = d
+	t.Cleanup(func() { canaryInterval = old })
+}

@@ -54,6 +54,11 @@ func (f *flow) handle(msg *message.Message) error {
 	if !ok {
 		return errNoDelivery
 	}
+	if due, ok := f.p.canaryDue(d); ok {
+		// A canary back from the wait queues: noted, and acked.
+		f.returned(time.Now(), due)
+		return nil
+	}
 	f.p.stats.Received.Add(1)
 	f.p.stats.InFlight.Add(1)
 	defer f.p.stats.InFlight.Add(-1)
@@ -66,6 +71,9 @@ func (f *flow) handle(msg *message.Message) error {
 	}
 	now := time.Now()
 	src := f.p.originOf(d, now)
+	if src.returning {
+		f.returned(now, src.due)
+	}
 
 	if err := process.CheckContentType(d.ContentType); err != nil {
 		return err

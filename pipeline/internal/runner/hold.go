@@ -37,7 +37,7 @@ func (f *flow) hold(ctx context.Context, d *broker.Delivery, src origin, tier ti
 	g := f.p.gate
 	err := f.publish(ctx, toWait, broker.Outgoing{
 		Exchange: g.holdExchange, RoutingKey: pulse.TierName(tier),
-		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, waitingFor), Body: d.Body,
+		ContentType: d.ContentType, MessageID: d.MessageID, Headers: waitHeaders(src, waitingFor, time.Now().Add(tier)), Body: d.Body,
 	})
 	switch {
 	case err == nil:
@@ -57,8 +57,8 @@ func (f *flow) hold(ctx context.Context, d *broker.Delivery, src origin, tier ti
 // waitHeaders are the headers of a waiting copy: the upstream headers
 // that fit (see broker.CarryHeaders), then the translator's own, which
 // say where the message came from, since when, and what it waits for
-// (waitingFor).
-func waitHeaders(src origin, waitingFor string) amqp.Table {
+// (waitingFor), and when it is due back.
+func waitHeaders(src origin, waitingFor string, due time.Time) amqp.Table {
 	carried := broker.CarryHeaders(src.upstream)
 	h := make(amqp.Table, len(carried.Headers)+6)
 	for k, v := range carried.Headers {
@@ -72,5 +72,6 @@ func waitHeaders(src origin, waitingFor string) amqp.Table {
 	h[pulse.HeaderAttempt] = strconv.Itoa(src.attempt + 1)
 	h[pulse.HeaderFirstSeen] = src.firstSeen.UTC().Format(time.RFC3339Nano)
 	h[pulse.HeaderWaitingFor] = waitingFor
+	h[pulse.HeaderDue] = due.UTC().Format(time.RFC3339Nano)
 	return h
 }

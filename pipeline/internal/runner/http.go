@@ -14,8 +14,9 @@ var live embed.FS
 
 // HTTPHandler serves an operator's endpoints for a runner: /metrics
 // (Prometheus, from gatherer), /healthz (200 while the process serves),
-// /readyz (200 once the runner is connected and every pipeline consumes,
-// 503 otherwise), and the live page: / (every pipeline, its queues by
+// /readyz (200 once the runner is connected, every pipeline consumes and
+// every input queue answers, with a warning line for waiting messages
+// that do not come back; 503 otherwise, saying why), and the live page: / (every pipeline, its queues by
 // name and depth, its last outputs and parked messages, updated every
 // second from /api/status). The page is read-only, its assets are in the
 // binary, and nothing it serves holds the connection string.
@@ -46,11 +47,15 @@ func HTTPHandler(r *Runner, gatherer prometheus.Gatherer) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !r.Ready() {
-			http.Error(w, "not ready: connecting to the broker or starting consumers", http.StatusServiceUnavailable)
+		if why := r.Unready(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ready: connected to " + r.Broker() + "\n"))
+		text := "ready: connected to " + r.Broker() + "\n"
+		for _, warning := range r.Warnings() {
+			text += "warning: " + warning + "\n"
+		}
+		_, _ = w.Write([]byte(text))
 	})
 	return mux
 }

@@ -52,6 +52,12 @@ type Metrics struct {
 	// BrokerBlocked is 1 while RabbitMQ blocks publishing on the
 	// connection (connection.blocked: a memory or disk alarm), else 0.
 	BrokerBlocked prometheus.Gauge
+	// WaitLastReturn is when a waiting message or a canary last came back
+	// from a wait queue to this process (see waitwatch.go).
+	WaitLastReturn *prometheus.GaugeVec
+	// WaitLateness is how long after its TTL a waiting message or canary
+	// came back.
+	WaitLateness *prometheus.HistogramVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -80,6 +86,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 while connected to the broker with every pipeline consuming, else 0."}),
 		BrokerBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "broker_blocked",
 			Help: "1 while RabbitMQ blocks publishing on the connection (connection.blocked: a memory or disk alarm), else 0."}),
+		WaitLastReturn: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "pulsetranslator", Name: "wait_last_return_timestamp_seconds",
+			Help: "When a waiting message, or the canary each process sends through the first wait tier every minute, last came back from a wait queue to this process (Unix time)."}, []string{"pipeline"}),
+		WaitLateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pulsetranslator", Name: "wait_return_lateness_seconds",
+			Help:    "How long after its wait queue's TTL a waiting message or canary came back.",
+			Buckets: []float64{0.5, 1, 5, 15, 60, 180, 600, 1800},
+		}, []string{"pipeline"}),
 		ConfirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pulsetranslator", Name: "publish_confirm_seconds",
 			Help:    "Time from publishing a message's outputs (or its waiting or parked copy) to the broker's last confirm, per attempt.",
@@ -97,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // collectors are the metrics, to register or describe.
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.Consumed, m.Published, m.Dropped, m.Parked, m.Waiting, m.GateChecks, m.ConfirmSeconds, m.Retries, m.OutputsRefused,
-		m.QueueMessages, m.QueueMaxLength, m.GateHostsFailing, m.InFlight, m.Ready, m.BrokerBlocked}
+		m.QueueMessages, m.QueueMaxLength, m.GateHostsFailing, m.InFlight, m.Ready, m.BrokerBlocked, m.WaitLastReturn, m.WaitLateness}
 }
 
 // MetricNames lists the names of every metric NewMetrics registers, as
@@ -119,7 +132,7 @@ func MetricNames() []string {
 	var names []string
 	for d := range descs {
 		name := descName(d)
-		if name == "pulsetranslator_publish_confirm_seconds" {
+		if name == "pulsetranslator_publish_confirm_seconds" || name == "pulsetranslator_wait_return_lateness_seconds" {
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 				names = append(names, name+suffix)
 			}

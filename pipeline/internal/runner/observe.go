@@ -28,6 +28,15 @@ type watchedQueue struct {
 	maxLength  int
 	// messages is the depth last read, -1 before the first reading.
 	messages atomic.Int64
+	// answered is when the broker last answered a reading (unix
+	// nanoseconds); the watch's start before the first.
+	answered atomic.Int64
+}
+
+// unansweredFor is how long the queue has not answered a reading of its
+// depth, measured from now.
+func (q *watchedQueue) unansweredFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, q.answered.Load()))
 }
 
 // queuesOf lists the queues of a pipeline, input first.
@@ -41,8 +50,10 @@ func queuesOf(p *pipelineRun) []*watchedQueue {
 		}
 	}
 	qs = append(qs, &watchedQueue{role: "dead", name: p.topology.DeadQueue, maxLength: p.topology.DeadMaxLength})
+	now := time.Now().UnixNano()
 	for _, q := range qs {
 		q.messages.Store(-1)
+		q.answered.Store(now)
 	}
 	return qs
 }
@@ -146,6 +157,7 @@ func (r *Runner) readDepths(ch *amqp.Channel, s *broker.Session, asking *atomic.
 				continue
 			}
 			q.messages.Store(int64(info.Messages))
+			q.answered.Store(time.Now().UnixNano())
 		}
 	}
 	return ch

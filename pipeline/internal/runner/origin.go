@@ -20,6 +20,11 @@ type origin struct {
 	returning bool
 	attempt   int
 	firstSeen time.Time
+	// due is when a returning message's wait queue should have handed it
+	// back (zero when its copy did not say); canary marks one of the
+	// translator's canaries (see waitwatch.go).
+	due    time.Time
+	canary bool
 	// upstream are the headers it brought from upstream: the delivery's,
 	// when within broker.BoundUpstream's bounds, or, for a returning
 	// message, those its waiting copy carried. headersCut says why a
@@ -52,6 +57,10 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderFirstSeen)); err == nil && !t.After(now) {
 		o.firstSeen = t
 	}
+	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderDue)); err == nil {
+		o.due = t
+	}
+	_, o.canary = d.Headers[pulse.HeaderCanary]
 	o.upstream = carriedOnly(d.Headers)
 	o.headersCut = headerString(d.Headers, pulse.HeaderCutHeaders)
 	return o

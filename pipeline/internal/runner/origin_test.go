@@ -140,7 +140,7 @@ func FuzzUpstreamHeaders(f *testing.F) {
 				t.Fatal("a parked copy carries a CC header")
 			}
 		}
-		w := waitHeaders(src, "")
+		w := waitHeaders(src, "", time.Now())
 		if err := w.Validate(); err != nil || w[pulse.HeaderSourceExchange] != exchange || w[pulse.HeaderAttempt] != "1" {
 			t.Fatalf("waiting copy headers %v: %v", w, err)
 		}

@@ -74,6 +74,8 @@ type pipelineRun struct {
 	// queues are read by watchQueues; recent is what the live page shows.
 	queues []*watchedQueue
 	recent recent
+	// waits notes when waiting messages come back (waitwatch.go).
+	waits waitWatch
 }
 
 // Stats counts what became of a pipeline's messages.
@@ -194,18 +196,52 @@ func (r *Runner) UseMetrics(m *Metrics) { r.metrics = m }
 // Running is closed once every pipeline consumes.
 func (r *Runner) Running() <-chan struct{} { return r.running }
 
-// Ready reports whether the runner is connected and every pipeline
-// consumes: what a readiness probe asks.
-func (r *Runner) Ready() bool {
+// Ready reports whether the runner is connected, every pipeline
+// consumes, and every input queue answers: what a readiness probe asks.
+func (r *Runner) Ready() bool { return r.Unready() == "" }
+
+// Unready says why the runner is not ready, in words an operator can act
+// on, or "" when it is.
+func (r *Runner) Unready() string {
 	if r.conn.Current() == nil {
-		return false
+		return "not connected to the broker"
 	}
+	now := time.Now()
 	for _, p := range r.pipelines {
 		if !p.sub.Consuming() {
-			return false
+			return "pipeline " + p.cfg.Name + " does not consume its input queue yet"
+		}
+		if in := p.queues[0]; in.unansweredFor(now) > stuckReading {
+			return p.inputUnanswered(in.unansweredFor(now))
 		}
 	}
-	return true
+	return ""
+}
+
+// inputUnanswered says why a pipeline's input queue has not answered for
+// d, by its type. A quorum queue without a leader (a majority of its
+// nodes down or cut off) answers nothing until a majority is back, while
+// the replica's connection to a node of the minority stays up.
+func (p *pipelineRun) inputUnanswered(d time.Duration) string {
+	name := p.topology.InputQueue
+	if p.cfg.Queue.Type == config.QueueQuorum {
+		return fmt.Sprintf("the input queue %s has not answered for %s: a quorum queue without a leader, a majority of its nodes down or cut off from this one (rabbitmq-queues quorum_status %q, on a node that is up, shows its members), or a stuck queue (%s)",
+			name, d.Round(time.Second), name, broker.UnresponsiveQueueHint)
+	}
+	return fmt.Sprintf("the input queue %s has not answered for %s: its node may be down or cut off, or the queue stuck (%s)", name, d.Round(time.Second), broker.UnresponsiveQueueHint)
+}
+
+// Warnings are what an operator should know of a runner that is ready:
+// waiting messages that do not come back.
+func (r *Runner) Warnings() []string {
+	var out []string
+	now := time.Now()
+	for _, p := range r.pipelines {
+		if why := p.waitersOverdue(now); why != "" {
+			out = append(out, why)
+		}
+	}
+	return out
 }
 
 // Broker names the node the runner is connected to (without password),
@@ -271,6 +307,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	go r.throttle.run(routerCtx)
 	go r.announceRunning(routerCtx)
 	go r.watchQueues(routerCtx)
+	go r.sendCanaries(routerCtx)
 
 	select {
 	case err := <-connDone:

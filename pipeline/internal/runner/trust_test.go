@@ -31,6 +31,8 @@ func hostileHeaders(w *world) amqp.Table {
 		pulse.HeaderSourceRoutingKey:         "STEERED",
 		pulse.HeaderAttempt:                  "99",
 		pulse.HeaderFirstSeen:                "2000-01-01T00:00:00Z",
+		pulse.HeaderCanary:                   "2000-01-01T00:00:00Z",
+		pulse.HeaderDue:                      "2000-01-01T00:00:00Z",
 		pulse.HeaderClass:                    "forged",
 		pulse.HeaderReason:                   "forged",
 		"x-death":                            []interface{}{amqp.Table{"reason": "expired", "queue": "forged", "count": int64(1)}},

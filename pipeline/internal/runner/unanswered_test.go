@@ -2,7 +2,9 @@ package runner_test
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,47 @@ func (w *world) unansweringQueue(conn *amqp.Connection, output string) (resume f
 		w.t.Fatal(err)
 	}
 	return brokertest.SuspendQueue(w.t, stuck, time.Minute)
+}
+
+// TestInputQueueThatDoesNotAnswerIsNotReady: while the input queue does
+// not answer (suspended here; a quorum queue without a leader answers
+// nothing either, while the connection to its node stays up), /readyz
+// says 503 and names the queue and what to look at; once it answers, 200
+// again.
+func TestInputQueueThatDoesNotAnswerIsNotReady(t *testing.T) {
+	runner.SetStuckReading(t, 2*time.Second)
+	conn := brokerOrSkip(t)
+	w := newWorld(t, conn)
+	_, _, srv := startServed(t, w.config(w.pulseUser()))
+	readyz := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	awaitReadyz := func(want int, what string) string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			code, body := readyz()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz %d %q 30s %s; want %d", code, body, what, want)
+			}
+		}
+	}
+	awaitReadyz(http.StatusOK, "after the start")
+	input := pulse.InputQueue(w.client, "build")
+	resume := brokertest.SuspendQueue(t, input, time.Minute)
+	body := awaitReadyz(http.StatusServiceUnavailable, "while the input queue does not answer")
+	if !strings.Contains(body, input+" has not answered for") || !strings.Contains(body, "list_unresponsive_queues") {
+		t.Errorf("/readyz says %q; want the queue named and what to look at", body)
+	}
+	resume()
+	awaitReadyz(http.StatusOK, "once the input queue answers again")
 }
