@@ -31,7 +31,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "config: %s\n", cfg.Source())
-	fmt.Fprintf(stdout, "client id: %s\nconnection: %s\n", cfg.ClientID, cfg.Connection.Redacted())
+	fmt.Fprintf(stdout, "client id: %s\nconnection: %s\n", cfg.ClientID, cfg.ConnectionSummary())
 	fmt.Fprintf(stdout, "translators: %s\nschemas: %s\n", strings.Join(translator.Default.Names(), ", "), strings.Join(ship.Schemas.Names(), ", "))
 	failed := false
 	for _, p := range cfg.Pipelines {

@@ -80,7 +80,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		defer srv.Close()
 		logger.Info("serving metrics and health", "address", ln.Addr().String())
 	}
-	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", cfg.Connection.Redacted(), "pipelines", len(cfg.Pipelines))
+	logger.Info("starting", "config", cfg.Source(), "client_id", cfg.ClientID, "broker", cfg.ConnectionSummary(), "pipelines", len(cfg.Pipelines))
 	if err := rn.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -24,12 +25,46 @@ type Address struct {
 	Display string
 }
 
+// Credentials are the broker's nodes, with the user and password in
+// their URLs, as a Source gives them.
+type Credentials struct {
+	Addresses []Address
+	// Expires is when the credentials stop working; zero when they do
+	// not expire. The connection is made again before then.
+	Expires time.Time
+}
+
+// Source gives the credentials of every new connection: read from a file
+// that a rotation rewrites, or from a program that claims them. Get is
+// called before each round of dials and each recycle.
+type Source interface {
+	Get(ctx context.Context) (Credentials, error)
+}
+
+// ChangeSource is a Source that can tell, cheaply, that it now holds
+// other credentials than the last Get gave (a rewritten file): the
+// connection is then made again with them.
+type ChangeSource interface {
+	Source
+	Changed() bool
+}
+
 // ConnectionConfig configures a Connection.
 type ConnectionConfig struct {
-	// Addresses are the broker's nodes. The connection tries them in a
-	// random order drawn once per process (so that replicas spread over
-	// the nodes), moving to the next when one does not answer.
+	// Addresses are the broker's nodes, when they do not change. The
+	// connection tries them in a random order drawn once per process (so
+	// that replicas spread over the nodes), moving to the next when one
+	// does not answer.
 	Addresses []Address
+	// Source, when set, replaces Addresses: the credentials are read
+	// from it for every connection. A login refused after a rotation
+	// reads it again and retries at once when it gives other
+	// credentials.
+	Source Source
+	// RecycleInterval, when positive, replaces the connection with a new
+	// one this often (to the next node when there are several), make
+	// before break: see recycle.
+	RecycleInterval time.Duration
 	// AMQP is the amqp091-go config of every dial: TLS, heartbeat,
 	// connection name.
 	AMQP amqp.Config
@@ -44,10 +79,12 @@ type ConnectionConfig struct {
 
 // Connection keeps one AMQP connection to the broker: it waits for the
 // broker at start-up, and comes back after losing it, with backoff. Users
-// take the current Session and watch it end.
+// take the current Session and watch it end, or retire.
 type Connection struct {
-	cfg   ConnectionConfig
-	order []Address
+	cfg ConnectionConfig
+	// perm is the order, drawn once, in which the nodes are tried: a
+	// permutation of the indices of the credentials' addresses.
+	perm []int
 
 	mu      sync.Mutex
 	current *Session
@@ -56,22 +93,56 @@ type Connection struct {
 	blocked bool
 	// unblocked is when RabbitMQ last unblocked the current connection.
 	unblocked time.Time
+	// lastErr is why the last connection attempt failed, "" once
+	// connected.
+	lastErr string
 }
 
 // Session is one live AMQP connection. It ends when the connection is
-// lost or closed, and is never used again.
+// lost or closed, and is never used again. A session being replaced by
+// a recycle retires first: its users stop taking new work on it, finish
+// what they hold, and release it.
 type Session struct {
 	// Conn is the connection.
 	Conn *amqp.Connection
 	// Address is the node it is connected to.
-	Address Address
-	done    chan struct{}
+	Address  Address
+	done     chan struct{}
+	retiring chan struct{}
+	// users counts the holds on the session (see Hold).
+	users atomic.Int64
+	// closed and blocked are the connection's notifications, registered
+	// once.
+	closed  chan *amqp.Error
+	blocked chan amqp.Blocking
 }
 
-// Done is closed when the session's connection is gone.
+// Done is closed when the session's connection has closed.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
-// NewConnection returns a Connection; Run connects it.
+// Retiring is closed when a new session replaces this one: its users
+// take no new work on it, finish what they hold, and release it; it then
+// closes.
+func (s *Session) Retiring() <-chan struct{} { return s.retiring }
+
+// Hold marks work in progress on the session (deliveries not yet
+// settled, a publish waiting for its confirms), which a retiring session
+// waits for, up to RetirementDelay, before it closes. Call the returned
+// function when the work is done.
+func (s *Session) Hold() (release func()) {
+	s.users.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { s.users.Add(-1) }) }
+}
+
+func newSession(conn *amqp.Connection, addr Address) *Session {
+	s := &Session{Conn: conn, Address: addr, done: make(chan struct{}), retiring: make(chan struct{})}
+	s.closed = conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.blocked = conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	return s
+}
+
+// NewConnection returns a Connection of cfg; Run connects it.
 func NewConnection(cfg ConnectionConfig) *Connection {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -79,20 +150,65 @@ func NewConnection(cfg ConnectionConfig) *Connection {
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 	}
-	order := append([]Address(nil), cfg.Addresses...)
-	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	return &Connection{cfg: cfg, order: order, changed: make(chan struct{})}
+	n := max(len(cfg.Addresses), 1)
+	return &Connection{cfg: cfg, perm: rand.Perm(n), changed: make(chan struct{})}
 }
 
-// Order is the order in which the nodes are tried.
-func (c *Connection) Order() []Address { return append([]Address(nil), c.order...) }
+// Order is the order in which the nodes of cfg.Addresses are tried.
+func (c *Connection) Order() []Address { return c.ordered(c.cfg.Addresses) }
+
+// ordered is addrs in the connection's order; a list of another length
+// than the first is shuffled anew.
+func (c *Connection) ordered(addrs []Address) []Address {
+	if len(addrs) != len(c.perm) {
+		c.perm = rand.Perm(len(addrs))
+	}
+	out := make([]Address, len(addrs))
+	for i, j := range c.perm {
+		out[i] = addrs[j]
+	}
+	return out
+}
+
+// LastError says why the last attempt to connect failed (the password
+// hidden), or "" while connected.
+func (c *Connection) LastError() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+func (c *Connection) setLastError(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.lastErr = ""
+	} else {
+		c.lastErr = err.Error()
+	}
+}
+
+// credentials reads the source, or gives the static addresses.
+func (c *Connection) credentials(ctx context.Context) (Credentials, error) {
+	if c.cfg.Source == nil {
+		return Credentials{Addresses: c.cfg.Addresses}, nil
+	}
+	creds, err := c.cfg.Source.Get(ctx)
+	if err == nil && len(creds.Addresses) == 0 {
+		err = errors.New("the connection source gave no broker address")
+	}
+	return creds, err
+}
 
 // Run connects, and connects again whenever the connection is lost, until
 // ctx ends; then it closes the connection. Before the first connection
 // succeeds, a permanent refusal (wrong credentials, no access to the
 // vhost, a certificate that does not verify, a topology the user may not
-// declare) ends Run with that error; every other failure is retried with
-// backoff, each attempt logged.
+// declare) ends Run with that error, unless the source then gives other
+// credentials; every other failure is retried with backoff, each attempt
+// logged. While connected, the connection is recycled (see recycle) every
+// RecycleInterval, ahead of its credentials' expiry, and when a
+// ChangeSource changes.
 func (c *Connection) Run(ctx context.Context) error {
 	connectedOnce := false
 	// attempt counts the rounds through every node that all failed;
@@ -100,16 +216,46 @@ func (c *Connection) Run(ctx context.Context) error {
 	// failed on every node waits before the next: a node that is down
 	// costs one refused dial, and the next is tried at once.
 	attempt, failed, quickLosses := 0, 0, 0
+	var creds Credentials
+	var order []Address
+	// fresh is set when creds were read for the dial to come.
+	fresh := false
 	for next := 0; ; next++ {
-		addr := c.order[next%len(c.order)]
+		if failed == 0 && !fresh {
+			// A new round: read the credentials again.
+			var err error
+			if creds, err = c.credentials(ctx); err != nil {
+				c.setLastError(err)
+				delay := c.cfg.Backoff.Delay(attempt)
+				c.cfg.Logger.Warn("cannot read the connection string; trying again", "attempt", attempt+1, "retry_in", delay.Round(time.Millisecond).String(), "error", err.Error())
+				attempt++
+				if backoff.Sleep(ctx, delay) != nil {
+					return nil
+				}
+				next--
+				continue
+			}
+			order = c.ordered(creds.Addresses)
+		}
+		fresh = false
+		addr := order[next%len(order)]
 		conn, err := c.dial(addr)
 		if err != nil {
-			if !connectedOnce && permanent(err) {
-				return err
+			c.setLastError(err)
+			if permanent(err) {
+				if now, changed := c.sourceChanged(ctx, creds); changed {
+					c.cfg.Logger.Warn("the broker refused the login; the connection source now gives other credentials: trying them at once", "broker", addr.Display, "error", err.Error())
+					creds, order, fresh = now, c.ordered(now.Addresses), true
+					failed, next = 0, next-1
+					continue
+				}
+				if !connectedOnce {
+					return err
+				}
 			}
 			failed++
-			if failed < len(c.order) {
-				c.cfg.Logger.Warn("cannot connect to this broker node; trying the next", "broker", addr.Display, "next", c.order[(next+1)%len(c.order)].Display, "error", err.Error())
+			if failed < len(order) {
+				c.cfg.Logger.Warn("cannot connect to this broker node; trying the next", "broker", addr.Display, "next", order[(next+1)%len(order)].Display, "error", err.Error())
 				continue
 			}
 			failed = 0
@@ -124,16 +270,15 @@ func (c *Connection) Run(ctx context.Context) error {
 		attempt, failed = 0, 0
 		connectedOnce = true
 		since := time.Now()
-		s := &Session{Conn: conn, Address: addr, done: make(chan struct{})}
-		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-		blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+		s := newSession(conn, addr)
+		c.setLastError(nil)
 		c.set(s)
 		c.cfg.Logger.Info("connected to the broker", "broker", addr.Display)
-		lost := c.watch(ctx, closed, blocked)
+		lost := c.serve(ctx, &s, &creds, &next, &order)
 		c.set(nil)
 		close(s.done)
 		if lost == nil {
-			_ = conn.Close()
+			_ = s.Conn.Close()
 			return nil
 		}
 		// Reconnect at once after a connection that lasted; one lost soon
@@ -149,14 +294,36 @@ func (c *Connection) Run(ctx context.Context) error {
 		} else {
 			quickLosses = 0
 		}
-		c.cfg.Logger.Warn("lost the connection to the broker; reconnecting", "broker", addr.Display, "retry_in", delay.Round(time.Millisecond).String(), "error", lost.Error())
+		c.cfg.Logger.Warn("lost the connection to the broker; reconnecting", "broker", s.Address.Display, "retry_in", delay.Round(time.Millisecond).String(), "error", lost.Error())
 		if backoff.Sleep(ctx, delay) != nil {
 			return nil
 		}
-		if len(c.order) == 1 {
+		if len(order) == 1 {
 			next--
 		}
 	}
+}
+
+// sourceChanged reads the source again after a login the broker refused,
+// and reports whether it now gives other credentials than creds.
+func (c *Connection) sourceChanged(ctx context.Context, creds Credentials) (Credentials, bool) {
+	if c.cfg.Source == nil {
+		return creds, false
+	}
+	now, err := c.credentials(ctx)
+	return now, err == nil && !sameAddresses(now.Addresses, creds.Addresses)
+}
+
+func sameAddresses(a, b []Address) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].URL != b[i].URL {
+			return false
+		}
+	}
+	return true
 }
 
 // dial connects to addr and runs Setup on the connection.
@@ -172,38 +339,6 @@ func (c *Connection) dial(addr Address) (*amqp.Connection, error) {
 		}
 	}
 	return conn, nil
-}
-
-// watch waits until the connection closes (returning why) or ctx ends
-// (returning nil), and logs RabbitMQ's connection.blocked meanwhile.
-func (c *Connection) watch(ctx context.Context, closed <-chan *amqp.Error, blocked <-chan amqp.Blocking) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err, ok := <-closed:
-			if !ok || err == nil {
-				return errors.New("the connection was closed")
-			}
-			return err
-		case b, ok := <-blocked:
-			if !ok {
-				blocked = nil
-				continue
-			}
-			c.mu.Lock()
-			if c.blocked && !b.Active {
-				c.unblocked = time.Now()
-			}
-			c.blocked = b.Active
-			c.mu.Unlock()
-			if b.Active {
-				c.cfg.Logger.Error("RabbitMQ blocked publishing on this connection (connection.blocked: a memory or disk alarm); publishes wait until it unblocks, and the time blocked does not count against publish_timeout", "reason", b.Reason)
-			} else {
-				c.cfg.Logger.Info("RabbitMQ unblocked publishing on this connection")
-			}
-		}
-	}
 }
 
 func (c *Connection) set(s *Session) {

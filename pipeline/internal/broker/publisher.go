@@ -135,10 +135,12 @@ func (p *Publisher) Publish(ctx context.Context, timeout time.Duration, outs ...
 	if len(outs) == 0 {
 		return nil
 	}
-	cc, err := p.channel(ctx, timeout)
+	sess, cc, err := p.channel(ctx, timeout)
 	if err != nil {
 		return err
 	}
+	// A recycled session stays open until its publishes are confirmed.
+	defer sess.Hold()()
 	now := time.Now().UTC()
 	var one [1]*amqp.DeferredConfirmation
 	confirms := one[:0]
@@ -210,7 +212,7 @@ func (cc *confirmChannel) failure(err error) error {
 // for at most timeout, or until ctx ends: a broker that does not answer
 // the opening holds up no publish beyond its timeout, nor any that goes
 // on another, open, channel.
-func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confirmChannel, error) {
+func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*Session, *confirmChannel, error) {
 	s := p.conn.Current()
 	if s == nil {
 		wait, cancel := context.WithTimeout(ctx, timeout)
@@ -218,7 +220,7 @@ func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confir
 		s, err = p.conn.Session(wait)
 		cancel()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	i := int(p.next.Add(1)) % p.size
@@ -229,7 +231,7 @@ func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confir
 	sl := &p.slots[i]
 	if cc := sl.cc; cc != nil && !cc.ch.IsClosed() {
 		p.mu.Unlock()
-		return cc, nil
+		return s, cc, nil
 	}
 	op := sl.opening
 	if op == nil {
@@ -242,11 +244,11 @@ func (p *Publisher) channel(ctx context.Context, timeout time.Duration) (*confir
 	defer timer.Stop()
 	select {
 	case <-op.done:
-		return op.cc, op.err
+		return s, op.cc, op.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a confirm channel: %w", ctx.Err())
+		return nil, nil, fmt.Errorf("waiting for a confirm channel: %w", ctx.Err())
 	case <-timer.C:
-		return nil, fmt.Errorf("the broker did not open a confirm channel within %s (%w)", timeout, ErrNoConfirm)
+		return nil, nil, fmt.Errorf("the broker did not open a confirm channel within %s (%w)", timeout, ErrNoConfirm)
 	}
 }
 

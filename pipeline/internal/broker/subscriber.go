@@ -139,7 +139,17 @@ func (s *Subscriber) run() {
 			return
 		}
 		began := time.Now()
-		err = s.consume(sess, redeclare)
+		consumed := make(chan error, 1)
+		go func() { consumed <- s.consume(sess, redeclare) }()
+		select {
+		case err = <-consumed:
+		case <-sess.Retiring():
+			// A new session replaces this one: its consumers stop and
+			// finish their messages on their own (see serve), and the new
+			// one is consumed at once.
+			redeclare = false
+			continue
+		}
 		if s.isClosing() {
 			return
 		}
@@ -248,8 +258,8 @@ func (s *Subscriber) keepConsuming(sess *Session, slot int, c *consumer) error {
 	failures := 0
 	for {
 		began := time.Now()
-		err := s.serve(c)
-		if s.isClosing() {
+		err := s.serve(sess, c)
+		if s.isClosing() || isRetiring(sess) {
 			return nil
 		}
 		if sessionEnded(sess) {
@@ -306,16 +316,20 @@ func (s *Subscriber) reopen(sess *Session, slot int, redeclare bool) (*consumer,
 }
 
 // serve forwards the deliveries of c until they end, cancelling its
-// consumer when the subscriber closes. The channel stays open until its
-// messages are settled, then closes (unless it closed already).
-func (s *Subscriber) serve(c *consumer) error {
+// consumer when the subscriber closes or the session retires. The channel
+// stays open until its messages are settled, then closes (unless it
+// closed already); the session is held until then.
+func (s *Subscriber) serve(sess *Session, c *consumer) error {
 	var inflight sync.WaitGroup
+	release := sess.Hold()
 	s.consuming.Add(1)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-s.closing:
 			// Stop the deliveries; forward returns what is still buffered.
+			_ = c.ch.Cancel(c.tag, false)
+		case <-sess.Retiring():
 			_ = c.ch.Cancel(c.tag, false)
 		case <-done:
 		}
@@ -326,8 +340,19 @@ func (s *Subscriber) serve(c *consumer) error {
 	go func() {
 		inflight.Wait()
 		c.close()
+		release()
 	}()
 	return err
+}
+
+// isRetiring reports whether a new session replaces sess.
+func isRetiring(sess *Session) bool {
+	select {
+	case <-sess.Retiring():
+		return true
+	default:
+		return false
+	}
 }
 
 // isClosing reports whether Close was called (or the Subscribe context

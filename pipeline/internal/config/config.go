@@ -28,6 +28,26 @@ type Config struct {
 	// Optional, default amqp://guest:guest@127.0.0.1:5672/;
 	// PULSE_CONNECTION_STRING overrides it. Never logged with its password.
 	Connection Connections `yaml:"connection"`
+	// ConnectionFile names a file holding the connection string (or the
+	// URLs of a cluster's nodes, separated by commas or newlines), read
+	// again at every connect and watched for changes: a Kubernetes Secret
+	// mounted as a volume, which the kubelet updates in place when the
+	// Secret is rotated, reaches the process without a restart. Relative
+	// to the config file; PULSE_CONNECTION_STRING_FILE overrides it.
+	// Optional; instead of connection.
+	ConnectionFile string `yaml:"connection_file"`
+	// ConnectionCommand is a program and its arguments, run at every
+	// connect and ahead of its credentials' expiry, that prints the
+	// connection string, or JSON {"connection": "amqps://…", "expires":
+	// "<RFC 3339 time>"} (the pattern of git's credential helpers and of
+	// AWS credential_process). Its standard error is logged, passwords
+	// hidden. Optional; instead of connection.
+	ConnectionCommand []string `yaml:"connection_command"`
+	// RecycleInterval, when set, replaces the broker connection with a new
+	// one this often, to the next node when there are several, make
+	// before break: the new connection consumes before the old one stops,
+	// and the old one finishes its messages. Optional, default off.
+	RecycleInterval time.Duration `yaml:"recycle_interval"`
 	// TLS configures amqps:// connections. Optional: by default the
 	// broker's certificate is verified against the system's authorities.
 	TLS TLSConfig `yaml:"tls"`
@@ -55,6 +75,9 @@ type Config struct {
 
 	// source names where the config came from, for messages.
 	source string
+	// connectionFromFile is set once Connection holds what
+	// ConnectionFile held.
+	connectionFromFile bool
 }
 
 // TLSConfig configures the TLS of amqps:// connections. Paths are
@@ -323,7 +346,7 @@ var DefaultWaitTiers = []time.Duration{15 * time.Second, time.Minute, 5 * time.M
 
 // setDefaults fills every optional field left empty.
 func (c *Config) setDefaults() {
-	if len(c.Connection) == 0 {
+	if len(c.Connection) == 0 && c.ConnectionFile == "" && len(c.ConnectionCommand) == 0 {
 		c.Connection = Connections{DefaultConnection}
 	}
 	if c.PublishTimeout == 0 {

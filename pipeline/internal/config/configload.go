@@ -23,8 +23,9 @@ import (
 
 // Environment variables that override the config.
 const (
-	EnvClientID   = "PULSE_CLIENT_ID"
-	EnvConnection = "PULSE_CONNECTION_STRING"
+	EnvClientID       = "PULSE_CLIENT_ID"
+	EnvConnection     = "PULSE_CONNECTION_STRING"
+	EnvConnectionFile = "PULSE_CONNECTION_STRING_FILE"
 )
 
 //go:embed default.yaml
@@ -56,12 +57,13 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(path, data)
+	// Rule files, TLS files and the connection file are relative to the
+	// config file.
+	dir := filepath.Dir(path)
+	cfg, err := parse(path, dir, data)
 	if err != nil {
 		return nil, err
 	}
-	// Rule files and TLS files are relative to the config file.
-	dir := filepath.Dir(path)
 	for _, f := range []*string{&cfg.TLS.CAFile, &cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(dir, *f)
@@ -78,7 +80,10 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse checks and completes a config; source names it in errors.
-func Parse(source string, data []byte) (*Config, error) {
+func Parse(source string, data []byte) (*Config, error) { return parse(source, "", data) }
+
+// parse is Parse, with a relative connection_file taken relative to dir.
+func parse(source, dir string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
@@ -93,8 +98,11 @@ func Parse(source string, data []byte) (*Config, error) {
 	if v := os.Getenv(EnvClientID); v != "" {
 		cfg.ClientID = v
 	}
-	if v := os.Getenv(EnvConnection); v != "" {
-		cfg.Connection = ParseConnections(v)
+	if cfg.ConnectionFile != "" && dir != "" && !filepath.IsAbs(cfg.ConnectionFile) {
+		cfg.ConnectionFile = filepath.Join(dir, cfg.ConnectionFile)
+	}
+	if err := cfg.connectionFromEnvironment(); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	cfg.setDefaults()
 	if err := cfg.validate(&root); err != nil {
@@ -120,6 +128,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	} else if !pulse.ValidName(c.ClientID) {
 		fail("client_id", "%q is not a Pulse client id (letters, digits, '.', '_', '-')", c.ClientID)
 	}
+	c.checkConnectionSource(fail)
 	tlsSchemes := 0
 	for i, raw := range c.Connection {
 		at := "connection"

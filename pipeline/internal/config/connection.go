@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -73,4 +76,71 @@ func HostOf(raw string) string {
 		return "(unparseable connection string)"
 	}
 	return u.Host
+}
+
+// connectionFromEnvironment applies PULSE_CONNECTION_STRING or
+// PULSE_CONNECTION_STRING_FILE, either of which replaces whatever the
+// file says of the connection.
+func (c *Config) connectionFromEnvironment() error {
+	str, file := os.Getenv(EnvConnection), os.Getenv(EnvConnectionFile)
+	switch {
+	case str != "" && file != "":
+		return fmt.Errorf("both %s and %s are set; set one", EnvConnection, EnvConnectionFile)
+	case str != "":
+		c.Connection, c.ConnectionFile, c.ConnectionCommand = ParseConnections(str), "", nil
+	case file != "":
+		c.Connection, c.ConnectionFile, c.ConnectionCommand = nil, file, nil
+	}
+	return nil
+}
+
+// checkConnectionSource checks that at most one of connection,
+// connection_file and connection_command is given, reads the connection
+// file (so that its URLs are checked as connection's are), and finds the
+// connection command's program.
+func (c *Config) checkConnectionSource(fail func(path, format string, args ...any)) {
+	given := 0
+	for _, set := range []bool{len(c.Connection) > 0 && !c.connectionFromFile, c.ConnectionFile != "", len(c.ConnectionCommand) > 0} {
+		if set {
+			given++
+		}
+	}
+	if given > 1 {
+		fail("connection", "give one of connection, connection_file and connection_command")
+		return
+	}
+	switch {
+	case c.ConnectionFile != "":
+		data, err := os.ReadFile(c.ConnectionFile)
+		if err != nil {
+			fail("connection_file", "%v: the file must exist and hold the connection string (a Kubernetes Secret mounted as a volume, for example)", err)
+			return
+		}
+		c.Connection, c.connectionFromFile = nil, true
+		for _, line := range strings.Split(string(data), "\n") {
+			c.Connection = append(c.Connection, ParseConnections(line)...)
+		}
+		if len(c.Connection) == 0 {
+			fail("connection_file", "%s holds no connection string: write the AMQP URL (amqp://user:password@host:5672/vhost) into it", c.ConnectionFile)
+		}
+	case len(c.ConnectionCommand) > 0:
+		if _, err := exec.LookPath(c.ConnectionCommand[0]); err != nil {
+			fail("connection_command", "%v: give the program's path, then its arguments, as a list", err)
+		}
+	}
+	if c.RecycleInterval < 0 || c.RecycleInterval > 0 && c.RecycleInterval < time.Second {
+		fail("recycle_interval", "%s: give a duration of at least 1s, such as 1h, or leave it out", c.RecycleInterval)
+	}
+}
+
+// ConnectionSummary says where the connection comes from, without a
+// password: the URLs, the file or the command.
+func (c *Config) ConnectionSummary() string {
+	switch {
+	case len(c.ConnectionCommand) > 0:
+		return "from the command " + c.ConnectionCommand[0]
+	case c.ConnectionFile != "":
+		return c.Connection.Redacted() + " (from " + c.ConnectionFile + ")"
+	}
+	return c.Connection.Redacted()
 }

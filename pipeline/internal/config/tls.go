@@ -45,8 +45,14 @@ func (c *Config) ClientTLS() (*tls.Config, error) {
 }
 
 // BrokerTLS is the TLS config of the broker connections: ClientTLS when
-// the connection strings are amqps://, nil when they are amqp://.
+// the connection strings are amqps:// (or come from a command), nil when
+// they are amqp://.
 func (c *Config) BrokerTLS() (*tls.Config, error) {
+	if len(c.ConnectionCommand) > 0 {
+		// Its scheme is known only once it runs; amqp091-go uses the
+		// TLS config only for amqps:// URLs.
+		return c.ClientTLS()
+	}
 	if !c.UsesTLS() {
 		return nil, nil
 	}

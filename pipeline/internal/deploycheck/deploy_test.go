@@ -46,10 +46,16 @@ type manifest struct {
 			} `yaml:"metadata"`
 			Spec struct {
 				Containers []struct {
-					Args    []string `yaml:"args"`
-					EnvFrom []struct {
-						SecretRef struct{ Name string } `yaml:"secretRef"`
-					} `yaml:"envFrom"`
+					Args []string `yaml:"args"`
+					Env  []struct {
+						Name  string `yaml:"name"`
+						Value string `yaml:"value"`
+					} `yaml:"env"`
+					VolumeMounts []struct {
+						Name      string `yaml:"name"`
+						MountPath string `yaml:"mountPath"`
+						SubPath   string `yaml:"subPath"`
+					} `yaml:"volumeMounts"`
 					Ports []struct {
 						Name          string `yaml:"name"`
 						ContainerPort int    `yaml:"containerPort"`
@@ -58,7 +64,11 @@ type manifest struct {
 					ReadinessProbe probe `yaml:"readinessProbe"`
 				} `yaml:"containers"`
 				Volumes []struct {
+					Name      string                `yaml:"name"`
 					ConfigMap struct{ Name string } `yaml:"configMap"`
+					Secret    struct {
+						SecretName string `yaml:"secretName"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -123,10 +133,32 @@ func TestKubernetesManifests(t *testing.T) {
 		c.LivenessProbe.HTTPGet.Port != c.Ports[0].Name || c.ReadinessProbe.HTTPGet.Port != c.Ports[0].Name {
 		t.Errorf("probes %+v %+v", c.LivenessProbe, c.ReadinessProbe)
 	}
-	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != secret.Metadata.Name || secret.StringData[config.EnvConnection] == "" {
-		t.Errorf("the container must take %s from the Secret %q", config.EnvConnection, secret.Metadata.Name)
+	// The connection string is a file of the Secret, mounted whole (the
+	// kubelet never updates a subPath mount), which the process reads at
+	// every connect: a rotated Secret reaches it without a restart.
+	connectionFile := ""
+	for _, e := range c.Env {
+		if e.Name == config.EnvConnectionFile {
+			connectionFile = e.Value
+		}
 	}
-	if len(dep.Spec.Template.Spec.Volumes) != 1 || dep.Spec.Template.Spec.Volumes[0].ConfigMap.Name != cm.Metadata.Name {
+	volumes := map[string]string{}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		volumes[v.Name] = v.ConfigMap.Name + v.Secret.SecretName
+	}
+	secretMounted := false
+	for _, m := range c.VolumeMounts {
+		if volumes[m.Name] == secret.Metadata.Name && m.SubPath == "" && filepath.Dir(connectionFile) == m.MountPath && secret.StringData[filepath.Base(connectionFile)] != "" {
+			secretMounted = true
+		}
+		if volumes[m.Name] == "" {
+			t.Errorf("the volume mount %s names no volume", m.Name)
+		}
+	}
+	if !secretMounted {
+		t.Errorf("the container must read %s (%q) from the Secret %q mounted whole as a volume", config.EnvConnectionFile, connectionFile, secret.Metadata.Name)
+	}
+	if volumes["config"] != cm.Metadata.Name {
 		t.Errorf("the config volume must be the ConfigMap %q", cm.Metadata.Name)
 	}
 	for k, v := range pdb.Spec.Selector.MatchLabels {
@@ -145,7 +177,11 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv(config.EnvConnection, secret.StringData[config.EnvConnection])
+	secretFile := filepath.Join(dir, "connection")
+	if err := os.WriteFile(secretFile, []byte(secret.StringData[filepath.Base(connectionFile)]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(config.EnvConnectionFile, secretFile)
 	cfg, err := config.Load(filepath.Join(dir, "config.yaml"))
 	if err != nil {
 		t.Fatal(err)

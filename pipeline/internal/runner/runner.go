@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/connsource"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
@@ -149,10 +150,12 @@ func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Ru
 		return nil, err
 	}
 	r.conn = broker.NewConnection(broker.ConnectionConfig{
-		Addresses: broker.Addresses(cfg.Connection),
-		AMQP:      r.amqp,
-		Setup:     r.declare,
-		Logger:    logger,
+		Addresses:       broker.Addresses(cfg.Connection),
+		Source:          connectionSource(cfg, logger),
+		RecycleInterval: cfg.RecycleInterval,
+		AMQP:            r.amqp,
+		Setup:           r.declare,
+		Logger:          logger,
 	})
 	r.pub = broker.NewPublisher(r.conn, cfg.PublishChannels)
 	for _, p := range r.pipelines {
@@ -204,6 +207,9 @@ func (r *Runner) Ready() bool { return r.Unready() == "" }
 // on, or "" when it is.
 func (r *Runner) Unready() string {
 	if r.conn.Current() == nil {
+		if why := r.conn.LastError(); why != "" {
+			return "not connected to the broker: " + why
+		}
 		return "not connected to the broker"
 	}
 	now := time.Now()
@@ -388,5 +394,27 @@ func Dial(cfg *config.Config, name string) (*amqp.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return broker.Dial(broker.Addresses(cfg.Connection), broker.AMQPConfig(name+" "+cfg.ClientID, tlsConfig))
+	addrs := broker.Addresses(cfg.Connection)
+	if src := connectionSource(cfg, nil); src != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		creds, err := src.Get(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		addrs = creds.Addresses
+	}
+	return broker.Dial(addrs, broker.AMQPConfig(name+" "+cfg.ClientID, tlsConfig))
+}
+
+// connectionSource is where the connection string of cfg is read at every
+// connect, or nil when it is fixed.
+func connectionSource(cfg *config.Config, logger *slog.Logger) broker.Source {
+	switch {
+	case len(cfg.ConnectionCommand) > 0:
+		return &connsource.Command{Argv: cfg.ConnectionCommand, Logger: logger}
+	case cfg.ConnectionFile != "":
+		return &connsource.File{Path: cfg.ConnectionFile}
+	}
+	return nil
 }
