@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,14 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"c.yaml:6:", "pipelines[0].wait.tiers[1]", "ascending"}},
 		{"bad deadline action", "translator: buildbot", "translator: buildbot\n    wait:\n      on_deadline: drop",
 			[]string{"c.yaml:7:", "pipelines[0].wait.on_deadline", "dead or publish"}},
+		{"a missing connection file", "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", "connection_file: /nonexistent/connection",
+			[]string{"c.yaml:2:", "connection_file", "no such file", "Secret"}},
+		{"connection and a file", "client_id: me", "client_id: me\nconnection_file: /etc/hostname",
+			[]string{"connection", "give one of connection, connection_file and connection_command"}},
+		{"a command that is not there", "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", "connection_command: [/nonexistent/claim]",
+			[]string{"c.yaml:2:", "connection_command", "the program's path"}},
+		{"recycling too often", "client_id: me", "client_id: me\nrecycle_interval: 10ms",
+			[]string{"c.yaml:2:", "recycle_interval", "at least 1s"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -177,5 +187,33 @@ func TestRedactURL(t *testing.T) {
 	got := config.RedactURL("amqps://user:pa%2Fss%40word@host:5671/vh")
 	if strings.Contains(got, "pa") || !strings.Contains(got, "user") {
 		t.Errorf("RedactURL = %q", got)
+	}
+}
+
+// TestConnectionFile: the file's connection strings (commas or lines) are
+// read at start-up, relative to the config file, and checked as
+// connection's are; PULSE_CONNECTION_STRING_FILE overrides the config,
+// and it and PULSE_CONNECTION_STRING together are an error.
+func TestConnectionFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "connection"), []byte("amqps://me:s3cret@a.example.com:5671/vhost\namqps://me:s3cret@b.example.com:5671/vhost\n"), 0o600)
+	text := strings.Replace(validConfig, "connection: amqps://me:s3cret@pulse.example.com:5671/vhost", "connection_file: connection", 1)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(text), 0o600)
+	cfg, err := config.Load(filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Connection) != 2 || cfg.ConnectionFile != filepath.Join(dir, "connection") || strings.Contains(cfg.ConnectionSummary(), "s3cret") {
+		t.Errorf("connection %d nodes, file %q, shown as %q", len(cfg.Connection), cfg.ConnectionFile, cfg.ConnectionSummary())
+	}
+	other := filepath.Join(dir, "other")
+	os.WriteFile(other, []byte("http://me:s3cret@a.example.com/"), 0o600)
+	t.Setenv(config.EnvConnectionFile, other)
+	if _, err := config.Parse("c.yaml", []byte(validConfig)); err == nil || !strings.Contains(err.Error(), "amqps://") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the environment's file with an http URL: %v", err)
+	}
+	t.Setenv(config.EnvConnection, "amqps://me:s3cret@pulse.example.com:5671/vhost")
+	if _, err := config.Parse("c.yaml", []byte(validConfig)); err == nil || !strings.Contains(err.Error(), "set one") {
+		t.Errorf("both environment variables: %v", err)
 	}
 }
