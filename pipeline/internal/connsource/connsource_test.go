@@ -63,10 +63,10 @@ func TestCommandOutputs(t *testing.T) {
 func TestCommandFailures(t *testing.T) {
 	for body, want := range map[string]string{
 		"echo 'no token for amqp://u:hunter22@a/' >&2; exit 3": "exit status 3: no token for amqp://u:xxxxx@a/",
-		"echo":                        "printed no connection string",
-		"echo '{\"connection\": 3}'":  "printed no connection string",
-		"echo '{not json'":            "does not read as",
-		"sleep 5":                     "did not finish within 200ms",
+		"echo":                       "printed no connection string",
+		"echo '{\"connection\": 3}'": "printed no connection string",
+		"echo '{not json'":           "does not read as",
+		"sleep 5":                    "did not finish within 200ms",
 	} {
 		cmd := &connsource.Command{Argv: []string{script(t, body)}, Timeout: 200 * time.Millisecond}
 		_, err := cmd.Get(context.Background())
