@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/termtext"
 )
@@ -86,6 +88,13 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	defer func() {
 		_, _ = broker.Within(closeWithin, func() (struct{}, error) { return struct{}{}, conn.Close() })
 	}()
+	if !slices.ContainsFunc(cfg.Pipelines, func(p config.PipelineConfig) bool { return p.Name == name }) {
+		return fail(fmt.Errorf("no pipeline %q in %s", name, cfg.Source()))
+	}
+	total, err := deadqueue.Count(conn, cfg, pulse.DeadQueue(cfg.ClientID, name), *timeout)
+	if err != nil {
+		return fail(err)
+	}
 	dead, err := deadqueue.Open(conn, cfg, name)
 	if err != nil {
 		return fail(err)
@@ -98,7 +107,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	switch action {
 	case "list":
-		listParked(stdout, parked)
+		listParked(stdout, parked, total)
 	case "show":
 		if positions[0] > len(parked) {
 			return fail(fmt.Errorf("there is no message %d; the dead queue holds %d (within --limit %d)", positions[0], len(parked), *limit))
@@ -128,15 +137,32 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// listParked writes one line per parked message. What came from upstream
-// (the routing key, and the reason, which may quote the message) goes
-// through termtext: an operator's terminal obeys no escape sequence a
-// message carries.
-func listParked(w io.Writer, parked []deadqueue.Parked) {
+// listParked writes how many messages the dead queue holds (total) and
+// how many of those read are of each class, then one line per parked
+// message read. What came from upstream (the routing key, and the reason,
+// which may quote the message) goes through termtext: an operator's
+// terminal obeys no escape sequence a message carries.
+func listParked(w io.Writer, parked []deadqueue.Parked, total int) {
 	if len(parked) == 0 {
 		fmt.Fprintln(w, "the dead queue is empty")
 		return
 	}
+	total = max(total, len(parked))
+	if len(parked) < total {
+		fmt.Fprintf(w, "%d parked messages; the first %d (--limit) by class:\n", total, len(parked))
+	} else {
+		fmt.Fprintf(w, "%d parked messages, by class:\n", total)
+	}
+	classes := map[string]int{}
+	for _, p := range parked {
+		classes[p.Class]++
+	}
+	names := slices.Sorted(maps.Keys(classes))
+	slices.SortStableFunc(names, func(a, b string) int { return classes[b] - classes[a] })
+	for _, c := range names {
+		fmt.Fprintf(w, "  %6d  %s\n", classes[c], termtext.String(c))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tPARKED\tCLASS\tSOURCE ROUTING KEY\tREASON")
 	for _, p := range parked {
@@ -148,6 +174,9 @@ func listParked(w io.Writer, parked []deadqueue.Parked) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Position, when, termtext.String(p.Class), termtext.String(p.SourceRoutingKey), termtext.String(reason))
 	}
 	tw.Flush()
+	if len(parked) < total {
+		fmt.Fprintf(w, "\n%d more not shown: --limit %d reads them all\n", total-len(parked), total)
+	}
 }
 
 // showParked writes one parked message whole, its upstream text made safe

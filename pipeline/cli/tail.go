@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/deadqueue"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
@@ -83,6 +85,10 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return fail(fmt.Errorf("declare %s: %w", queue, err))
 	}
 	if err := ch.QueueBind(queue, *key, *exchange, false, nil); err != nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			return fail(deadqueue.MissingError(cfg, "exchange", *exchange))
+		}
 		return fail(fmt.Errorf("bind %s to %s with %q: %w", queue, *exchange, *key, err))
 	}
 	deliveries, err := ch.Consume(queue, "", true, true, false, false, nil)

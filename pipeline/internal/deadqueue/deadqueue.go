@@ -62,11 +62,48 @@ func Open(conn *amqp.Connection, cfg *config.Config, name string) (*Reader, erro
 	if i < 0 {
 		return nil, fmt.Errorf("no pipeline %q in %s", name, cfg.Source())
 	}
+	queue := pulse.DeadQueue(cfg.ClientID, name)
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{ch: ch, pipeline: cfg.Pipelines[i], queue: pulse.DeadQueue(cfg.ClientID, name), holdExchange: pulse.HoldExchange(cfg.ClientID, name)}, nil
+	return &Reader{ch: ch, pipeline: cfg.Pipelines[i], queue: queue, holdExchange: pulse.HoldExchange(cfg.ClientID, name)}, nil
+}
+
+// Count returns how many messages a queue of cfg's pipelines holds (ready
+// for a consumer), by a passive declare on a channel of its own, waiting
+// at most within for the broker's answer. A queue that does not exist is
+// an error that says what decides its name and what to do.
+func Count(conn *amqp.Connection, cfg *config.Config, queue string, within time.Duration) (int, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	q, err := broker.Within(within, func() (amqp.Queue, error) {
+		defer ch.Close()
+		return ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	})
+	var ae *amqp.Error
+	switch {
+	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+		return 0, MissingError(cfg, "queue", queue)
+	case errors.Is(err, broker.ErrNoAnswer):
+		return 0, fmt.Errorf("the queue %s did not answer within %s; %s", queue, within, broker.UnresponsiveQueueHint)
+	case err != nil:
+		return 0, fmt.Errorf("read %s: %w", queue, err)
+	}
+	return q.Messages, nil
+}
+
+// MissingError explains a queue or exchange of cfg's client that the
+// broker does not have: the client id (from the config, or
+// PULSE_CLIENT_ID) names it, and a pipeline declares it when it first
+// runs.
+func MissingError(cfg *config.Config, kind, name string) error {
+	return fmt.Errorf("the broker has no %s %s. Its name comes from the client id %q (client_id of %s, or PULSE_CLIENT_ID) and the pipeline; "+
+		"a pipeline declares its queues and exchanges when it first runs (pulsetranslator run --config FILE). "+
+		"Check that --config names the config of the running pipeline, and that the broker is the one it uses",
+		kind, name, cfg.ClientID, cfg.Source())
 }
 
 // Read takes up to limit messages from the head of the queue. A read the
