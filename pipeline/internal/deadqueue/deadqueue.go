@@ -88,7 +88,7 @@ func Count(conn *amqp.Connection, cfg *config.Config, queue string, within time.
 	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
 		return 0, MissingError(cfg, "queue", queue)
 	case errors.Is(err, broker.ErrNoAnswer):
-		return 0, fmt.Errorf("the queue %s did not answer within %s; %s", queue, within, broker.UnresponsiveQueueHint)
+		return 0, fmt.Errorf("the queue %s did not answer within %s (--timeout); %s", queue, within, broker.UnresponsiveQueueHint)
 	case err != nil:
 		return 0, fmt.Errorf("read %s: %w", queue, err)
 	}

@@ -153,7 +153,7 @@ func TestDeadListOfAQueueThatDoesNotAnswer(t *testing.T) {
 	select {
 	case e := <-done:
 		took := time.Since(began)
-		if e.code != 1 || !strings.Contains(e.stderr, deadQueue) || !strings.Contains(e.stderr, "did not answer a read within 1s") || !strings.Contains(e.stderr, "list_unresponsive_queues") {
+		if e.code != 1 || !strings.Contains(e.stderr, deadQueue) || !strings.Contains(e.stderr, "did not answer within 1s") || !strings.Contains(e.stderr, "list_unresponsive_queues") {
 			t.Errorf("dead list of a queue that does not answer: exit %d, stderr %q; want 1, naming %s, the bound and how to find such queues", e.code, e.stderr, deadQueue)
 		}
 		if u, err := url.Parse(w.pulseUser()); err == nil {
