@@ -11,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -65,6 +66,8 @@ type compiledRule struct {
 	cc         []*vm.Program
 	ccSource   []string
 	waitFor    []*vm.Program
+	// reads are the payload fields its expressions read.
+	reads []string
 }
 
 type setField struct {
@@ -128,20 +131,39 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 		return cr, fmt.Errorf("%s: rule %q: drop_when takes no when; fold the guard into drop_when with &&", where, r.Name)
 	}
 	var errs []error
-	compile := func(field string, e Expression, opts ...expr.Option) *vm.Program {
+	// compile compiles e; want, unless kindUnknown, is the kind of value
+	// it must give (listToo: or a list), checked by its shape too.
+	compile := func(field string, e Expression, want resultKind, listToo bool, opts ...expr.Option) *vm.Program {
 		opts = append(append([]expr.Option{expr.Env(env)}, ExprOptions()...), opts...)
 		p, err := expr.Compile(e.Source, opts...)
 		if err != nil {
 			errs = append(errs, compileError(where, r.Name, field, e, err))
+			return p
 		}
+		// The tree as written: the compiled one has the member accesses
+		// patched into calls (see ExprOptions).
+		tree, err := parser.Parse(e.Source)
+		if err != nil {
+			return p
+		}
+		if want != kindUnknown {
+			if got := wrongKind(tree.Node, want, listToo); got != "" {
+				what := want.String()
+				if listToo {
+					what += " or a list of them"
+				}
+				errs = append(errs, fmt.Errorf("%s:%d: rule %q: %s gives %s, never %s: %s", where[:strings.LastIndexByte(where, ':')], e.Line, r.Name, field, got, what, kindHint(want)))
+			}
+		}
+		cr.reads = append(cr.reads, payloadFields(tree.Node)...)
 		return p
 	}
 	if !r.When.IsZero() {
-		cr.when = compile("when", r.When, expr.AsBool())
+		cr.when = compile("when", r.When, kindBool, false, expr.AsBool())
 		cr.whenSource = r.When.Source
 	}
 	if !r.DropWhen.IsZero() {
-		cr.dropWhen = compile("drop_when", r.DropWhen, expr.AsBool())
+		cr.dropWhen = compile("drop_when", r.DropWhen, kindBool, false, expr.AsBool())
 	}
 	for _, field := range slices.Sorted(maps.Keys(r.Set)) {
 		path := strings.Split(field, ".")
@@ -149,16 +171,65 @@ func compileRule(r Rule, index int, where string, env Env) (compiledRule, error)
 			errs = append(errs, fmt.Errorf("%s: rule %q: set: %q is not a field path (use names joined by dots)", where, r.Name, field))
 			continue
 		}
-		cr.set = append(cr.set, setField{path: path, program: compile("set."+field, r.Set[field])})
+		cr.set = append(cr.set, setField{path: path, program: compile("set."+field, r.Set[field], kindUnknown, false)})
 	}
 	for i, e := range r.CC {
-		cr.cc = append(cr.cc, compile(fmt.Sprintf("cc[%d]", i), e, expr.AsKind(reflect.String)))
+		cr.cc = append(cr.cc, compile(fmt.Sprintf("cc[%d]", i), e, kindString, false, expr.AsKind(reflect.String)))
 		cr.ccSource = append(cr.ccSource, e.Source)
 	}
 	for i, e := range r.WaitFor {
-		cr.waitFor = append(cr.waitFor, compile(fmt.Sprintf("wait_for[%d]", i), e))
+		cr.waitFor = append(cr.waitFor, compile(fmt.Sprintf("wait_for[%d]", i), e, kindString, true))
 	}
 	return cr, errors.Join(errs...)
+}
+
+// kindHint says how to make an expression give want.
+func kindHint(want resultKind) string {
+	switch want {
+	case kindBool:
+		return "compare the value (==, !=, in, startsWith, matches) or test it (!= nil)"
+	case kindString:
+		return "build a string (\"route.\" + payload.tree), or convert a value with string()"
+	}
+	return ""
+}
+
+// FieldRead is a payload field a rule reads.
+type FieldRead struct {
+	// Field is the name after payload (payload.tree: tree).
+	Field string
+	// Rule and Where name the rule and its file:line.
+	Rule, Where string
+}
+
+// PayloadReads lists the payload fields the rules read, in rule order,
+// each once per rule: for "check" to compare with the fields the
+// translators' schemas define.
+func (s *Set) PayloadReads() []FieldRead {
+	var out []FieldRead
+	for _, r := range s.rules {
+		seen := map[string]bool{}
+		for _, f := range r.reads {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, FieldRead{Field: f, Rule: r.name, Where: r.where})
+			}
+		}
+	}
+	return out
+}
+
+// SetFields lists the top-level payload fields the rules set.
+func (s *Set) SetFields() []string {
+	var out []string
+	for _, r := range s.rules {
+		for _, f := range r.set {
+			if !slices.Contains(out, f.path[0]) {
+				out = append(out, f.path[0])
+			}
+		}
+	}
+	return out
 }
 
 // compileError places an expr compile error at its line in the rule file.

@@ -229,3 +229,65 @@ func TestSetCopiesSharedObjects(t *testing.T) {
 		t.Errorf("fr's build %v and the shared object %v changed with de's", fr.Payload["build"], shared)
 	}
 }
+
+// TestWrongKindOfValueIsRefused: an expression whose shape can only give
+// the wrong kind of value (arithmetic where a boolean is due, a comparison
+// where a routing key is due) stops compilation with the file, the line,
+// the rule and what to do, although the payload it reads is untyped; one
+// whose kind depends on the payload compiles.
+func TestWrongKindOfValueIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		rule, want string
+	}{
+		{"drop_when: 'payload.tree + 1'", `r.yaml:3: rule "r": drop_when gives a number, never a boolean`},
+		{"drop_when: '\"x\" + payload.tree'", `drop_when gives a string, never a boolean`},
+		{"when: 'payload.n * 2'\n    cc: ['\"a\"']", `when gives a number, never a boolean`},
+		{"when: 'payload.a ? 1 : 2'\n    cc: ['\"a\"']", `when: expected bool, but got int`},
+		{"cc: ['payload.tree == \"x\"']", `cc[0]: expected string, but got bool`},
+		{"cc: ['payload.n - 1']", `cc[0] gives a number, never a string`},
+		{"wait_for: ['payload.url != nil']", `wait_for[0] gives a boolean, never a string or a list of them`},
+	} {
+		_, err := compile(t, "rules:\n  - name: r\n    "+c.rule+"\n")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", c.rule, err, c.want)
+		}
+	}
+	for _, ok := range []string{
+		"drop_when: 'payload.skip'",
+		"drop_when: 'payload.n + 1 > 2'",
+		"when: 'payload.a ?? false'\n    cc: ['payload.route']",
+		"cc: ['\"route.\" + payload.tree']",
+		"wait_for: ['[payload.a, payload.b]']",
+		"wait_for: ['payload.logurl']",
+	} {
+		if _, err := compile(t, "rules:\n  - name: r\n    "+ok+"\n"); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
+
+// TestPayloadReads lists the payload fields each rule reads, and those
+// the rules set.
+func TestPayloadReads(t *testing.T) {
+	set, err := compile(t, `
+rules:
+  - name: a
+    when: 'payload.tre == "x" && payload["platform"] != nil'
+    set: {flag: 'payload.tre', meta.x: '1'}
+  - name: b
+    cc: ['"route." + payload?.revision']
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range set.PayloadReads() {
+		got = append(got, r.Rule+":"+r.Field)
+	}
+	if strings.Join(got, " ") != "a:tre a:platform b:revision" {
+		t.Errorf("reads %v", got)
+	}
+	if strings.Join(set.SetFields(), " ") != "flag meta" {
+		t.Errorf("sets %v", set.SetFields())
+	}
+}

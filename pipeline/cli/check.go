@@ -50,6 +50,15 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  output %s -> %s (%s)\n", o.Name, o.Exchange, o.Envelope)
 		}
 		fmt.Fprintf(stdout, "  rules: %d from %s: %s\n", proc.Rules().Len(), strings.Join(p.Rules, ", "), strings.Join(proc.Rules().Names(), ", "))
+		known := schemaFields(ship)
+		for _, f := range proc.Rules().SetFields() {
+			known[f] = true
+		}
+		for _, r := range proc.Rules().PayloadReads() {
+			if !known[r.Field] {
+				fmt.Fprintf(stdout, "  warning: rule %q (%s) reads payload.%s, which no schema of this binary defines and no rule sets: a misspelling?\n", r.Rule, r.Where, r.Field)
+			}
+		}
 		queues := make([]string, len(p.Wait.Tiers))
 		for i, tier := range p.Wait.Tiers {
 			queues[i] = pulse.WaitQueue(cfg.ClientID, p.Name, tier)
@@ -65,4 +74,32 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
+}
+
+// schemaFields are the payload fields the shipped schemas define: the
+// properties of each schema, and of the schemas it combines (allOf,
+// anyOf, oneOf).
+func schemaFields(ship *process.Shipped) map[string]bool {
+	fields := map[string]bool{}
+	var walk func(doc map[string]any)
+	walk = func(doc map[string]any) {
+		if props, ok := doc["properties"].(map[string]any); ok {
+			for name := range props {
+				fields[name] = true
+			}
+		}
+		for _, key := range []string{"allOf", "anyOf", "oneOf"} {
+			if list, ok := doc[key].([]any); ok {
+				for _, sub := range list {
+					if m, ok := sub.(map[string]any); ok {
+						walk(m)
+					}
+				}
+			}
+		}
+	}
+	for _, name := range ship.Schemas.Names() {
+		walk(ship.Schemas.Document(name))
+	}
+	return fields
 }

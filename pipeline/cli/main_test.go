@@ -128,3 +128,40 @@ func TestDeadUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRefusesANonBooleanDropWhen: a drop_when that can only give a
+// number (it compiled, and parked every message as "rule" at run time)
+// stops check with the file, the line, the rule and what to do; a rule
+// that reads a payload field no schema defines is a warning that names
+// it.
+func TestCheckRefusesANonBooleanDropWhen(t *testing.T) {
+	dir := t.TempDir()
+	config := `client_id: me
+pipelines:
+  - name: build
+    translator: buildbot
+    bindings: [{exchange: exchange/build/, routing_keys: ['#']}]
+    outputs: [{exchange: out}]
+    rules: [builtin:buildbot.yaml, extra.yaml]
+`
+	writeFile(t, filepath.Join(dir, "c.yaml"), config)
+	writeFile(t, filepath.Join(dir, "extra.yaml"), "rules:\n  - name: drop-odd\n    drop_when: 'payload.tree + 1'\n")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", "--config", filepath.Join(dir, "c.yaml")}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), `extra.yaml:3: rule "drop-odd": drop_when gives a number, never a boolean: compare the value`) {
+		t.Errorf("exit %d, stderr %q; want 1, naming the file, line and rule", code, stderr.String())
+	}
+
+	writeFile(t, filepath.Join(dir, "extra.yaml"), "rules:\n  - name: drop-try\n    drop_when: 'payload.tre == \"try\"'\n")
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main([]string{"check", "--config", filepath.Join(dir, "c.yaml")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if want := `warning: rule "drop-try" (` + filepath.Join(dir, "extra.yaml") + `:2) reads payload.tre, which no schema of this binary defines`; !strings.Contains(stdout.String(), want) {
+		t.Errorf("check lacks %q:\n%s", want, stdout.String())
+	}
+	if strings.Contains(stdout.String(), "payload.tree,") {
+		t.Errorf("check warns of a field the schema defines:\n%s", stdout.String())
+	}
+}
