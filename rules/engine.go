@@ -68,6 +68,8 @@ type compiledRule struct {
 	waitFor    []*vm.Program
 	// reads are the payload fields its expressions read.
 	reads []string
+	// description is the rule's Description.
+	description string
 }
 
 type setField struct {
@@ -114,7 +116,7 @@ func Compile(files ...*File) (*Set, error) {
 }
 
 func compileRule(r Rule, index int, where string, env Env) (compiledRule, error) {
-	cr := compiledRule{name: r.Name, where: where}
+	cr := compiledRule{name: r.Name, where: where, description: r.Description}
 	if r.Name == "" {
 		return cr, fmt.Errorf("%s: rule #%d has no name; give every rule a unique name", where, index+1)
 	}
@@ -260,9 +262,16 @@ func (s *Set) Names() []string {
 func (s *Set) Len() int { return len(s.rules) }
 
 // CCRoute documents one cc expression: the rule, its guard and the
-// expression whose value becomes a CC routing key.
+// expression whose value becomes a CC routing key; Pattern and Condition
+// say the same for consumers (route.tree.<tree>, "when tree is set").
 type CCRoute struct {
 	Rule, When, Expression string
+	// Pattern is the routing key with each payload field as <field>.
+	Pattern string
+	// Condition is the guard in words, or "" for none.
+	Condition string
+	// Description is the rule's own.
+	Description string
 }
 
 // CCRoutes lists the cc expressions of the rules, in order.
@@ -270,7 +279,8 @@ func (s *Set) CCRoutes() []CCRoute {
 	var out []CCRoute
 	for _, r := range s.rules {
 		for _, src := range r.ccSource {
-			out = append(out, CCRoute{Rule: r.name, When: r.whenSource, Expression: src})
+			out = append(out, CCRoute{Rule: r.name, When: r.whenSource, Expression: src,
+				Pattern: pattern(src), Condition: condition(r.whenSource), Description: r.description})
 		}
 	}
 	return out

@@ -291,3 +291,37 @@ rules:
 		t.Errorf("sets %v", set.SetFields())
 	}
 }
+
+// TestCCRoutesForConsumers: docs shows a cc expression as the routing keys
+// it gives, with each payload field as <field>, and its guard in words
+// where its shape is a common one.
+func TestCCRoutesForConsumers(t *testing.T) {
+	set, err := compile(t, `
+rules:
+  - name: tree
+    description: follow one tree
+    when: 'payload.tree not in [nil, ""]'
+    cc: ['"route.tree." + payload.tree']
+  - name: rev
+    when: 'payload.revision not in [nil, "", "None"] && payload.kind == "build"'
+    cc: ['"route.rev." + payload.revision + ".x"']
+  - name: odd
+    when: 'len(payload.tags) > 2'
+    cc: ['"route." + upper(payload.tree)']
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range set.CCRoutes() {
+		got = append(got, r.Pattern+" | "+r.Condition+" | "+r.Description)
+	}
+	want := []string{
+		"route.tree.<tree> | when tree is set | follow one tree",
+		`route.rev.<revision>.x | when revision is set and not "None" and kind is "build" | `,
+		"route.<…> | when len(payload.tags) > 2 | ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("routes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

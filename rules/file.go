@@ -60,6 +60,10 @@ type Rule struct {
 	// Name identifies the rule in logs, counters and errors. Required, unique
 	// within a pipeline.
 	Name string `yaml:"name"`
+	// Description says what the rule does, for people: "docs" shows it
+	// beside the CC routes the rule adds (where a word's form varies, say
+	// so here). Optional.
+	Description string `yaml:"description"`
 	// When is a boolean expression; the rule applies only where it is true.
 	// Optional; by default the rule always applies.
 	When Expression `yaml:"when"`

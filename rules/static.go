@@ -1,7 +1,12 @@
 package rules
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 )
 
 // The expr checker types what it can, and leaves a value read from the
@@ -111,4 +116,127 @@ func (v *fieldVisitor) Visit(node *ast.Node) {
 	if name, ok := m.Property.(*ast.StringNode); ok {
 		v.fields = append(v.fields, name.Value)
 	}
+}
+
+// pattern renders a cc expression as the routing keys it gives: literal
+// text as it is, a payload field as <field>, anything else as <…>:
+// `"route.tree." + payload.tree` is route.tree.<tree>.
+func pattern(src string) string {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return src
+	}
+	var render func(ast.Node) string
+	render = func(node ast.Node) string {
+		switch n := node.(type) {
+		case *ast.StringNode:
+			return n.Value
+		case *ast.BinaryNode:
+			if n.Operator == "+" {
+				return render(n.Left) + render(n.Right)
+			}
+		case *ast.MemberNode:
+			if field, ok := payloadField(n); ok {
+				return "<" + field + ">"
+			}
+		}
+		return "<…>"
+	}
+	return render(tree.Node)
+}
+
+// payloadField is the field of payload.x (or payload["x"]).
+func payloadField(n *ast.MemberNode) (string, bool) {
+	id, ok := n.Node.(*ast.IdentifierNode)
+	if !ok || id.Value != "payload" {
+		return "", false
+	}
+	name, ok := n.Property.(*ast.StringNode)
+	if !ok {
+		return "", false
+	}
+	return name.Value, true
+}
+
+// condition renders a guard in words where its shape is a common one
+// (a field set, a field equal to a value, both joined by and), and as its
+// source otherwise; "" for none.
+func condition(src string) string {
+	if src == "" {
+		return ""
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return "when " + src
+	}
+	var words func(ast.Node) (string, bool)
+	words = func(node ast.Node) (string, bool) {
+		negated := false
+		if u, ok := node.(*ast.UnaryNode); ok && (u.Operator == "not" || u.Operator == "!") {
+			// a not in b parses as not (a in b).
+			node, negated = u.Node, true
+		}
+		b, ok := node.(*ast.BinaryNode)
+		if !ok {
+			return "", false
+		}
+		operator := b.Operator
+		if negated {
+			if operator != "in" {
+				return "", false
+			}
+			operator = "not in"
+		}
+		if operator == "&&" || operator == "and" {
+			l, lok := words(b.Left)
+			r, rok := words(b.Right)
+			return l + " and " + r, lok && rok
+		}
+		m, ok := b.Left.(*ast.MemberNode)
+		if !ok {
+			return "", false
+		}
+		field, ok := payloadField(m)
+		if !ok {
+			return "", false
+		}
+		switch right := b.Right.(type) {
+		case *ast.NilNode:
+			if operator == "!=" {
+				return field + " is set", true
+			}
+		case *ast.StringNode:
+			switch operator {
+			case "==":
+				return fmt.Sprintf("%s is %q", field, right.Value), true
+			case "!=":
+				return fmt.Sprintf("%s is not %q", field, right.Value), true
+			}
+		case *ast.ArrayNode:
+			if operator != "not in" {
+				return "", false
+			}
+			var others []string
+			for _, item := range right.Nodes {
+				switch v := item.(type) {
+				case *ast.NilNode:
+				case *ast.StringNode:
+					if v.Value != "" {
+						others = append(others, strconv.Quote(v.Value))
+					}
+				default:
+					return "", false
+				}
+			}
+			if len(others) == 0 {
+				return field + " is set", true
+			}
+			return field + " is set and not " + strings.Join(others, " or "), true
+		}
+		return "", false
+	}
+	if text, ok := words(tree.Node); ok {
+		return "when " + text
+	}
+	return "when " + src
 }

@@ -43,11 +43,14 @@ type ReferenceEntry struct {
 	RoutingKey []translator.KeyField `json:"routingKey"`
 	// Schema is the $id of the message's JSON Schema.
 	Schema string `json:"schema"`
-	// CCRoutes are the CC routing keys the rules add, as expressions.
+	// CCRoutes are the CC routing keys the rules add: each a pattern
+	// (route.tree.<tree>), when it is added, and what the rule says of it.
 	CCRoutes []string `json:"ccRoutes,omitempty"`
 
 	// schemaName is the schema's name in the schema set.
 	schemaName string
+	// envelope is how the output's body wraps the payload.
+	envelope config.Envelope
 }
 
 // BuildReference documents the named pipeline of cfg. Its translator must
@@ -69,9 +72,12 @@ func BuildReference(cfg *config.Config, pipeline string, reg *translator.Registr
 	}
 	var cc []string
 	for _, route := range proc.Rules().CCRoutes() {
-		text := route.Expression
-		if route.When != "" {
-			text += " (when " + route.When + ")"
+		text := route.Pattern
+		if route.Condition != "" {
+			text += " (" + route.Condition + ")"
+		}
+		if route.Description != "" {
+			text += ": " + route.Description
 		}
 		cc = append(cc, text)
 	}
@@ -97,7 +103,7 @@ func BuildReference(cfg *config.Config, pipeline string, reg *translator.Registr
 		ref.Entries = append(ref.Entries, ReferenceEntry{
 			Type: "topic-exchange", Exchange: pulse.ShortName(cfg.ClientID, out.Exchange),
 			Name: doc.Name, Title: doc.Title, Description: doc.Description,
-			RoutingKey: doc.RoutingKey, Schema: schemaID, CCRoutes: cc, schemaName: doc.Schema,
+			RoutingKey: doc.RoutingKey, Schema: schemaID, CCRoutes: cc, schemaName: doc.Schema, envelope: out.Envelope,
 		})
 	}
 	return ref, nil
@@ -136,10 +142,21 @@ func (r *Reference) WriteMarkdown(w io.Writer, sch *schemas.Set) {
 		if len(e.CCRoutes) > 0 {
 			fmt.Fprintf(w, "\nCC routing keys (bind to these to follow one value):\n\n")
 			for _, route := range e.CCRoutes {
-				fmt.Fprintf(w, "- `%s`\n", route)
+				pattern, rest, _ := strings.Cut(route, " ")
+				if rest != "" {
+					rest = " " + rest
+				}
+				fmt.Fprintf(w, "- `%s`%s\n", pattern, rest)
 			}
 		}
-		fmt.Fprintf(w, "\nSchema: [schemas/%s](%s) (`$id` %s)\n\n", e.schemaName, e.schemaName, e.Schema)
+		if e.envelope == config.EnvelopeMozillaPulse {
+			fmt.Fprintf(w, "\nBody: the mozillapulse envelope, which mozillapulse and taskcluster-lib-pulse consumers read; the schema describes its `payload`:\n\n"+
+				"```json\n{\"payload\": {…the fields below…},\n \"_meta\": {\"exchange\": \"%s%s\", \"routing_key\": \"…\", \"serializer\": \"json\", \"sent\": \"2026-12-06T10:00:00Z\"}}\n```\n",
+				r.ExchangePrefix, e.Exchange)
+		} else {
+			fmt.Fprintf(w, "\nBody: the payload itself (envelope: bare), as the schema describes it.\n")
+		}
+		fmt.Fprintf(w, "\nSchema: [schemas/%s](%s) (`$id` %s; `run --http` serves it at `/schemas/%s`)\n\n", e.schemaName, e.schemaName, e.Schema, e.schemaName)
 		writeSchemaFields(w, sch.Document(e.schemaName))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,7 +20,10 @@ var live embed.FS
 // that do not come back; 503 otherwise, saying why), and the live page: / (every pipeline, its queues by
 // name and depth, its last outputs and parked messages, updated every
 // second from /api/status). The page is read-only, its assets are in the
-// binary, and nothing it serves holds the connection string.
+// binary, and nothing it serves holds the connection string. /schemas/
+// lists the output schemas, and /schemas/<name> (such as
+// /schemas/buildbot/build.json) serves one, for consumers to validate
+// against.
 func HTTPHandler(r *Runner, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	asset := func(name, contentType string) http.HandlerFunc {
@@ -43,6 +47,23 @@ func HTTPHandler(r *Runner, gatherer prometheus.Gatherer) http.Handler {
 		_ = json.NewEncoder(w).Encode(r.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /schemas/", func(w http.ResponseWriter, req *http.Request) {
+		name := strings.TrimPrefix(req.URL.Path, "/schemas/")
+		if name == "" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(r.shipped.Schemas.Names())
+			return
+		}
+		doc := r.shipped.Schemas.Document(name)
+		if doc == nil {
+			http.Error(w, "no schema "+name+"; /schemas/ lists them", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/schema+json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(doc)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -56,6 +56,9 @@ type Runner struct {
 	metrics *Metrics
 	// running is closed once every pipeline consumes.
 	running chan struct{}
+	// shipped are the plugins' schemas and rule files, served at
+	// /schemas/.
+	shipped *process.Shipped
 	// conn is the connection Run runs; pub publishes on it.
 	conn *broker.Connection
 	pub  *broker.Publisher
@@ -117,7 +120,7 @@ func New(cfg *config.Config, reg *translator.Registry, logger *slog.Logger) (*Ru
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, log: logger, throttle: newThrottle(logger, 10*time.Second), running: make(chan struct{})}
+	r := &Runner{cfg: cfg, log: logger, throttle: newThrottle(logger, 10*time.Second), running: make(chan struct{}), shipped: shipped}
 	var errs []error
 	if tlsConfig, err := cfg.BrokerTLS(); err != nil {
 		errs = append(errs, err)
