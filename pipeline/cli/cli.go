@@ -22,6 +22,7 @@ commands:
   replay    --exchange EX [--routing-key K] PATH...  publish raw message files with confirms
   dead      list|show|replay [--config FILE] [--pipeline NAME] ...
                                                      inspect the dead queue, and replay parked messages after a fix
+  teardown  [--config FILE] [--pipeline NAME] [--yes]  list the queues and exchanges run declared, and delete them
   demo      [--http ADDR] [--exit]                   the whole flow on a local broker, with the live page
   tail      [--config FILE] [--exchange EX] [--key PATTERN] [--count N] [--json]
                                                      follow an exchange, routing keys split into their fields
@@ -52,6 +53,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return replayCommand(rest, stdout, stderr)
 	case "dead":
 		return deadCommand(rest, stdout, stderr)
+	case "teardown":
+		return teardownCommand(rest, stdout, stderr)
 	case "demo":
 		return demoCommand(rest, stdout, stderr)
 	case "tail":

@@ -95,15 +95,31 @@ func Count(conn *amqp.Connection, cfg *config.Config, queue string, within time.
 	return q.Messages, nil
 }
 
+// MissingErr is a queue or exchange of a config's client that the broker
+// does not have.
+type MissingErr struct {
+	// Kind is queue or exchange; Name, its name.
+	Kind, Name string
+	// ClientID and Source are the config's client id and where the config
+	// came from.
+	ClientID, Source string
+}
+
+// Error says what names it (the client id, from which config) and what to
+// do.
+func (e *MissingErr) Error() string {
+	return fmt.Sprintf("the broker has no %s %s. Its name comes from the client id %q (client_id of %s, or PULSE_CLIENT_ID) and the pipeline; "+
+		"a pipeline declares its queues and exchanges when it first runs (pulsetranslator run --config FILE). "+
+		"Check that --config names the config of the running pipeline, and that the broker is the one it uses",
+		e.Kind, e.Name, e.ClientID, e.Source)
+}
+
 // MissingError explains a queue or exchange of cfg's client that the
 // broker does not have: the client id (from the config, or
 // PULSE_CLIENT_ID) names it, and a pipeline declares it when it first
 // runs.
 func MissingError(cfg *config.Config, kind, name string) error {
-	return fmt.Errorf("the broker has no %s %s. Its name comes from the client id %q (client_id of %s, or PULSE_CLIENT_ID) and the pipeline; "+
-		"a pipeline declares its queues and exchanges when it first runs (pulsetranslator run --config FILE). "+
-		"Check that --config names the config of the running pipeline, and that the broker is the one it uses",
-		kind, name, cfg.ClientID, cfg.Source())
+	return &MissingErr{Kind: kind, Name: name, ClientID: cfg.ClientID, Source: cfg.Source()}
 }
 
 // Read takes up to limit messages from the head of the queue. A read the
