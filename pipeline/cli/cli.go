@@ -17,6 +17,7 @@ commands:
   run       [--config FILE]                          run the pipelines on RabbitMQ
   translate [--config FILE] [--pipeline NAME] PATH...  translate raw messages offline, one JSON line per outcome
   check     [--config FILE]                          load and compile config, rules and schemas; no broker
+  test      PATH...                                  run declarative test files (*_test.yaml) of a pipeline; no broker
   docs      [--config FILE] [--pipeline NAME] [--format markdown|json]
                                                      the reference of the output exchanges, for consumers
   replay    --exchange EX [--routing-key K] PATH...  publish raw message files with confirms
@@ -47,6 +48,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return translateCommand(rest, stdout, stderr)
 	case "check":
 		return checkCommand(rest, stdout, stderr)
+	case "test":
+		return testCommand(rest, stdout, stderr)
 	case "docs":
 		return docsCommand(rest, stdout, stderr)
 	case "replay":

@@ -68,7 +68,7 @@ func TestReferenceJSON(t *testing.T) {
 	// The corpus, plus a unit test and a talos message written by hand
 	// (the corpus has builds only).
 	check := func(path string) error {
-		for _, line := range translateFile(proc, path) {
+		for _, line := range translateFile(proc, path, "", "") {
 			if line.RoutingKey == "" {
 				continue
 			}

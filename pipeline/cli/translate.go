@@ -31,13 +31,18 @@ type errorOutcome struct {
 }
 
 type dropOutcome struct {
+	Class  string `json:"class"`
 	Reason string `json:"reason"`
+	// Rule names the rule that dropped it, if one did.
+	Rule string `json:"rule,omitempty"`
 }
 
 func translateCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("translate", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	pipelineName := fs.String("pipeline", "", "pipeline to run (default: the first)")
+	exchange := fs.String("exchange", "", "the exchange the messages were published to; with --routing-key, the files are bare bodies (default: each file's _meta.exchange)")
+	routingKey := fs.String("routing-key", "", "the routing key they were published with (default: each file's _meta.routing_key)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -59,7 +64,7 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 	enc.SetEscapeHTML(false)
 	for _, root := range fs.Args() {
 		err := walkFiles(root, func(path string) error {
-			for _, line := range translateFile(proc, path) {
+			for _, line := range translateFile(proc, path, *exchange, *routingKey) {
 				if err := enc.Encode(line); err != nil {
 					return err
 				}
@@ -95,13 +100,20 @@ func walkFiles(root string, fn func(path string) error) error {
 }
 
 // translateFile runs one raw message file through the processor, as the
-// runner would but for the readiness gate (see Processor.TranslateRaw).
-func translateFile(proc *process.Processor, path string) []outcomeLine {
+// runner would but for the readiness gate (see Processor.TranslateRaw):
+// published where its _meta says, or to exchange with routingKey when
+// either is given.
+func translateFile(proc *process.Processor, path, exchange, routingKey string) []outcomeLine {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: "unreadable", Reason: err.Error()}}}
 	}
-	out := proc.TranslateRaw(body, time.Now())
+	var out process.FileOutcome
+	if exchange != "" || routingKey != "" {
+		out = proc.TranslateBody(exchange, routingKey, body, time.Now())
+	} else {
+		out = proc.TranslateRaw(body, time.Now())
+	}
 	if out.Refusal != nil {
 		return []outcomeLine{{Source: path, Error: &errorOutcome{Class: out.Refusal.Class, Reason: out.Refusal.Reason}}}
 	}
@@ -110,7 +122,7 @@ func translateFile(proc *process.Processor, path string) []outcomeLine {
 		lines = append(lines, outcomeLine{Source: path, RoutingKey: r.RoutingKey, CC: r.CC, WaitFor: r.WaitFor, Payload: r.Payload})
 	}
 	for _, d := range out.Dropped {
-		lines = append(lines, outcomeLine{Source: path, Dropped: &dropOutcome{Reason: d.Reason}})
+		lines = append(lines, outcomeLine{Source: path, Dropped: &dropOutcome{Class: d.Class, Reason: d.Reason, Rule: d.Rule}})
 	}
 	return lines
 }

@@ -75,6 +75,21 @@ func build(t testing.TB, cfg *config.Config, name string, reg *translator.Regist
 	return &Pipeline{proc: proc}
 }
 
+// Open is Load outside a Go test: it loads the config file at path (the
+// embedded default when path is empty) and builds its named pipeline,
+// returning what stops it. "pulsetranslator test" runs on it.
+func Open(path, name string, reg *translator.Registry) (*Pipeline, error) {
+	cfg, err := config.LoadOrDefault(path)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := process.PipelineProcessor(cfg, name, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{proc: proc}, nil
+}
+
 // Outcome is what became of one raw message: its outputs as they would
 // be published, its drops, or its refusal.
 type Outcome struct {
