@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
@@ -14,13 +13,13 @@ import (
 // shipped is what the plugins of this binary ship.
 func shipped() (*process.Shipped, error) { return process.Ship(translator.Default) }
 
-func checkCommand(args []string, stdout, stderr io.Writer) int {
+func checkCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator check: %v\n", err)
 		return 1

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/bench"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
@@ -34,8 +36,26 @@ Without --config the embedded default config is used (docs/configuration.md).
 Environment: PULSE_CLIENT_ID, PULSE_CONNECTION_STRING override the config.
 `
 
+// Program is a binary's command line: this repository's, or a plugin's
+// own, which names itself and its default config.
+type Program struct {
+	// Name is the binary's name in its usage text and messages. Default
+	// "pulsetranslator".
+	Name string
+	// DefaultConfig is the config (YAML, as a config file holds it) the
+	// commands use without --config. Default: this repository's embedded
+	// default, the buildbot pipeline.
+	DefaultConfig []byte
+}
+
+// Main runs this repository's command line and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int { return Program{}.Main(args, stdout, stderr) }
+
 // Main runs the command line and returns the exit code.
-func Main(args []string, stdout, stderr io.Writer) int {
+func (prog Program) Main(args []string, stdout, stderr io.Writer) int {
+	if name := prog.Name; name != "" && name != defaultName {
+		stdout, stderr = renamed(stdout, name), renamed(stderr, name)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -43,25 +63,25 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return runCommand(rest, stdout, stderr)
+		return runCommand(prog, rest, stdout, stderr)
 	case "translate":
-		return translateCommand(rest, stdout, stderr)
+		return translateCommand(prog, rest, stdout, stderr)
 	case "check":
-		return checkCommand(rest, stdout, stderr)
+		return checkCommand(prog, rest, stdout, stderr)
 	case "test":
 		return testCommand(rest, stdout, stderr)
 	case "docs":
-		return docsCommand(rest, stdout, stderr)
+		return docsCommand(prog, rest, stdout, stderr)
 	case "replay":
-		return replayCommand(rest, stdout, stderr)
+		return replayCommand(prog, rest, stdout, stderr)
 	case "dead":
-		return deadCommand(rest, stdout, stderr)
+		return deadCommand(prog, rest, stdout, stderr)
 	case "teardown":
-		return teardownCommand(rest, stdout, stderr)
+		return teardownCommand(prog, rest, stdout, stderr)
 	case "demo":
-		return demoCommand(rest, stdout, stderr)
+		return demoCommand(prog, rest, stdout, stderr)
 	case "tail":
-		return tailCommand(context.Background(), rest, stdout, stderr)
+		return tailCommand(context.Background(), prog, rest, stdout, stderr)
 	case bench.Command:
 		return bench.Main(rest, stdout, stderr)
 	case "help", "-h", "--help":
@@ -70,6 +90,40 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "pulsetranslator: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// defaultName is this repository's binary.
+const defaultName = "pulsetranslator"
+
+// loadConfig loads the config file at path, or, without one, the
+// program's default config.
+func (prog Program) loadConfig(path string) (*config.Config, error) {
+	if strings.TrimSpace(path) == "" && prog.DefaultConfig != nil {
+		return config.Parse(prog.Name+"'s default config", prog.DefaultConfig)
+	}
+	return config.LoadOrDefault(path)
+}
+
+// commandName matches the binary's name where a message or the usage text
+// names it: at the start of a line, after "usage: ", or indented.
+var commandName = regexp.MustCompile(`(?m)(^|usage: |  )` + defaultName + `([ :])`)
+
+// renamed is w writing the program's name where the text names the
+// binary, so that a plugin's binary speaks of itself.
+func renamed(w io.Writer, name string) io.Writer {
+	return renamingWriter{w: w, to: []byte("${1}" + name + "${2}")}
+}
+
+type renamingWriter struct {
+	w  io.Writer
+	to []byte
+}
+
+func (r renamingWriter) Write(p []byte) (int, error) {
+	if _, err := r.w.Write(commandName.ReplaceAll(p, r.to)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // pipelineName is the --pipeline flag's value, or the first pipeline's

@@ -38,7 +38,7 @@ their copy; the others stay, in order. Replay after fixing what refused them
 // socket closes with it).
 const closeWithin = 2 * time.Second
 
-func deadCommand(args []string, stdout, stderr io.Writer) int {
+func deadCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, deadUsage)
 		return 2
@@ -76,7 +76,7 @@ func deadCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator dead: unknown action %q\n\n%s", action, deadUsage)
 		return 2
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		return fail(err)
 	}

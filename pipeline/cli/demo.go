@@ -69,7 +69,7 @@ func newDemoNames() demoNames {
 	return demoNames{client: client, upstream: "exchange/" + client + "/upstream/build/"}
 }
 
-func demoCommand(args []string, stdout, stderr io.Writer) int {
+func demoCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", stderr)
 	connection := fs.String("connection", config.DefaultConnection, "a local broker whose user may declare queues and exchanges of any client id (the default is the local RabbitMQ as guest)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "serve the live page, /metrics, /healthz and /readyz on this address")

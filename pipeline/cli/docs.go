@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
-func docsCommand(args []string, stdout, stderr io.Writer) int {
+func docsCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("docs", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	pipelineFlag := fs.String("pipeline", "", "pipeline (default: the first)")
@@ -26,7 +25,7 @@ func docsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator docs: %v\n", err)
 		return 1
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		return fail(err)
 	}

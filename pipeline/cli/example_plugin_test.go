@@ -57,6 +57,19 @@ func TestExamplePluginModule(t *testing.T) {
 		}
 		return string(out)
 	}
+	// Without --config, the plugin's own config; the usage text and the
+	// messages name the plugin's binary.
+	if out := run("check"); !strings.Contains(out, "taskdone-translator's default config") || !strings.Contains(out, "pipeline tasks: translator taskdone") {
+		t.Errorf("check without --config does not run the plugin's default config:\n%s", out)
+	}
+	help := run("help")
+	if !strings.Contains(help, "usage: taskdone-translator <command>") || strings.Contains(help, "usage: pulsetranslator") {
+		t.Errorf("the plugin's usage text does not name it:\n%s", help)
+	}
+	unknown := exec.Command(bin, "nope")
+	if out, _ := unknown.CombinedOutput(); !strings.Contains(string(out), "taskdone-translator: unknown command \"nope\"") {
+		t.Errorf("an unknown command: %s", out)
+	}
 	check := run("check", "--config", "config.yaml")
 	for _, want := range []string{"translators: taskdone", "schemas: taskdone/task.json", "builtin:taskdone.yaml"} {
 		if !strings.Contains(check, want) {

@@ -82,6 +82,9 @@ func TestGuideSnippetsCompile(t *testing.T) {
 	translatorImport := `"github.com/pulsetranslator/pulsetranslator/pipeline/translator"`
 	write("taskdone/api.go", "package taskdone\n\nimport "+translatorImport+"\n\n"+blocks[0]+"\nvar _ Translator = translator.Func(nil)\n")
 	write("taskdone/register.go", "package taskdone\n\nimport (\n\t\"embed\"\n\t\"io/fs\"\n\n\t"+translatorImport+"\n)\n\n"+blocks[1]+`
+// DefaultConfig is the plugin's config, as step 4 of the guide says.
+var DefaultConfig []byte
+
 // New is the plugin's constructor, as the guide's step 3 names it.
 func New(translator.Params) (translator.Translator, error) {
 	return translator.Func(func(translator.Message) ([]translator.Output, error) { return nil, nil }), nil

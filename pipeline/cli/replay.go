@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -17,7 +16,7 @@ import (
 // replayWindow is how many confirms a replay keeps outstanding.
 const replayWindow = 256
 
-func replayCommand(args []string, stdout, stderr io.Writer) int {
+func replayCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("replay", stderr)
 	configPath := fs.String("config", "", "config file, for the connection (default: the embedded default)")
 	exchange := fs.String("exchange", "", "exchange to publish to (required)")
@@ -40,7 +39,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		return fail(err)
 	}

@@ -12,15 +12,13 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/runner"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
 
-func runCommand(args []string, stdout, stderr io.Writer) int {
+func runCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	declareUpstream := fs.Bool("declare-upstream", false, "declare missing upstream exchanges (local brokers only; a Pulse user may not)")
@@ -36,7 +34,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(stderr, lvl)
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator run: %v\n", err)
 		return 1

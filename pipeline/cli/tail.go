@@ -46,7 +46,7 @@ type tailLine struct {
 	Body       json.RawMessage   `json:"body"`
 }
 
-func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func tailCommand(ctx context.Context, prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pulsetail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "pulsetranslator config, for the connection, the client id and the routing-key reference (default: the embedded default)")
@@ -61,7 +61,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "pulsetail: %v\n", err)
 		return 1
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		return fail(err)
 	}

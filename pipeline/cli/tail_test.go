@@ -43,7 +43,7 @@ func TestTail(t *testing.T) {
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- tailCommand(context.Background(), []string{"--config", config, "--count", "2"}, &out, &errOut)
+		done <- tailCommand(context.Background(), Program{}, []string{"--config", config, "--count", "2"}, &out, &errOut)
 	}()
 	build := "build.mozilla-central.linux64.opt.mozilla-central-linux64"
 	publish := func(key string) {

@@ -65,7 +65,7 @@ func teardownItems(cfg *config.Config, names []string) []teardownItem {
 	return items
 }
 
-func teardownCommand(args []string, stdout, stderr io.Writer) int {
+func teardownCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("teardown", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	pipelineFlag := fs.String("pipeline", "", "tear down only this pipeline (default: every pipeline of the config)")
@@ -77,7 +77,7 @@ func teardownCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pulsetranslator teardown: %v\n", err)
 		return 1
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		return fail(err)
 	}

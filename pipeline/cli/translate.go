@@ -37,7 +37,7 @@ type dropOutcome struct {
 	Rule string `json:"rule,omitempty"`
 }
 
-func translateCommand(args []string, stdout, stderr io.Writer) int {
+func translateCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("translate", stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	pipelineName := fs.String("pipeline", "", "pipeline to run (default: the first)")
@@ -50,7 +50,7 @@ func translateCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pulsetranslator translate: name at least one file or folder of raw pulse messages")
 		return 2
 	}
-	cfg, err := config.LoadOrDefault(*configPath)
+	cfg, err := prog.loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pulsetranslator translate: %v\n", err)
 		return 1

@@ -31,6 +31,12 @@ var schemaFiles embed.FS
 //go:embed rules
 var ruleFiles embed.FS
 
+// DefaultConfig is the pipeline the plugin's binary runs without
+// --config: config.yaml.
+//
+//go:embed config.yaml
+var DefaultConfig []byte
+
 func init() {
 	translator.MustRegister(translator.Spec{
 		Name:    Name,

@@ -1,6 +1,7 @@
 // Command taskdone-translator is pulsetranslator with the taskdone plugin:
 // the whole command line (run, translate, check, docs, dead, ...) from
-// package cli, and one blank import per plugin it carries.
+// package cli, under its own name, running the plugin's config without
+// --config. It carries the plugins it imports, and no other.
 package main
 
 import (
@@ -8,7 +9,12 @@ import (
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/cli"
 
-	_ "example.com/taskdone"
+	"example.com/taskdone"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	os.Exit(cli.Program{
+		Name:          "taskdone-translator",
+		DefaultConfig: taskdone.DefaultConfig,
+	}.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
