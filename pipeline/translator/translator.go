@@ -10,8 +10,10 @@
 package translator
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/rawjson"
@@ -130,6 +132,79 @@ func (m Message) Lookup(path ...string) (raw []byte, found bool, err error) {
 	}
 	raw, found = members.Find(path...)
 	return raw, found, nil
+}
+
+// LookupString is Lookup of a string member: found is false when the
+// body has no member at path or it is null; a member of another type is
+// an error that names the path and what it holds.
+func (m Message) LookupString(path ...string) (s string, found bool, err error) {
+	raw, found, err := m.lookupTyped(path, '"', "a string")
+	if !found || err != nil {
+		return "", false, err
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, fmt.Errorf("%s: %w", strings.Join(path, "."), err)
+	}
+	return s, true, nil
+}
+
+// LookupNumber is Lookup of a number member, as its exact text (an
+// integer beyond 2^53 keeps every digit; n.Int64 and n.Float64 convert
+// it): found is false when the body has no member at path or it is null;
+// a member of another type is an error.
+func (m Message) LookupNumber(path ...string) (n json.Number, found bool, err error) {
+	raw, found, err := m.lookupTyped(path, '0', "a number")
+	if !found || err != nil {
+		return "", false, err
+	}
+	return json.Number(raw), true, nil
+}
+
+// LookupBool is Lookup of a boolean member: found is false when the body
+// has no member at path or it is null; a member of another type is an
+// error.
+func (m Message) LookupBool(path ...string) (b, found bool, err error) {
+	raw, found, err := m.lookupTyped(path, 't', "a boolean")
+	if !found || err != nil {
+		return false, false, err
+	}
+	return raw[0] == 't', true, nil
+}
+
+// lookupTyped looks up path and checks the value's kind by its first
+// byte: '"' a string, '0' a number, 't' a boolean.
+func (m Message) lookupTyped(path []string, kind byte, want string) ([]byte, bool, error) {
+	raw, found, err := m.Lookup(path...)
+	if err != nil || !found || len(raw) == 0 || raw[0] == 'n' {
+		return nil, false, err
+	}
+	got := raw[0]
+	switch {
+	case got == '-' || got >= '0' && got <= '9':
+		got = '0'
+	case got == 'f':
+		got = 't'
+	}
+	if got != kind {
+		return nil, false, fmt.Errorf("%s is %s, not %s", strings.Join(path, "."), kindOf(got), want)
+	}
+	return raw, true, nil
+}
+
+func kindOf(first byte) string {
+	switch first {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't':
+		return "a boolean"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "not JSON"
 }
 
 // AsBodyError returns err as a *BodyError, if it is one.

@@ -170,3 +170,42 @@ func TestRefusalKeepsItsCause(t *testing.T) {
 		t.Error("a refusal made with the v verb claims its argument as its cause")
 	}
 }
+
+// TestTypedLookups: LookupString, LookupNumber and LookupBool give the
+// value of a member of their type; a missing or null member is not found;
+// a member of another type is an error naming the path and what it holds.
+func TestTypedLookups(t *testing.T) {
+	msg, err := translator.ReadMessage("exchange/x/", "k", nil, []byte(`{"payload": {"build": {"name": "linux \"64\"", "results": 2, "big": 9007199254740993, "ok": true, "off": false, "none": null, "list": [1]}}}`), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, found, err := msg.LookupString("payload", "build", "name"); s != `linux "64"` || !found || err != nil {
+		t.Errorf("LookupString: %q %v %v", s, found, err)
+	}
+	if n, found, err := msg.LookupNumber("payload", "build", "big"); n.String() != "9007199254740993" || !found || err != nil {
+		t.Errorf("LookupNumber: %q %v %v", n, found, err)
+	}
+	if n, _, _ := msg.LookupNumber("payload", "build", "results"); n.String() != "2" {
+		t.Errorf("LookupNumber results: %q", n)
+	}
+	if b, found, err := msg.LookupBool("payload", "build", "ok"); !b || !found || err != nil {
+		t.Errorf("LookupBool ok: %v %v %v", b, found, err)
+	}
+	if b, found, err := msg.LookupBool("payload", "build", "off"); b || !found || err != nil {
+		t.Errorf("LookupBool off: %v %v %v", b, found, err)
+	}
+	for _, path := range [][]string{{"payload", "build", "none"}, {"payload", "build", "missing"}} {
+		if _, found, err := msg.LookupString(path...); found || err != nil {
+			t.Errorf("%v: found %v, %v; want not found", path, found, err)
+		}
+	}
+	if _, _, err := msg.LookupString("payload", "build", "results"); err == nil || err.Error() != "payload.build.results is a number, not a string" {
+		t.Errorf("a number as a string: %v", err)
+	}
+	if _, _, err := msg.LookupNumber("payload", "build", "list"); err == nil || err.Error() != "payload.build.list is an array, not a number" {
+		t.Errorf("an array as a number: %v", err)
+	}
+	if _, _, err := msg.LookupBool("payload", "build", "name"); err == nil || err.Error() != "payload.build.name is a string, not a boolean" {
+		t.Errorf("a string as a boolean: %v", err)
+	}
+}
