@@ -92,7 +92,11 @@ func TestWaitQueueFull(t *testing.T) {
 	if err != nil || q.Messages != 2 {
 		t.Errorf("the wait queue holds %d (%v), want its cap of 2", q.Messages, err)
 	}
-	if s := rn.Stats("build"); s.Waited.Load() != 2 || s.Parked.Load() != 1 {
+	s := rn.Stats("build")
+	for deadline := time.Now().Add(5 * time.Second); s.Parked.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // counted once its confirm is back
+	}
+	if s.Waited.Load() != 2 || s.Parked.Load() != 1 {
 		t.Errorf("waited %d parked %d; want 2 waiting (the third refused) and 1 parked", s.Waited.Load(), s.Parked.Load())
 	}
 }
