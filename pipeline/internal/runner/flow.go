@@ -105,7 +105,11 @@ func (f *flow) handle(msg *message.Message) error {
 		return err
 	}
 
-	err = f.publish(ctx, toOutput, outgoing(outcome.Published, bodies)...)
+	outs := outgoing(outcome.Published, bodies)
+	err = f.publish(ctx, toOutput, outs...)
+	if err == nil {
+		f.p.recent.addOutputs(outs, src.routingKey)
+	}
 	if f.waitsWhenRefused(toOutput, err) {
 		_, err = f.act(ctx, d, src, f.p.gate.refused(src, now, err))
 	}

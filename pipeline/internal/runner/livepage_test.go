@@ -72,6 +72,19 @@ func TestLivePage(t *testing.T) {
 			t.Errorf("the rendered page lacks %q", want)
 		}
 	}
+	// What needs action comes first: the parked messages, above the
+	// queues and the outputs, their counter marked; rows tell themselves
+	// apart by the raw message they came from and their id; times carry
+	// their date.
+	parked, queues, outs := strings.Index(dom, "last parked"), strings.Index(dom, ">queues<"), strings.Index(dom, "last outputs")
+	if parked < 0 || parked > queues || queues > outs {
+		t.Errorf("the page's sections are at %d (parked), %d (queues), %d (outputs); want the parked first", parked, queues, outs)
+	}
+	for _, want := range []string{`class="counter alert" data-counter="parked"`, "from " + key, `<div class="source">id `, time.Now().UTC().Format("2006-01-02 ")} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the rendered page lacks %q", want)
+		}
+	}
 	password := strings.Split(strings.Split(connection, "@")[0], ":")[2]
 	if strings.Contains(dom, password) || strings.Contains(dom, w.client+":") {
 		t.Error("the rendered page shows the connection string")

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"sync"
@@ -199,7 +200,11 @@ type RecentOutput struct {
 	Exchange   string    `json:"exchange"`
 	RoutingKey string    `json:"routing_key"`
 	CC         []string  `json:"cc"`
-	// Preview is the body's start.
+	// MessageID is the output's message id; Source, the routing key of
+	// the raw message it came from: what tells rows apart.
+	MessageID string `json:"message_id"`
+	Source    string `json:"source"`
+	// Preview is the payload's start (inside its envelope).
 	Preview string `json:"preview"`
 }
 
@@ -243,12 +248,18 @@ func (w *window[T]) last() []T {
 // previewLen bounds the payload preview of a recent output.
 const previewLen = 300
 
-func (rc *recent) addOutputs(outs []broker.Outgoing) {
+// addOutputs records the outputs of a raw message of routing key source,
+// once confirmed.
+func (rc *recent) addOutputs(outs []broker.Outgoing, source string) {
 	now := time.Now().UTC()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, o := range outs {
-		rc.outputs.add(RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, Preview: termtext.Truncate(o.Body, previewLen)})
+		// Every mozillapulse body starts with the same envelope: the
+		// preview starts inside it.
+		body := bytes.TrimPrefix(o.Body, []byte(`{"payload":`))
+		rc.outputs.add(RecentOutput{At: now, Exchange: o.Exchange, RoutingKey: o.RoutingKey, CC: o.CC, MessageID: o.MessageID,
+			Source: termtext.Truncate(source, 255), Preview: termtext.Truncate(body, previewLen)})
 	}
 }
 

@@ -17,7 +17,7 @@ func TestRecentKeepsTheLastInOrder(t *testing.T) {
 		t.Fatalf("an empty window shows %v, want nothing", got)
 	}
 	for n := 1; n <= 5*recentLen+3; n++ {
-		rc.addOutputs([]broker.Outgoing{{RoutingKey: strings.Repeat("k", n)}})
+		rc.addOutputs([]broker.Outgoing{{RoutingKey: strings.Repeat("k", n)}}, "source")
 		got := rc.outputs.last()
 		if want := min(n, recentLen); len(got) != want {
 			t.Fatalf("after %d outputs the window shows %d, want %d", n, len(got), want)
@@ -44,9 +44,12 @@ func TestRecentKeepsTheLastInOrder(t *testing.T) {
 func TestRecentPreviewIsCut(t *testing.T) {
 	var rc recent
 	body := strings.Repeat("é", previewLen) // two bytes a rune
-	rc.addOutputs([]broker.Outgoing{{Body: []byte(body)}, {Body: []byte(`{"short":1}`)}})
+	rc.addOutputs([]broker.Outgoing{{Body: []byte(body)}, {Body: []byte(`{"short":1}`)}, {Body: []byte(`{"payload":{"tree":"x"},"_meta":{}}`), MessageID: "id-1"}}, "build.x.1.log_uploaded")
 	got := rc.outputs.last()
 	long, short := got[0].Preview, got[1].Preview
+	if enveloped := got[2]; enveloped.Preview != `{"tree":"x"},"_meta":{}}` || enveloped.MessageID != "id-1" || enveloped.Source != "build.x.1.log_uploaded" {
+		t.Errorf("an enveloped output is shown as %+v; want its payload first, its id and its source", enveloped)
+	}
 	if len(long) > previewLen || !utf8.ValidString(long) || !strings.HasSuffix(long, "…") || !strings.HasPrefix(body, strings.TrimSuffix(long, "…")) {
 		t.Errorf("preview of a long body is %d bytes %q, want at most %d valid bytes of its start, ending in …", len(long), long, previewLen)
 	}

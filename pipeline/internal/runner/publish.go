@@ -52,9 +52,6 @@ func (f *flow) publish(ctx context.Context, t target, outs ...broker.Outgoing) e
 		err := f.pub.Publish(ctx, f.publishTimeout, outs...)
 		f.observe(t, len(outs), time.Since(began), err)
 		if err == nil {
-			if t == toOutput {
-				f.p.recent.addOutputs(outs)
-			}
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -25,12 +25,21 @@ function rate(name, field, now, value) {
   return ((value - p[field]) / seconds).toFixed(1) + "/s";
 }
 
+// when is a time with its date, in UTC, as the logs write it.
+function when(at) {
+  return new Date(at).toISOString().replace("T", " ").slice(0, 19);
+}
+
+// Counters that need an operator's eye when they are not zero.
+const alarming = new Set(["parked", "refused"]);
+
 function counters(p, now) {
   const box = el("div", { class: "counters" });
   for (const [field, label] of [["consumed", "consumed"], ["published", "published"], ["dropped", "dropped"],
     ["parked", "parked"], ["waited", "sent to wait"], ["retried", "retried"],
     ["refused", "refused by a consumer's queue"], ["in_flight", "in flight"]]) {
-    box.append(el("div", { class: "counter", "data-counter": field },
+    const cls = alarming.has(field) && p[field] > 0 ? "counter alert" : "counter";
+    box.append(el("div", { class: cls, "data-counter": field },
       el("div", { class: "value" }, p[field]),
       el("div", { class: "label" }, label),
       el("div", { class: "rate" }, field === "in_flight" ? "" : rate(p.name, field, now, p[field]))));
@@ -44,31 +53,37 @@ function queues(p) {
   for (const q of p.queues) {
     const known = q.messages >= 0;
     const share = known && q.max_length > 0 ? Math.min(1, q.messages / q.max_length) : 0;
-    const bar = el("div", { class: share > 0.8 ? "bar high" : "bar" }, el("div", { style: "width:" + (share * 100).toFixed(1) + "%" }));
+    // A queue that holds anything shows at least a sliver.
+    const width = share > 0 ? Math.max(share * 100, 2) : 0;
+    const bar = el("div", { class: share > 0.8 ? "bar high" : "bar", title: (known ? q.messages : "?") + " of " + q.max_length },
+      el("div", { style: "width:" + width.toFixed(1) + "%" }));
     t.append(el("tr", { "data-queue": q.name },
       el("td", { class: "mono" }, q.name), el("td", {}, q.role),
-      el("td", { class: "num depth" }, known ? q.messages : "…"), el("td", { class: "num" }, q.max_length), el("td", {}, bar)));
+      el("td", { class: "num depth" }, known ? q.messages : "…"), el("td", { class: "num" }, q.max_length), el("td", { class: "barcell" }, bar)));
   }
   return t;
 }
 
 function outputs(p) {
   if (!p.outputs || p.outputs.length === 0) return el("p", { class: "empty" }, "nothing published yet");
-  const t = el("table", { class: "outputs" }, el("tr", {}, el("th", {}, "time"), el("th", {}, "routing key"),
+  const t = el("table", { class: "outputs" }, el("tr", {}, el("th", {}, "time (UTC)"), el("th", {}, "routing key · from"),
     el("th", {}, "CC"), el("th", {}, "payload")));
   for (const o of p.outputs.slice().reverse()) {
-    t.append(el("tr", {}, el("td", {}, new Date(o.at).toLocaleTimeString()), el("td", { class: "mono" }, o.routing_key),
-      el("td", { class: "mono cc" }, (o.cc || []).join("\n")), el("td", { class: "mono" }, o.preview)));
+    const cc = el("td", { class: "mono cc" });
+    for (const route of o.cc || []) cc.append(el("div", { title: route }, route));
+    t.append(el("tr", {}, el("td", { class: "time" }, when(o.at)),
+      el("td", { class: "mono" }, o.routing_key, el("div", { class: "source" }, "from " + o.source), el("div", { class: "source" }, "id " + o.message_id)),
+      cc, el("td", { class: "mono preview" }, el("div", { title: o.preview }, o.preview))));
   }
   return t;
 }
 
 function parks(p) {
   if (!p.parks || p.parks.length === 0) return el("p", { class: "empty" }, "nothing parked");
-  const t = el("table", { class: "parks" }, el("tr", {}, el("th", {}, "time"), el("th", {}, "class"),
+  const t = el("table", { class: "parks" }, el("tr", {}, el("th", {}, "time (UTC)"), el("th", {}, "class"),
     el("th", {}, "source routing key"), el("th", {}, "reason")));
   for (const x of p.parks.slice().reverse()) {
-    t.append(el("tr", {}, el("td", {}, new Date(x.at).toLocaleTimeString()), el("td", { class: "class" }, x.class),
+    t.append(el("tr", {}, el("td", { class: "time" }, when(x.at)), el("td", { class: "class" }, x.class),
       el("td", { class: "mono" }, x.routing_key), el("td", {}, x.reason)));
   }
   return t;
@@ -87,9 +102,10 @@ function draw(status, now) {
   main.replaceChildren(...status.pipelines.map((p) => el("section", { class: "pipeline", "data-pipeline": p.name },
     el("h2", {}, "pipeline " + p.name + " · translator " + p.translator),
     counters(p, now),
+    // What needs action first: the parked messages, then the queues.
+    el("h3", { class: p.parks && p.parks.length ? "attention" : "" }, "last parked (pulsetranslator dead list shows them all)"), parks(p),
     el("h3", {}, "queues"), queues(p),
-    el("h3", {}, "last outputs"), outputs(p),
-    el("h3", {}, "last parked"), parks(p))));
+    el("h3", {}, "last outputs"), outputs(p))));
 }
 
 async function poll() {
