@@ -252,7 +252,7 @@ func publishRetries(t *testing.T, addr string) string {
 }
 
 // TestClusterNodeLoss runs two replicas, connected to different nodes of
-// a three-node cluster, on quorum queues, while 20,000 corpus messages
+// a three-node cluster, on quorum queues, while 5,000 corpus messages
 // (PULSE_FAULT_MESSAGES) stream in, 200 of them waiting in the readiness
 // gate for logs that appear only after both faults: a quarter of the way
 // in, the node that leads the input queue is stopped; once it is back and

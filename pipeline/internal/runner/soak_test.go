@@ -52,7 +52,7 @@ type soak struct {
 }
 
 // TestFaultSoak streams corpus messages (PULSE_FAULT_MESSAGES, default
-// 20,000) through the real binary while, at random moments, the output
+// 5,000) through the real binary while, at random moments, the output
 // exchange is deleted, every connection is closed, the input queue is
 // deleted (the translator declares it again), and the broker is stopped
 // and started. Every expected output arrives, counted by message id, and
