@@ -165,3 +165,22 @@ pipelines:
 		t.Errorf("check warns of a field the schema defines:\n%s", stdout.String())
 	}
 }
+
+// TestUnregisteredTranslatorIsPlaced: a pipeline that names a translator
+// the binary lacks stops check with the file and line of its translator
+// field, the translators the binary has, and why it may lack one.
+func TestUnregisteredTranslatorIsPlaced(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "c.yaml"), `client_id: me
+pipelines:
+  - name: build
+    translator: taskdone
+    bindings: [{exchange: exchange/build/, routing_keys: ['#']}]
+    outputs: [{exchange: out}]
+`)
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"check", "--config", filepath.Join(dir, "c.yaml")}, &stdout, &stderr)
+	if want := filepath.Join(dir, "c.yaml") + `:4: pipeline "build": translator "taskdone" is not in this binary, which has buildbot, mapping; a binary carries the plugins it imports`; code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), want)
+	}
+}

@@ -125,7 +125,15 @@ type PipelineConfig struct {
 	// artifacts do not exist yet (when the rules have wait_for), or whose
 	// outputs a consumer's queue refused, wait.
 	Wait WaitConfig `yaml:"wait"`
+
+	// translatorAt is where the translator field is ("file:line"), for
+	// messages about it.
+	translatorAt string
 }
+
+// TranslatorAt says where the pipeline's translator field is written:
+// "file:line", or the config's name when the line is unknown.
+func (p PipelineConfig) TranslatorAt() string { return p.translatorAt }
 
 // BindingConfig binds the input queue to an upstream exchange.
 type BindingConfig struct {

@@ -103,7 +103,7 @@ func TestConfigErrors(t *testing.T) {
 		{"upstream not a Pulse exchange", "exchange: exchange/build/", "exchange: org.mozilla.exchange.build",
 			[]string{"c.yaml:7:", "pipelines[0].bindings[0].exchange", "exchange/…"}},
 		{"unknown field", "translator: buildbot", "translator: buildbot\n    tranlsator: x",
-			[]string{"c.yaml", "line 6", "tranlsator"}},
+			[]string{"c.yaml:6:", "tranlsator is no field of a pipeline; did you mean translator?", "its fields: name, translator"}},
 		{"no client id", "client_id: me", "client_id: ''",
 			[]string{"c.yaml:1:", "client_id", "PULSE_CLIENT_ID"}},
 		{"bad scheme", "amqps://", "http://",

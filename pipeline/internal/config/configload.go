@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,9 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// lineFirst matches a decoder message that starts with its line.
+var lineFirst = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+
 // Parse checks and completes a config; source names it in errors.
 func Parse(source string, data []byte) (*Config, error) { return parse(source, "", data) }
 
@@ -93,7 +97,12 @@ func parse(source, dir string, data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
-		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(msg, "yaml: "))
+		msg = unknownField(strings.TrimPrefix(msg, "yaml: "))
+		// "line 5: ..." as "file:5: ...", as every other error says it.
+		if m := lineFirst.FindStringSubmatch(msg); m != nil {
+			return nil, fmt.Errorf("%s:%s: %s", source, m[1], m[2])
+		}
+		return nil, fmt.Errorf("%s: %s", source, msg)
 	}
 	if v := os.Getenv(EnvClientID); v != "" {
 		cfg.ClientID = v
@@ -163,6 +172,10 @@ func (c *Config) validate(root *yaml.Node) error {
 	names := map[string]bool{}
 	for i, p := range c.Pipelines {
 		at := fmt.Sprintf("pipelines[%d]", i)
+		c.Pipelines[i].translatorAt = c.source
+		if line := lineOf(root, at+".translator"); line > 0 {
+			c.Pipelines[i].translatorAt += ":" + strconv.Itoa(line)
+		}
 		switch {
 		case p.Name == "":
 			fail(at+".name", "required")

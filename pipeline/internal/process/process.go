@@ -97,7 +97,8 @@ type Outcome struct {
 func NewProcessor(cfg config.PipelineConfig, reg *translator.Registry, shipped *Shipped) (*Processor, error) {
 	spec, ok := reg.Lookup(cfg.Translator)
 	if !ok {
-		return nil, fmt.Errorf("pipeline %q: translator %q is not registered (registered: %v)", cfg.Name, cfg.Translator, reg.Names())
+		return nil, fmt.Errorf("%s: pipeline %q: translator %q is not in this binary, which has %s; a binary carries the plugins it imports (this repository's: translators/all; a plugin's: its own)",
+			cfg.TranslatorAt(), cfg.Name, cfg.Translator, strings.Join(reg.Names(), ", "))
 	}
 	var files []*rules.File
 	for _, path := range cfg.Rules {
