@@ -20,7 +20,7 @@ commands:
   translate [--config FILE] [--pipeline NAME] PATH...  translate raw messages offline, one JSON line per outcome
   check     [--config FILE]                          load and compile config, rules and schemas; no broker
   test      PATH...                                  run declarative test files (*_test.yaml) of a pipeline; no broker
-  docs      [--config FILE] [--pipeline NAME] [--format markdown|json]
+  docs      [--config FILE] [--pipeline NAME] [--format markdown|json] [--schemas DIR]
                                                      the reference of the output exchanges, for consumers
   replay    --exchange EX [--routing-key K] PATH...  publish raw message files with confirms
   dead      list|show|replay [--config FILE] [--pipeline NAME] ...

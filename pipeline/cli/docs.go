@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/process"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/reference"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/translator"
 )
@@ -14,6 +17,7 @@ func docsCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "config file (default: the embedded default)")
 	pipelineFlag := fs.String("pipeline", "", "pipeline (default: the first)")
 	format := fs.String("format", "markdown", "markdown, or json (taskcluster's exchanges-reference-v0 shape)")
+	schemasDir := fs.String("schemas", "", "also write every output schema to this folder, as <dir>/<name> (such as buildbot/build.json)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -33,6 +37,11 @@ func docsCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	if *schemasDir != "" {
+		if err := writeSchemas(ship, *schemasDir); err != nil {
+			return fail(err)
+		}
+	}
 	ref, err := reference.BuildReference(cfg, pipelineName(cfg, *pipelineFlag), translator.Default, ship)
 	if err != nil {
 		return fail(err)
@@ -48,4 +57,22 @@ func docsCommand(prog Program, args []string, stdout, stderr io.Writer) int {
 	}
 	ref.WriteMarkdown(stdout, ship.Schemas)
 	return 0
+}
+
+// writeSchemas writes every shipped schema under dir, by its name.
+func writeSchemas(ship *process.Shipped, dir string) error {
+	for _, name := range ship.Schemas.Names() {
+		data, err := json.MarshalIndent(ship.Schemas.Document(name), "", "  ")
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

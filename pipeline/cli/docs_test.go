@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
@@ -97,5 +99,23 @@ func TestReferenceJSON(t *testing.T) {
 	}
 	if outputs != 233 || used["build"] != 231 || used["unittest"] != 1 || used["talos"] != 1 {
 		t.Errorf("%d outputs matched %v; want 231 builds, 1 unit test, 1 talos", outputs, used)
+	}
+}
+
+// TestDocsWritesSchemas: docs --schemas DIR writes every output schema
+// under DIR by its name, each a JSON Schema with its $id.
+func TestDocsWritesSchemas(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"docs", "--schemas", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "buildbot", "build.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil || !strings.HasSuffix(fmt.Sprint(doc["$id"]), "/schemas/buildbot/build.json") {
+		t.Errorf("buildbot/build.json as written: %v, $id %v", err, doc["$id"])
 	}
 }
