@@ -35,14 +35,27 @@ func (noConfirm) Is(target error) bool { return target == context.DeadlineExceed
 // when the user may not publish there, or the lost connection's error.
 type ChannelError struct {
 	Err *amqp.Error
+	// cause is an error that is not an *amqp.Error, kept whole.
+	cause error
 }
 
 // Error says why the channel closed, in words an operator can act on.
 func (e *ChannelError) Error() string {
-	if e.Err == nil {
-		return "the channel closed during the publish"
+	switch {
+	case e.Err != nil:
+		return "the channel closed during the publish: " + e.Err.Error()
+	case e.cause != nil:
+		return "the channel closed during the publish: " + e.cause.Error()
 	}
-	return "the channel closed during the publish: " + e.Err.Error()
+	return "the channel closed during the publish"
+}
+
+// Unwrap is the closure's error: errors.Is and errors.As see through it.
+func (e *ChannelError) Unwrap() error {
+	if e.Err != nil {
+		return e.Err
+	}
+	return e.cause
 }
 
 // Code is the AMQP reply code of the closure, or 0.
@@ -271,11 +284,11 @@ func (p *Publisher) open(s *Session, sl *slot, op *opening) {
 func openConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, &ChannelError{Err: asAMQP(err)}
+		return nil, channelError(err)
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = ch.Close()
-		return nil, &ChannelError{Err: asAMQP(err)}
+		return nil, channelError(err)
 	}
 	cc := &confirmChannel{ch: ch, closed: make(chan struct{})}
 	notify := ch.NotifyClose(make(chan *amqp.Error, 1))
@@ -286,11 +299,13 @@ func openConfirmChannel(conn *amqp.Connection) (*confirmChannel, error) {
 	return cc, nil
 }
 
-// asAMQP returns err as an *amqp.Error, or one that carries its text.
-func asAMQP(err error) *amqp.Error {
+// channelError is err, from opening a channel, as a *ChannelError: its
+// *amqp.Error when it holds one, and its chain otherwise (amqp091-go
+// gives plain errors too, such as ErrClosed's kin).
+func channelError(err error) *ChannelError {
 	var ae *amqp.Error
 	if errors.As(err, &ae) {
-		return ae
+		return &ChannelError{Err: ae}
 	}
-	return &amqp.Error{Reason: err.Error()}
+	return &ChannelError{cause: err}
 }

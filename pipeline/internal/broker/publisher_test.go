@@ -148,3 +148,13 @@ func TestOnlyTheBrokersCloseIsARefusal(t *testing.T) {
 		t.Error("a channel closed with no error reads as a refusal")
 	}
 }
+
+// TestChannelErrorKeepsItsCause: a channel error wraps what closed the
+// channel, so that errors.As sees through it.
+func TestChannelErrorKeepsItsCause(t *testing.T) {
+	ae := &amqp.Error{Code: amqp.AccessRefused, Reason: "no", Server: true}
+	var got *amqp.Error
+	if err := error(&broker.ChannelError{Err: ae}); !errors.As(err, &got) || got != ae {
+		t.Errorf("errors.As through a ChannelError: %v", got)
+	}
+}
