@@ -321,8 +321,8 @@ printf '{"connection": "amqp://%[2]s:%%s@%[3]s/", "expires": "%%s"}\n' "$passwor
 }
 
 // recycleSeconds is how long TestRecycleUnderLoad drains its backlog with
-// recycling (about): PULSE_RECYCLE_SECONDS, default 8 (60 for the figures
-// of docs/operating.md).
+// recycling (about): PULSE_RECYCLE_SECONDS, default 4 (60 for the figures
+// of docs/configuration.md).
 func recycleSeconds(t *testing.T) int {
 	if v := os.Getenv("PULSE_RECYCLE_SECONDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -331,7 +331,7 @@ func recycleSeconds(t *testing.T) int {
 		}
 		return n
 	}
-	return 8
+	return 4
 }
 
 // drainBacklog publishes n copies of a corpus build into a pipeline's
@@ -387,7 +387,7 @@ func drainBacklog(t *testing.T, n int, recycle string) (time.Duration, *arrivals
 func TestRecycleUnderLoad(t *testing.T) {
 	brokerOrSkip(t)
 	// The baseline first, to size the backlog to recycleSeconds.
-	const probeN = 5000
+	const probeN = 2000
 	took, _, _, _ := drainBacklog(t, probeN, "")
 	rate := float64(probeN) / took.Seconds()
 	n := int(rate * float64(recycleSeconds(t)))
