@@ -156,3 +156,19 @@ func QueueExists(t testing.TB, conn *amqp.Connection, queue string) bool {
 func UniqueName(name string) string {
 	return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()%1e12)
 }
+
+// DeleteQueueAtEnd deletes queue, as the admin user, when the test ends:
+// for a queue a test declares beside its world's (a consumer's, another
+// client's), which would otherwise stay on the shared broker.
+func DeleteQueueAtEnd(t testing.TB, queue string) {
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(AdminURL())
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(queue, false, false, false)
+		}
+	})
+}

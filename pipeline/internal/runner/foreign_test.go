@@ -44,6 +44,7 @@ func channel(t *testing.T, conn *amqp.Connection) *amqp.Channel {
 // nack it.
 func refuseEverything(t *testing.T, ch *amqp.Channel, queue, exchange string, keys ...string) {
 	t.Helper()
+	brokertest.DeleteQueueAtEnd(t, queue)
 	if _, err := ch.QueueDeclare(queue, false, true, false, false, amqp.Table{"x-max-length": int64(0), "x-overflow": "reject-publish"}); err != nil {
 		t.Fatal(err)
 	}

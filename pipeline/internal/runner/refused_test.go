@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/brokertest"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/pulse"
 
@@ -19,6 +20,9 @@ import (
 func (w *world) refusingQueue(maxLength int64) string {
 	w.t.Helper()
 	name := "queue/" + w.client + "/refusing"
+	if len(w.nodes) == 0 {
+		brokertest.DeleteQueueAtEnd(w.t, name)
+	}
 	if _, err := w.admin.QueueDeclare(name, false, true, false, false, amqp.Table{"x-max-length": maxLength, "x-overflow": "reject-publish"}); err != nil {
 		w.t.Fatal(err)
 	}
