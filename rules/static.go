@@ -105,16 +105,10 @@ func payloadFields(node ast.Node) []string {
 type fieldVisitor struct{ fields []string }
 
 func (v *fieldVisitor) Visit(node *ast.Node) {
-	m, ok := (*node).(*ast.MemberNode)
-	if !ok {
-		return
-	}
-	id, ok := m.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != "payload" {
-		return
-	}
-	if name, ok := m.Property.(*ast.StringNode); ok {
-		v.fields = append(v.fields, name.Value)
+	if m, ok := (*node).(*ast.MemberNode); ok {
+		if field, ok := payloadField(m); ok {
+			v.fields = append(v.fields, field)
+		}
 	}
 }
 

@@ -21,10 +21,8 @@ type origin struct {
 	attempt   int
 	firstSeen time.Time
 	// due is when a returning message's wait queue should have handed it
-	// back (zero when its copy did not say); canary marks one of the
-	// translator's canaries (see waitwatch.go).
-	due    time.Time
-	canary bool
+	// back (zero when its copy did not say).
+	due time.Time
 	// upstream are the headers it brought from upstream: the delivery's,
 	// when within broker.BoundUpstream's bounds, or, for a returning
 	// message, those its waiting copy carried. headersCut says why a
@@ -57,10 +55,7 @@ func originOf(d *broker.Delivery, now time.Time, own ...string) origin {
 	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderFirstSeen)); err == nil && !t.After(now) {
 		o.firstSeen = t
 	}
-	if t, err := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderDue)); err == nil {
-		o.due = t
-	}
-	_, o.canary = d.Headers[pulse.HeaderCanary]
+	o.due = dueOf(d.Headers)
 	o.upstream = carriedOnly(d.Headers)
 	o.headersCut = headerString(d.Headers, pulse.HeaderCutHeaders)
 	return o
@@ -102,6 +97,12 @@ func carriedOnly(h amqp.Table) amqp.Table {
 		}
 	}
 	return kept
+}
+
+// dueOf is the time a waiting copy's headers say it is due back, or zero.
+func dueOf(h amqp.Table) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, headerString(h, pulse.HeaderDue))
+	return t
 }
 
 func headerString(h amqp.Table, key string) string {

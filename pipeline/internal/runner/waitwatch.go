@@ -138,6 +138,5 @@ func (p *pipelineRun) canaryDue(d *broker.Delivery) (time.Time, bool) {
 	if _, ok := d.Headers[pulse.HeaderCanary]; !ok {
 		return time.Time{}, false
 	}
-	due, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, pulse.HeaderDue))
-	return due, true
+	return dueOf(d.Headers), true
 }
