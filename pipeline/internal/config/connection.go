@@ -17,11 +17,12 @@ import (
 // list; PULSE_CONNECTION_STRING holds the same, comma-separated.
 type Connections []string
 
-// ParseConnections splits a comma-separated list of URLs, dropping empty
-// entries and spaces around each.
+// ParseConnections splits a list of URLs separated by commas or newlines
+// (as a connection file may hold them), dropping empty entries and the
+// spaces around each.
 func ParseConnections(s string) Connections {
 	var urls Connections
-	for _, part := range strings.Split(s, ",") {
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
 		if part = strings.TrimSpace(part); part != "" {
 			urls = append(urls, part)
 		}
@@ -116,10 +117,7 @@ func (c *Config) checkConnectionSource(fail func(path, format string, args ...an
 			fail("connection_file", "%v: the file must exist and hold the connection string (a Kubernetes Secret mounted as a volume, for example)", err)
 			return
 		}
-		c.Connection, c.connectionFromFile = nil, true
-		for _, line := range strings.Split(string(data), "\n") {
-			c.Connection = append(c.Connection, ParseConnections(line)...)
-		}
+		c.Connection, c.connectionFromFile = ParseConnections(string(data)), true
 		if len(c.Connection) == 0 {
 			fail("connection_file", "%s holds no connection string: write the AMQP URL (amqp://user:password@host:5672/vhost) into it", c.ConnectionFile)
 		}

@@ -25,23 +25,12 @@ import (
 	"time"
 
 	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/broker"
+	"github.com/pulsetranslator/pulsetranslator/pipeline/internal/config"
 )
 
 // maxBytes bounds what a file or a command may give: a connection string
 // list is a few hundred bytes.
 const maxBytes = 64 << 10
-
-// ParseList splits connection strings separated by commas or newlines,
-// dropping empty entries and the spaces around each.
-func ParseList(s string) []string {
-	var urls []string
-	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		if part = strings.TrimSpace(part); part != "" {
-			urls = append(urls, part)
-		}
-	}
-	return urls
-}
 
 // File is a file holding the connection string, or the URLs of a
 // cluster's nodes separated by commas or newlines, read at every Get.
@@ -60,7 +49,7 @@ func (f *File) Get(context.Context) (broker.Credentials, error) {
 	if err != nil {
 		return broker.Credentials{}, err
 	}
-	urls := ParseList(string(data))
+	urls := config.ParseConnections(string(data))
 	if len(urls) == 0 {
 		return broker.Credentials{}, fmt.Errorf("connection file %s holds no connection string: write the AMQP URL (amqp://user:password@host:5672/vhost) into it", f.Path)
 	}
@@ -183,7 +172,7 @@ func redactWith(s string, creds broker.Credentials) string {
 // parseCommandOutput reads a command's standard output.
 func parseCommandOutput(name string, out []byte) (broker.Credentials, error) {
 	text := strings.TrimSpace(string(out))
-	var urls []string
+	var urls config.Connections
 	var expires time.Time
 	if strings.HasPrefix(text, "{") {
 		var o commandOutput
@@ -194,15 +183,15 @@ func parseCommandOutput(name string, out []byte) (broker.Credentials, error) {
 		var list []string
 		switch {
 		case json.Unmarshal(o.Connection, &one) == nil:
-			urls = ParseList(one)
+			urls = config.ParseConnections(one)
 		case json.Unmarshal(o.Connection, &list) == nil:
 			for _, u := range list {
-				urls = append(urls, ParseList(u)...)
+				urls = append(urls, config.ParseConnections(u)...)
 			}
 		}
 		expires = o.Expires
 	} else {
-		urls = ParseList(text)
+		urls = config.ParseConnections(text)
 	}
 	if len(urls) == 0 {
 		return broker.Credentials{}, fmt.Errorf("connection command %s printed no connection string: it should print an AMQP URL, or JSON {\"connection\": \"amqps://...\", \"expires\": \"<RFC 3339 time>\"}", name)
