@@ -301,8 +301,8 @@ func ccOf(d amqp.Delivery) []string {
 	return cc
 }
 
-// cleanDemo deletes the run's queues and exchanges, its upstream exchange
-// among them: the next run has names of its own.
+// cleanDemo deletes the run's queues and exchanges, as teardown would, and
+// its upstream exchange: the next run has names of its own.
 func cleanDemo(connection string, cfg *config.Config, names demoNames) {
 	conn, err := amqp.Dial(connection)
 	if err != nil {
@@ -314,15 +314,8 @@ func cleanDemo(connection string, cfg *config.Config, names demoNames) {
 		return
 	}
 	defer ch.Close()
-	queues := []string{pulse.InputQueue(names.client, "build"), pulse.DeadQueue(names.client, "build")}
-	for _, tier := range cfg.Pipelines[0].Wait.Tiers {
-		queues = append(queues, pulse.WaitQueue(names.client, "build", tier))
+	for _, it := range teardownItems(cfg, []string{"build"}) {
+		_ = it.delete(ch)
 	}
-	for _, q := range queues {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	for _, ex := range []string{pulse.ExchangeName(names.client, "build/normalized"), pulse.DeadExchange(names.client, "build"),
-		pulse.WaitExchange(names.client, "build"), pulse.ParkExchange(names.client, "build"), pulse.HoldExchange(names.client, "build"), names.upstream} {
-		_ = ch.ExchangeDelete(ex, false, false)
-	}
+	_ = ch.ExchangeDelete(names.upstream, false, false)
 }

@@ -134,17 +134,21 @@ func teardownCommand(prog Program, args []string, stdout, stderr io.Writer) int 
 	}
 	defer ch.Close()
 	for _, it := range present {
-		if it.kind == "queue" {
-			_, err = ch.QueueDelete(it.name, false, false, false)
-		} else {
-			err = ch.ExchangeDelete(it.name, false, false)
-		}
-		if err != nil {
+		if err := it.delete(ch); err != nil {
 			return fail(fmt.Errorf("delete %s %s: %w", it.kind, it.name, err))
 		}
 		fmt.Fprintf(stdout, "deleted %s %s\n", it.kind, it.name)
 	}
 	return 0
+}
+
+// delete deletes the queue or exchange.
+func (it teardownItem) delete(ch *amqp.Channel) error {
+	if it.kind == "queue" {
+		_, err := ch.QueueDelete(it.name, false, false, false)
+		return err
+	}
+	return ch.ExchangeDelete(it.name, false, false)
 }
 
 // inspectItem says whether a queue or exchange exists, and how many

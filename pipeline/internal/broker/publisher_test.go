@@ -19,20 +19,8 @@ import (
 // at the same time: opening a channel holds no lock the others wait for.
 // Once the broker answers again, publishing goes on.
 func TestPublishWaitsNoLongerThanItsTimeout(t *testing.T) {
-	brokertest.Require(t)
-	u := brokertest.AdminURL()
-	p := newProxy(t, hostOf(t, u))
-	conn := broker.NewConnection(broker.ConnectionConfig{
-		Addresses: broker.Addresses([]string{viaProxy(t, u, p)}),
-		AMQP:      broker.AMQPConfig("publisher-timeout-test", nil),
-	})
-	runConnection(t, conn)
+	p, conn := connectedThroughProxy(t, "publisher-timeout-test")
 	ctx := context.Background()
-	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := conn.Session(wait); err != nil {
-		t.Fatal(err)
-	}
 	pub := broker.NewPublisher(conn, 2)
 	out := broker.Outgoing{Exchange: "", RoutingKey: "publisher-timeout-test-nowhere", ContentType: "application/json", Body: []byte(`{}`)}
 	// The first opens one of the two channels.
@@ -91,20 +79,8 @@ func TestSubscriberClosesOnce(t *testing.T) {
 // publish's error must not read as a refusal, or the message would be
 // parked as unpublishable instead of published again.
 func TestALostConnectionIsNotARefusal(t *testing.T) {
-	brokertest.Require(t)
-	u := brokertest.AdminURL()
-	p := newProxy(t, hostOf(t, u))
-	conn := broker.NewConnection(broker.ConnectionConfig{
-		Addresses: broker.Addresses([]string{viaProxy(t, u, p)}),
-		AMQP:      broker.AMQPConfig("lost-connection-test", nil),
-	})
-	runConnection(t, conn)
+	p, conn := connectedThroughProxy(t, "lost-connection-test")
 	ctx := context.Background()
-	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := conn.Session(wait); err != nil {
-		t.Fatal(err)
-	}
 	pub := broker.NewPublisher(conn, 1)
 	out := broker.Outgoing{RoutingKey: "lost-connection-test-nowhere", ContentType: "application/json", Body: []byte(`{}`)}
 	if err := pub.Publish(ctx, 5*time.Second, out); err != nil {
@@ -157,4 +133,25 @@ func TestChannelErrorKeepsItsCause(t *testing.T) {
 	if err := error(&broker.ChannelError{Err: ae}); !errors.As(err, &got) || got != ae {
 		t.Errorf("errors.As through a ChannelError: %v", got)
 	}
+}
+
+// connectedThroughProxy runs a Connection, named name, to the broker
+// through a proxy the test can freeze and cut, and returns both once the
+// connection is made.
+func connectedThroughProxy(t *testing.T, name string) (*proxy, *broker.Connection) {
+	t.Helper()
+	brokertest.Require(t)
+	u := brokertest.AdminURL()
+	p := newProxy(t, hostOf(t, u))
+	conn := broker.NewConnection(broker.ConnectionConfig{
+		Addresses: broker.Addresses([]string{viaProxy(t, u, p)}),
+		AMQP:      broker.AMQPConfig(name, nil),
+	})
+	runConnection(t, conn)
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := conn.Session(wait); err != nil {
+		t.Fatal(err)
+	}
+	return p, conn
 }

@@ -161,6 +161,16 @@ func UniqueName(name string) string {
 // for a queue a test declares beside its world's (a consumer's, another
 // client's), which would otherwise stay on the shared broker.
 func DeleteQueueAtEnd(t testing.TB, queue string) {
+	atEnd(t, func(ch *amqp.Channel) { _, _ = ch.QueueDelete(queue, false, false, false) })
+}
+
+// DeleteExchangeAtEnd is DeleteQueueAtEnd for an exchange.
+func DeleteExchangeAtEnd(t testing.TB, exchange string) {
+	atEnd(t, func(ch *amqp.Channel) { _ = ch.ExchangeDelete(exchange, false, false) })
+}
+
+// atEnd runs do on a channel of the admin user's when the test ends.
+func atEnd(t testing.TB, do func(*amqp.Channel)) {
 	t.Cleanup(func() {
 		conn, err := amqp.Dial(AdminURL())
 		if err != nil {
@@ -168,7 +178,7 @@ func DeleteQueueAtEnd(t testing.TB, queue string) {
 		}
 		defer conn.Close()
 		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue, false, false, false)
+			do(ch)
 		}
 	})
 }

@@ -288,14 +288,7 @@ func TestDefinitionsGrantPulsePermissions(t *testing.T) {
 	}
 	queue := "queue/" + client + "/definitions-test"
 	brokertest.DeleteQueueAtEnd(t, queue)
-	t.Cleanup(func() {
-		if admin, err := amqp.Dial(brokertest.AdminURL()); err == nil {
-			if ch, err := admin.Channel(); err == nil {
-				_ = ch.ExchangeDelete("exchange/"+client+"/definitions-test", false, false)
-			}
-			admin.Close()
-		}
-	})
+	brokertest.DeleteExchangeAtEnd(t, "exchange/"+client+"/definitions-test")
 	try("declare its own queue", true, func(ch *amqp.Channel) error {
 		_, err := ch.QueueDeclare(queue, false, true, false, false, nil)
 		return err

@@ -101,16 +101,19 @@ func (l *load) copy(n int64) []byte {
 func (l *load) stop() map[string]bool {
 	l.stopOnce.Do(func() { close(l.stopped) })
 	<-l.done
-	ids := map[string]bool{}
-	proc := processorOf(l.t, l.cfg)
-	for n := range l.sent.Load() {
-		_, outcome, err := proc.ProcessBody(l.cfg.Pipelines[0].Bindings[0].Exchange, l.key, nil, l.copy(n), time.Now())
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		for _, r := range outcome.Published {
-			ids[r.ID] = true
-		}
+	return l.expected(l.sent.Load())
+}
+
+// expected is the ids of the outputs the first n copies must give, one
+// each.
+func (l *load) expected(n int64) map[string]bool {
+	keys, bodies := make([]string, n), make([][]byte, n)
+	for i := range n {
+		keys[i], bodies[i] = l.key, l.copy(i)
+	}
+	ids := expectedOutputs(l.t, l.cfg, keys, bodies)
+	if int64(len(ids)) != n {
+		l.t.Fatalf("%d copies give %d outputs; want one each", n, len(ids))
 	}
 	return ids
 }
@@ -362,10 +365,7 @@ func drainBacklog(t *testing.T, n int, recycle string) (time.Duration, *arrivals
 	if err := w.publishMany(builds); err != nil {
 		t.Fatal(err)
 	}
-	l.sent.Store(int64(n))
-	l.done, l.stopped = make(chan struct{}), make(chan struct{})
-	close(l.done)
-	expected := l.stop()
+	expected := l.expected(int64(n))
 	probe := collectArrivals(w.probe(pulse.ExchangeName(w.client, "build/normalized"), "#"))
 	began := time.Now()
 	_, logs, _ := startServed(t, w.parse(text))

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -196,16 +195,7 @@ func TestInputQueueThatDoesNotAnswerIsNotReady(t *testing.T) {
 	conn := brokerOrSkip(t)
 	w := newWorld(t, conn)
 	_, _, srv := startServed(t, w.config(w.pulseUser()))
-	readyz := func() (int, string) {
-		t.Helper()
-		resp, err := http.Get(srv.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	readyz := func() (int, string) { return get(t, srv.URL+"/readyz") }
 	awaitReadyz := func(want int, what string) string {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {

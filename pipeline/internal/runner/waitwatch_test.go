@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -46,15 +45,7 @@ func TestOverdueWaitersAreReported(t *testing.T) {
 		}
 	}
 	returnedAfter(began, 10*time.Second)
-	readyz := func() (int, string) {
-		resp, err := http.Get(srv.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	readyz := func() (int, string) { return get(t, srv.URL+"/readyz") }
 	if code, body := readyz(); code != http.StatusOK || strings.Contains(body, "warning") {
 		t.Fatalf("/readyz while canaries come back: %d %q", code, body)
 	}
