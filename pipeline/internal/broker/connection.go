@@ -127,13 +127,12 @@ func (s *Session) Retiring() <-chan struct{} { return s.retiring }
 
 // Hold marks work in progress on the session (deliveries not yet
 // settled, a publish waiting for its confirms), which a retiring session
-// waits for, up to RetirementDelay, before it closes. Call the returned
-// function when the work is done.
-func (s *Session) Hold() (release func()) {
-	s.users.Add(1)
-	var once sync.Once
-	return func() { once.Do(func() { s.users.Add(-1) }) }
-}
+// waits for, up to RetirementDelay, before it closes. Each Hold is
+// matched by one Release when the work is done.
+func (s *Session) Hold() { s.users.Add(1) }
+
+// Release ends the work a Hold marked.
+func (s *Session) Release() { s.users.Add(-1) }
 
 func newSession(conn *amqp.Connection, addr Address) *Session {
 	s := &Session{Conn: conn, Address: addr, done: make(chan struct{}), retiring: make(chan struct{})}

@@ -153,7 +153,8 @@ func (p *Publisher) Publish(ctx context.Context, timeout time.Duration, outs ...
 		return err
 	}
 	// A recycled session stays open until its publishes are confirmed.
-	defer sess.Hold()()
+	sess.Hold()
+	defer sess.Release()
 	now := time.Now().UTC()
 	var one [1]*amqp.DeferredConfirmation
 	confirms := one[:0]

@@ -321,7 +321,7 @@ func (s *Subscriber) reopen(sess *Session, slot int, redeclare bool) (*consumer,
 // closed already); the session is held until then.
 func (s *Subscriber) serve(sess *Session, c *consumer) error {
 	var inflight sync.WaitGroup
-	release := sess.Hold()
+	sess.Hold()
 	s.consuming.Add(1)
 	done := make(chan struct{})
 	go func() {
@@ -340,7 +340,7 @@ func (s *Subscriber) serve(sess *Session, c *consumer) error {
 	go func() {
 		inflight.Wait()
 		c.close()
-		release()
+		sess.Release()
 	}()
 	return err
 }
