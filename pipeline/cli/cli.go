@@ -53,8 +53,12 @@ func Main(args []string, stdout, stderr io.Writer) int { return Program{}.Main(a
 
 // Main runs the command line and returns the exit code.
 func (prog Program) Main(args []string, stdout, stderr io.Writer) int {
+	// Messages go to stderr, and name the binary; stdout carries data
+	// (translated messages, references, lists), left as it is, but for
+	// the usage text.
+	helpOut := stdout
 	if name := prog.Name; name != "" && name != defaultName {
-		stdout, stderr = renamed(stdout, name), renamed(stderr, name)
+		helpOut, stderr = renamed(stdout, name), renamed(stderr, name)
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -85,7 +89,7 @@ func (prog Program) Main(args []string, stdout, stderr io.Writer) int {
 	case bench.Command:
 		return bench.Main(rest, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(helpOut, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "pulsetranslator: unknown command %q\n\n%s", cmd, usage)
